@@ -1,0 +1,13 @@
+// Entry point of flashslide.node. Each subsystem registers its own exports.
+#include <napi.h>
+
+#include "openslide_binding.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  flashslide::InitOpenSlide(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(flashslide, Init)

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Makes a checkout runnable, doing only what is missing or stale: installs node_modules (npm ci),
+// builds the native addon and compiles TypeScript. Safe to run any number of times; `npm start`
+// and `npm test` call it first.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function newest(path) {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let t = 0;
+  for (const entry of readdirSync(path)) {
+    if (entry === 'build' || entry === 'node_modules') continue;
+    t = Math.max(t, newest(join(path, entry)));
+  }
+  return t;
+}
+
+function mtime(path) {
+  return existsSync(path) ? statSync(path).mtimeMs : 0;
+}
+
+function run(cmd, argv) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status || 1);
+}
+
+const installed = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installed) || mtime(join(root, 'package-lock.json')) > mtime(installed)) {
+  console.log('flashslide: installing dependencies (npm ci)...');
+  // --ignore-scripts: the build below runs once, with the checks that follow.
+  run(npm, ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
+}
+const addon = join(root, 'native', 'build', 'Release', 'flashslide.node');
+if (mtime(addon) < Math.max(newest(join(root, 'native')), newest(join(root, 'kernels')))) {
+  console.log('flashslide: building the native addon...');
+  run(process.execPath, [join(root, 'scripts', 'build.mjs'), '--native-only']);
+}
+if (mtime(join(root, 'dist', 'worker', 'cli', 'main.js')) < Math.max(newest(join(root, 'worker')), mtime(join(root, 'tsconfig.json')))) {
+  console.log('flashslide: compiling TypeScript...');
+  run(process.execPath, [join(root, 'scripts', 'build.mjs'), '--ts-only']);
+}

@@ -1,0 +1,65 @@
+/**
+ * Loads flashslide.node (native/) once and gives it a typed face. The addon is built by
+ * `npm run build:native`; when it is missing, callers get one error that says so.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+
+export interface NativeLevel {
+  width: number;
+  height: number;
+  downsample: number;
+}
+
+export interface NativeAssociated {
+  name: string;
+  width: number;
+  height: number;
+}
+
+export interface NativeOpenSlide {
+  properties(): Record<string, string>;
+  levels(): NativeLevel[];
+  associatedImages(): NativeAssociated[];
+  readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Buffer>;
+  readAssociatedImage(name: string): Promise<{ data: Buffer; width: number; height: number }>;
+  close(): void;
+}
+
+export interface NativeAddon {
+  /** libopenslide version, or null when the addon was built without it. */
+  openslideVersion: string | null;
+  openslideDetectVendor?: (path: string) => string | null;
+  OpenSlide?: new (path: string) => NativeOpenSlide;
+}
+
+/** The repository root, found from this file whether it runs from source (worker/) or dist/worker/. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
+    dir = resolve(dir, '..');
+  }
+  throw new Error('cannot locate the flashslide package root');
+}
+
+export const ADDON_PATH = join(repoRoot(), 'native', 'build', 'Release', 'flashslide.node');
+
+let cached: NativeAddon | Error | undefined;
+
+/** The addon, or an Error explaining why it cannot be loaded (never throws). */
+export function loadNativeAddon(): NativeAddon | Error {
+  if (cached !== undefined) return cached;
+  if (!existsSync(ADDON_PATH)) {
+    cached = new Error(`the native addon is not built (${ADDON_PATH} is missing): run npm run build:native`);
+    return cached;
+  }
+  try {
+    cached = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (err) {
+    cached = new Error(`the native addon failed to load: ${err instanceof Error ? err.message : String(err)}; rebuild it with npm run build:native`);
+  }
+  return cached;
+}

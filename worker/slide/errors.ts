@@ -1,0 +1,70 @@
+/**
+ * Errors raised while opening or reading a slide. Every message names the file and says what a
+ * person can do about it; the CLI prints `message` as one line and exits non-zero.
+ */
+
+export type SlideErrorCode =
+  | 'not_found'
+  | 'unsupported_format'
+  | 'corrupt'
+  | 'missing_mpp'
+  | 'backend_unavailable'
+  | 'invalid_argument';
+
+export class SlideError extends Error {
+  readonly code: SlideErrorCode;
+  readonly path: string | undefined;
+
+  constructor(code: SlideErrorCode, message: string, options?: { path?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.path = options?.path;
+  }
+}
+
+/** The path does not exist or is not a readable file. */
+export class SlideNotFoundError extends SlideError {
+  constructor(path: string, reason: string) {
+    super('not_found', `${path}: ${reason}`, { path });
+  }
+}
+
+/** The file is not a slide format any backend reads. */
+export class UnsupportedFormatError extends SlideError {
+  constructor(path: string, reason: string) {
+    super('unsupported_format', `${path}: ${reason}`, { path });
+  }
+}
+
+/** The file looks like a slide but its structure or pixel data is damaged (truncated, bad offsets, absurd sizes). */
+export class CorruptSlideError extends SlideError {
+  constructor(path: string, reason: string, cause?: unknown) {
+    super('corrupt', `${path}: ${reason}`, { path, cause });
+  }
+}
+
+/** The slide carries no usable microns-per-pixel and the caller gave none. */
+export class MissingMppError extends SlideError {
+  constructor(path: string, detail: string) {
+    super(
+      'missing_mpp',
+      `${path}: no microns-per-pixel in the slide (${detail}); pass --mpp <microns per pixel at level 0>, e.g. --mpp 0.25 for a 40x scan`,
+      { path },
+    );
+  }
+}
+
+/** The format needs a backend this build lacks (e.g. OpenSlide for NDPI/MRXS). */
+export class BackendUnavailableError extends SlideError {
+  constructor(path: string, format: string, remedy: string) {
+    super('backend_unavailable', `${path}: ${format} needs ${remedy}`, { path });
+  }
+}
+
+/** A caller asked for something impossible: a level that does not exist, a huge region, bad options. */
+export class InvalidArgumentError extends SlideError {
+  constructor(message: string, path?: string) {
+    super('invalid_argument', path === undefined ? message : `${path}: ${message}`, path === undefined ? {} : { path });
+  }
+}

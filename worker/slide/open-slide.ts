@@ -1,0 +1,142 @@
+/**
+ * Opens a slide with the right backend, chosen from the file's content (never its extension):
+ *
+ *   TIFF family  -> sharp, unless a page uses a codec libvips lacks or the file is a vendor TIFF
+ *                   only OpenSlide understands (NDPI); if sharp cannot decode a probe tile we
+ *                   fall back to OpenSlide.
+ *   anything else -> OpenSlide when it recognises the file (MRXS, VMS, ...), else sharp for plain
+ *                   raster images (JPEG, PNG, ...), else a clear "unsupported format" error.
+ */
+import { open as openFile, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import sharp, { type Metadata } from 'sharp';
+import { BackendUnavailableError, CorruptSlideError, InvalidArgumentError, SlideError, SlideNotFoundError, UnsupportedFormatError } from './errors.js';
+import { OPENSLIDE_REMEDY, OpenSlideSource, detectOpenSlideVendor, openSlideAvailable } from './openslide-source.js';
+import { SharpSlideSource } from './sharp-source.js';
+import type { BackendName, Mpp, MppSource, SlideSource } from './slide-source.js';
+import { TiffStructureError, isTiffMagic, readTiffDirectories } from './tiff-directory.js';
+import { PLAUSIBLE_MPP, describeTiffLayout, type TiffSlideLayout } from './tiff-metadata.js';
+
+export interface OpenSlideOptions {
+  /** Microns per level-0 pixel to use instead of (or where there is no) slide metadata. */
+  mpp?: number | undefined;
+  /** Force a backend; 'auto' (default) picks per file. */
+  backend?: BackendName | 'auto' | undefined;
+}
+
+/** Extensions of formats that exist only as OpenSlide formats, to name the right remedy when it is missing. */
+const OPENSLIDE_ONLY_EXTENSIONS = new Set(['.mrxs', '.vms', '.vmu', '.ndpi', '.scn', '.bif', '.svslide']);
+
+const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'jp2', 'heif', 'tiff']);
+
+function checkMppOverride(path: string, mpp: number | undefined): number | undefined {
+  if (mpp === undefined) return undefined;
+  if (!Number.isFinite(mpp) || mpp < PLAUSIBLE_MPP.min || mpp > PLAUSIBLE_MPP.max) {
+    throw new InvalidArgumentError(`--mpp ${mpp} is not a plausible microns-per-pixel (expected ${PLAUSIBLE_MPP.min}..${PLAUSIBLE_MPP.max}, e.g. 0.25 at 40x, 0.5 at 20x)`, path);
+  }
+  return mpp;
+}
+
+function overrideMpp<T extends { mpp: Mpp | null; mppSource: MppSource; mppNote: string | null }>(layout: T, mpp: number | undefined): T {
+  return mpp === undefined ? layout : { ...layout, mpp: { x: mpp, y: mpp }, mppSource: 'override', mppNote: null };
+}
+
+async function probe(source: SlideSource): Promise<void> {
+  // Decode a small window of the coarsest level: cheap, and it exercises the codec of the file.
+  const last = source.levels.length - 1;
+  const lvl = source.levels[last];
+  if (lvl === undefined) return;
+  await source.readRegion(last, 0, 0, Math.min(32, lvl.width), Math.min(32, lvl.height));
+}
+
+function openWithOpenSlide(path: string, format: string, mpp: number | undefined): SlideSource {
+  if (!openSlideAvailable()) throw new BackendUnavailableError(path, format, OPENSLIDE_REMEDY);
+  return OpenSlideSource.open(path, mpp);
+}
+
+async function openTiff(path: string, options: OpenSlideOptions, mpp: number | undefined): Promise<SlideSource> {
+  let layout: TiffSlideLayout;
+  try {
+    layout = describeTiffLayout(await readTiffDirectories(path));
+  } catch (err) {
+    if (!(err instanceof TiffStructureError)) throw err;
+    if (options.backend !== 'sharp' && detectOpenSlideVendor(path) !== null) return openWithOpenSlide(path, 'this TIFF', mpp);
+    throw new CorruptSlideError(path, `damaged TIFF: ${err.message}`, err);
+  }
+  const wantOpenSlide = options.backend === 'openslide' || (options.backend !== 'sharp' && layout.needsOpenSlide !== null);
+  if (wantOpenSlide) return openWithOpenSlide(path, layout.needsOpenSlide ?? 'this TIFF', mpp);
+
+  const source = new SharpSlideSource({ path, ...overrideMpp(layout, mpp) });
+  try {
+    await probe(source);
+    return source;
+  } catch (err) {
+    if (options.backend !== 'sharp' && openSlideAvailable() && detectOpenSlideVendor(path) !== null) {
+      return openWithOpenSlide(path, 'this TIFF', mpp);
+    }
+    throw err;
+  }
+}
+
+async function openRaster(path: string, mpp: number | undefined): Promise<SlideSource | null> {
+  let meta: Metadata;
+  try {
+    meta = await sharp(path, { limitInputPixels: false }).metadata();
+  } catch {
+    return null;
+  }
+  if (meta.format === undefined || !RASTER_FORMATS.has(meta.format) || !meta.width || !meta.height) return null;
+  const source = new SharpSlideSource({
+    path,
+    vendor: 'image',
+    levels: [{ width: meta.width, height: meta.height, downsample: 1, page: 0, subifd: -1 }],
+    associated: [],
+    ...overrideMpp({ mpp: null, mppSource: null, mppNote: `a plain ${meta.format} image carries no scan resolution` }, mpp),
+    objectivePower: null,
+    properties: { 'image.format': meta.format },
+  });
+  await probe(source);
+  return source;
+}
+
+/** Opens `path` as a slide. Every failure is a SlideError with a message a person can act on. */
+export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<SlideSource> {
+  const mpp = checkMppOverride(path, options.mpp);
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new SlideNotFoundError(path, 'is a directory, not a slide file (for MIRAX give the .mrxs file beside its folder)');
+    size = st.size;
+  } catch (err) {
+    if (err instanceof SlideError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SlideNotFoundError(path, code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot stat: ${String(err)}`);
+  }
+  if (size === 0) throw new CorruptSlideError(path, 'the file is empty');
+
+  const head = Buffer.alloc(16);
+  const fh = await openFile(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new SlideNotFoundError(path, err.code === 'EACCES' ? 'permission denied' : `cannot open: ${err.message}`);
+  });
+  try {
+    await fh.read(head, 0, 16, 0);
+  } finally {
+    await fh.close();
+  }
+
+  if (options.backend === 'openslide') return openWithOpenSlide(path, 'this file', mpp);
+  if (isTiffMagic(head)) return openTiff(path, options, mpp);
+
+  if (options.backend !== 'sharp' && detectOpenSlideVendor(path) !== null) return openWithOpenSlide(path, 'this file', mpp);
+  const ext = extname(path).toLowerCase();
+  if (OPENSLIDE_ONLY_EXTENSIONS.has(ext) && !openSlideAvailable()) {
+    throw new BackendUnavailableError(path, `a ${ext} slide`, OPENSLIDE_REMEDY);
+  }
+  const raster = await openRaster(path, mpp);
+  if (raster !== null) return raster;
+  const hex = head.subarray(0, 8).toString('hex').replace(/(..)/g, '$1 ').trim();
+  throw new UnsupportedFormatError(
+    path,
+    `not a slide format flashslide reads (first bytes ${hex}; expected TIFF/SVS/OME-TIFF, an OpenSlide format such as NDPI or MRXS, or a JPEG/PNG image)`,
+  );
+}

@@ -1,0 +1,118 @@
+/**
+ * SlideSource over sharp/libvips for TIFF-family slides (Aperio SVS with JPEG tiles, generic tiled
+ * pyramidal TIFF, OME-TIFF) and plain raster images. libvips decodes on demand, so an extract from
+ * a tiled page touches only the tiles under the rectangle.
+ */
+import sharp, { type Sharp, type SharpOptions } from 'sharp';
+import { CorruptSlideError, InvalidArgumentError } from './errors.js';
+import { checkRegionRequest, padToRequest } from './region-bounds.js';
+import type { AssociatedImageName, Mpp, MppSource, RgbImage, SlideLevel, SlideSource } from './slide-source.js';
+import type { TiffAssociated, TiffLevel } from './tiff-metadata.js';
+
+export interface SharpSourceInit {
+  readonly path: string;
+  readonly vendor: string;
+  readonly levels: readonly TiffLevel[];
+  readonly associated: readonly TiffAssociated[];
+  readonly mpp: Mpp | null;
+  readonly mppSource: MppSource;
+  readonly mppNote: string | null;
+  readonly objectivePower: number | null;
+  readonly properties: Record<string, string>;
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? msg;
+}
+
+export class SharpSlideSource implements SlideSource {
+  readonly backend = 'sharp' as const;
+  readonly path: string;
+  readonly vendor: string;
+  readonly width: number;
+  readonly height: number;
+  readonly levels: readonly SlideLevel[];
+  readonly mpp: Mpp | null;
+  readonly mppSource: MppSource;
+  readonly mppNote: string | null;
+  readonly objectivePower: number | null;
+  readonly associatedImages: readonly AssociatedImageName[];
+  readonly properties: Readonly<Record<string, string>>;
+  private readonly tiffLevels: readonly TiffLevel[];
+  private readonly associated: readonly TiffAssociated[];
+
+  constructor(init: SharpSourceInit) {
+    const level0 = init.levels[0];
+    if (level0 === undefined) throw new Error('SharpSlideSource needs at least one level');
+    this.path = init.path;
+    this.vendor = init.vendor;
+    this.width = level0.width;
+    this.height = level0.height;
+    this.tiffLevels = init.levels;
+    this.levels = init.levels.map(({ width, height, downsample }) => ({ width, height, downsample }));
+    this.mpp = init.mpp;
+    this.mppSource = init.mppSource;
+    this.mppNote = init.mppNote;
+    this.objectivePower = init.objectivePower;
+    this.associated = init.associated;
+    this.associatedImages = init.associated.map((a) => a.name);
+    this.properties = init.properties;
+  }
+
+  private open(page: number, subifd: number): Sharp {
+    const options: SharpOptions = { page, limitInputPixels: false, failOn: 'error' };
+    if (subifd >= 0) options.subifd = subifd;
+    return sharp(this.path, options);
+  }
+
+  async readRegion(level: number, x: number, y: number, width: number, height: number): Promise<RgbImage> {
+    const win = checkRegionRequest(this.path, this.levels, level, x, y, width, height);
+    if (win.iw === 0 || win.ih === 0) return padToRequest(null, win, width, height);
+    const lvl = this.tiffLevels[level] as TiffLevel;
+    let inner: Buffer;
+    try {
+      const { data, info } = await this.open(lvl.page, lvl.subifd)
+        .extract({ left: win.ix, top: win.iy, width: win.iw, height: win.ih })
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3 || info.width !== win.iw || info.height !== win.ih) {
+        throw new Error(`decoder returned ${info.width}x${info.height}x${info.channels}, expected ${win.iw}x${win.ih}x3`);
+      }
+      inner = data;
+    } catch (err) {
+      throw new CorruptSlideError(
+        this.path,
+        `cannot decode level ${level} at (${win.ix}, ${win.iy}) ${win.iw}x${win.ih}: ${firstLine(err)}`,
+        err,
+      );
+    }
+    return padToRequest(inner, win, width, height);
+  }
+
+  async readAssociatedImage(name: AssociatedImageName): Promise<RgbImage> {
+    const entry = this.associated.find((a) => a.name === name);
+    if (entry === undefined) {
+      throw new InvalidArgumentError(
+        `no associated image "${name}" (available: ${this.associatedImages.join(', ') || 'none'})`,
+        this.path,
+      );
+    }
+    try {
+      const { data, info } = await this.open(entry.page, -1)
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      return { data, width: info.width, height: info.height };
+    } catch (err) {
+      throw new CorruptSlideError(this.path, `cannot decode associated image "${name}": ${firstLine(err)}`, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    // sharp opens the file per request; nothing is held between reads.
+  }
+}
