@@ -1,11 +1,13 @@
 // Entry point of flashslide.node. Each subsystem registers its own exports.
 #include <napi.h>
 
+#include "engine_binding.h"
 #include "openslide_binding.h"
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitOpenSlide(env, exports);
+  flashslide::InitEngine(env, exports);
   return exports;
 }
 }  // namespace

@@ -1,14 +1,15 @@
 /**
  * The `flashslide` command line. Each subcommand parses its own flags; every failure a user can
  * cause ends as one line on stderr and a non-zero exit, never a stack trace (FLASHSLIDE_DEBUG=1
- * shows it).
+ * shows it). Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input (slide, model, file),
+ * 4 a check that ran and failed.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SlideError } from '../slide/errors.js';
-import { formatInspectReport, inspectSlide } from './inspect.js';
-import type { BackendName } from '../slide/slide-source.js';
-
-export class UsageError extends Error {}
+import { EngineError } from '../infer/vit-engine.js';
+import { SafetensorsError } from '../infer/safetensors.js';
+import { UsageError } from './args.js';
+import { inspectCommand } from './inspect-command.js';
+import { modelCommand } from './model-command.js';
 
 const USAGE = `usage: flashslide <command> [options]
 
@@ -16,73 +17,15 @@ commands:
   inspect <slide> [--json] [--mpp X] [--out DIR] [--target-mpp 0.5] [--region-size 1024]
                   [--overlap 0] [--patch-size 16] [--backend auto|sharp|openslide]
       print the slide's metadata, tissue fraction and region count; write <DIR>/<slide>.tissue.png
+  model info <weights|demo> | model check <weights> <io> | model demo
+      the inference engine: inferred architecture, parity check against reference outputs,
+      the demo model
 
 run 'flashslide <command> --help' for details.`;
 
-const INSPECT_HELP = `usage: flashslide inspect <slide> [options]
-
-  --json               print the report as JSON
-  --mpp X              microns per level-0 pixel, overriding (or supplying) the slide's own
-  --out DIR            folder for the tissue mask PNG (default: current folder)
-  --target-mpp X       model resolution in µm/px (default 0.5)
-  --region-size N      region side in model pixels, 224..4096, multiple of the patch size (default 1024)
-  --overlap N          pixels shared by neighbouring regions (default 0)
-  --patch-size N       ViT patch size (default 16)
-  --backend NAME       auto (default), sharp or openslide`;
-
-function numberFlag(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const v = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--${name} expects a number, got "${String(raw)}"`);
-  return v;
-}
-
-function parse(args: string[], options: ParseArgsConfig['options']): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
-    return { values: values as Record<string, unknown>, positionals };
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-}
-
-async function inspectCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    'json': { type: 'boolean' },
-    'help': { type: 'boolean', short: 'h' },
-    'mpp': { type: 'string' },
-    'out': { type: 'string' },
-    'target-mpp': { type: 'string' },
-    'region-size': { type: 'string' },
-    'overlap': { type: 'string' },
-    'patch-size': { type: 'string' },
-    'backend': { type: 'string' },
-  });
-  if (values['help']) {
-    process.stdout.write(`${INSPECT_HELP}\n`);
-    return 0;
-  }
-  if (positionals.length !== 1) throw new UsageError('inspect takes exactly one slide path');
-  const backend = (values['backend'] as string | undefined) ?? 'auto';
-  if (!['auto', 'sharp', 'openslide'].includes(backend)) throw new UsageError(`--backend must be auto, sharp or openslide, got "${backend}"`);
-  const regions: Record<string, number> = {};
-  for (const [flag, key] of [['target-mpp', 'targetMpp'], ['region-size', 'regionSize'], ['overlap', 'overlap'], ['patch-size', 'patchSize']] as const) {
-    const v = numberFlag(values, flag);
-    if (v !== undefined) regions[key] = v;
-  }
-  const report = await inspectSlide(positionals[0] as string, {
-    mpp: numberFlag(values, 'mpp'),
-    backend: backend as BackendName | 'auto',
-    outDir: (values['out'] as string | undefined) ?? '.',
-    regions,
-  });
-  process.stdout.write(values['json'] ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);
-  return 0;
-}
-
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   inspect: inspectCommand,
+  model: modelCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -101,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`flashslide: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof SlideError) {
+    if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError) {
       process.stderr.write(`flashslide: error: ${err.message}\n`);
       return 3;
     }

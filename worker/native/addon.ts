@@ -28,7 +28,62 @@ export interface NativeOpenSlide {
   close(): void;
 }
 
+export interface NativeArch {
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  headDim: number;
+  mlpHidden: number;
+  mlp: 'gelu' | 'swiglu';
+  patchSize: number;
+  hasClsToken: boolean;
+  numRegTokens: number;
+  numPrefixTokens: number;
+  layerScale: boolean;
+  noEmbedClass: boolean;
+  posEmbedGrid: [number, number];
+  mean: [number, number, number];
+  std: [number, number, number];
+  layerNormEps: number;
+  numParams: number;
+  description: string;
+}
+
+export interface NativeForwardResult {
+  /** [batch, tokens, dim] row-major. */
+  data: Float32Array;
+  batch: number;
+  tokens: number;
+  dim: number;
+  gridH: number;
+  gridW: number;
+  millis: number;
+}
+
+export interface NativeEngine {
+  readonly device: 'cpu' | 'cuda';
+  readonly backend: string;
+  arch(): NativeArch;
+  tokens(height: number, width: number): number;
+  forward(rgb: Buffer, batch: number, height: number, width: number): Promise<NativeForwardResult>;
+}
+
+/** Errors from the engine carry one of these codes. */
+export type NativeEngineErrorCode =
+  | 'bad_file'
+  | 'missing_tensor'
+  | 'shape_mismatch'
+  | 'unsupported_dtype'
+  | 'unsupported_arch'
+  | 'bad_config'
+  | 'bad_input'
+  | 'out_of_memory'
+  | 'internal';
+
 export interface NativeAddon {
+  /** Engine backends compiled into this build. */
+  engineDevices: string[];
+  loadEngine(weightsPath: string, configPath: string, device: 'cpu' | 'cuda'): Promise<NativeEngine>;
   /** libopenslide version, or null when the addon was built without it. */
   openslideVersion: string | null;
   openslideDetectVendor?: (path: string) => string | null;
@@ -36,7 +91,7 @@ export interface NativeAddon {
 }
 
 /** The repository root, found from this file whether it runs from source (worker/) or dist/worker/. */
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;

@@ -1,0 +1,106 @@
+// flashslide engine: backend-neutral ViT feature extractor.
+//
+// Engine::forward computes timm VisionTransformer.forward_features for a batch of
+// uint8 RGB tiles:
+//   in  rgb [B, H, W, 3] uint8, HWC, row-major (tile as decoded from the slide)
+//   out     [B, T, D] float32, T = cls? + R + (H/p)*(W/p): all tokens [cls, reg..., patches]
+//           after the final LayerNorm, patches in row-major grid order.
+// Pixel normalisation (x/255 - mean)/std happens inside, so callers never touch floats.
+// H and W must be multiples of the patch size (no implicit crop/pad: silently cropping
+// a tile would change the features). Any H, W are accepted; the position embedding is
+// resampled (timm dynamic_img_size, antialiased bicubic) and cached per patch grid.
+//
+// Structure: Engine owns the validated Weights (plain float host arrays, shared) and a
+// Backend that runs the math. The CPU backend exists now; a CUDA backend implements the
+// same interface later. Thread safety: no globals; separate Engine instances are
+// independent; forward() on one instance is serialised by a mutex (backends keep
+// per-instance scratch/caches and need not be reentrant themselves).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "error.h"
+#include "vit_config.h"
+#include "weights.h"
+
+namespace flashslide {
+
+enum class Device { Cpu, Cuda };
+
+struct ForwardResult {
+  int batch = 0;
+  int tokens = 0;   // T
+  int dim = 0;      // D
+  int gridH = 0, gridW = 0;
+  double millis = 0;  // wall time of the backend forward
+};
+
+// Position embedding resampled for one patch grid: [prefixRows + gridH*gridW, D].
+struct PosEmbedView {
+  int gridH = 0, gridW = 0;
+  int prefixRows = 0;  // arch.posEmbedPrefix
+  const float* data = nullptr;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // Preconditions checked by Engine: B >= 1, H, W positive multiples of p, pointers valid.
+  virtual void forward(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
+                       float* out) = 0;
+};
+
+// Defined by the CPU backend (cpu/vit_cpu.cpp).
+std::unique_ptr<Backend> makeCpuBackend(std::shared_ptr<const Weights> weights);
+
+class Engine {
+ public:
+  // Reads + validates a timm-named safetensors checkpoint. Throws flashslide::Error.
+  static std::unique_ptr<Engine> load(const std::string& weightsPath, const ModelConfig& cfg,
+                                      Device device = Device::Cpu);
+  // Builds from tensors already in memory (bench, converters, tests).
+  static std::unique_ptr<Engine> fromTensors(TensorMap tensors, const ModelConfig& cfg,
+                                             Device device = Device::Cpu,
+                                             const std::string& sourceName = "<memory>");
+  static std::unique_ptr<Engine> fromWeights(Weights weights, Device device = Device::Cpu);
+
+  const ModelArch& arch() const { return weights_->arch; }
+  Device device() const { return device_; }
+  const char* backendName() const { return backend_->name(); }
+  // Tokens per image, T. Throws Error("bad_input") if H/W are not multiples of p.
+  size_t tokens(int H, int W) const { return weights_->arch.tokens(H, W); }
+  // Floats forward() writes: B * T * D.
+  size_t outputSize(int B, int H, int W) const {
+    return static_cast<size_t>(B) * tokens(H, W) * static_cast<size_t>(weights_->arch.embedDim);
+  }
+
+  // rgb: B*H*W*3 bytes; out: outputSize(B, H, W) floats. Serialised per instance.
+  ForwardResult forward(const uint8_t* rgb, int B, int H, int W, float* out);
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+ private:
+  Engine(std::shared_ptr<const Weights> w, Device device);
+  const PosEmbedView& posEmbedFor(int gh, int gw);  // caller holds mu_
+
+  std::shared_ptr<const Weights> weights_;
+  Device device_;
+  std::unique_ptr<Backend> backend_;
+  std::mutex mu_;
+  struct CachedPos {
+    std::vector<float> data;
+    PosEmbedView view;
+  };
+  std::map<std::pair<int, int>, CachedPos> posCache_;
+};
+
+}  // namespace flashslide

@@ -1,0 +1,284 @@
+// Engine binding: loads a ViT checkpoint and runs forward passes off the JS thread.
+//
+// JS API (typed in worker/native/addon.ts):
+//   engineDevices(): string[]                          backends compiled in ("cpu", later "cuda")
+//   loadEngine(weightsPath, configPath, device): Promise<Engine>
+//   Engine.arch(): {...}                               what the engine inferred from the weights
+//   Engine.tokens(H, W): number
+//   Engine.forward(rgb: Buffer, B, H, W): Promise<{ data: Float32Array, batch, tokens, dim, gridH, gridW, millis }>
+//
+// The input Buffer is used in place (no copy): a reference keeps it alive until the worker ends.
+// The output is allocated once per call and handed to JS as an external ArrayBuffer.
+// Engine errors reject with an Error whose `code` is the engine's (bad_file, missing_tensor,
+// shape_mismatch, unsupported_dtype, unsupported_arch, bad_config, bad_input, out_of_memory).
+#include "engine_binding.h"
+
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace flashslide {
+
+namespace {
+
+struct CaughtError {
+  std::string code;
+  std::string message;
+};
+
+// Runs `fn`, turning every engine failure into code + message for the JS side.
+template <typename Fn>
+bool capture(Fn&& fn, CaughtError& err) {
+  try {
+    fn();
+    return true;
+  } catch (const Error& e) {
+    err = {e.code(), e.what()};
+  } catch (const std::bad_alloc&) {
+    err = {"out_of_memory", "out of memory (host): use a smaller batch or region size"};
+  } catch (const std::exception& e) {
+    err = {"internal", e.what()};
+  }
+  return false;
+}
+
+Napi::Error toJsError(Napi::Env env, const CaughtError& err) {
+  Napi::Error e = Napi::Error::New(env, err.message);
+  e.Set("code", Napi::String::New(env, err.code));
+  return e;
+}
+
+Napi::Object archToJs(Napi::Env env, const ModelArch& a) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("embedDim", a.embedDim);
+  o.Set("depth", a.depth);
+  o.Set("numHeads", a.numHeads);
+  o.Set("headDim", a.headDim);
+  o.Set("mlpHidden", a.mlpHidden);
+  o.Set("mlp", a.mlp == MlpKind::SwiGLU ? "swiglu" : "gelu");
+  o.Set("patchSize", a.patchSize);
+  o.Set("hasClsToken", a.hasClsToken);
+  o.Set("numRegTokens", a.numRegTokens);
+  o.Set("numPrefixTokens", a.numPrefixTokens);
+  o.Set("layerScale", a.layerScale);
+  o.Set("noEmbedClass", a.noEmbedClass);
+  Napi::Array grid = Napi::Array::New(env, 2);
+  grid.Set(0u, a.posGridH);
+  grid.Set(1u, a.posGridW);
+  o.Set("posEmbedGrid", grid);
+  Napi::Array mean = Napi::Array::New(env, 3), stdev = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; ++i) {
+    mean.Set(i, a.mean[i]);
+    stdev.Set(i, a.std[i]);
+  }
+  o.Set("mean", mean);
+  o.Set("std", stdev);
+  o.Set("layerNormEps", a.layerNormEps);
+  o.Set("numParams", static_cast<double>(a.numParams));
+  o.Set("description", a.describe());
+  return o;
+}
+
+class EngineHandle;
+
+struct AddonData {
+  Napi::FunctionReference engineConstructor;
+};
+
+class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod("arch", &EngineHandle::Arch),
+                           InstanceMethod("tokens", &EngineHandle::Tokens),
+                           InstanceMethod("forward", &EngineHandle::Forward),
+                           InstanceAccessor("device", &EngineHandle::DeviceName, nullptr),
+                           InstanceAccessor("backend", &EngineHandle::BackendName, nullptr),
+                       });
+  }
+
+  // Only constructed by loadEngine, which passes the loaded engine as an External.
+  explicit EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), "use loadEngine(weights, config, device) to create an Engine");
+    }
+    auto* raw = info[0].As<Napi::External<Engine>>().Data();
+    engine_ = std::shared_ptr<Engine>(raw);
+  }
+
+ private:
+  Napi::Value Arch(const Napi::CallbackInfo& info) { return archToJs(info.Env(), engine_->arch()); }
+
+  Napi::Value Tokens(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "tokens(H, W)");
+    CaughtError err;
+    size_t t = 0;
+    if (!capture([&] { t = engine_->tokens(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value()); }, err)) {
+      throw toJsError(env, err);
+    }
+    return Napi::Number::New(env, static_cast<double>(t));
+  }
+
+  Napi::Value DeviceName(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), engine_->device() == Device::Cuda ? "cuda" : "cpu");
+  }
+  Napi::Value BackendName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine_->backendName()); }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<Engine> engine_;
+};
+
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string weights, std::string config, Device device)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), weights_(std::move(weights)),
+        config_(std::move(config)), device_(device) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    if (!capture(
+            [&] {
+              const ModelConfig cfg = ModelConfig::fromJsonFile(config_);
+              engine_ = Engine::load(weights_, cfg, device_);
+            },
+            err_)) {
+      SetError(err_.message);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    auto* data = env.GetInstanceData<AddonData>();
+    Napi::Object handle = data->engineConstructor.New({Napi::External<Engine>::New(env, engine_.release())});
+    deferred_.Resolve(handle);
+  }
+
+  void OnError(const Napi::Error&) override { deferred_.Reject(toJsError(Env(), err_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string weights_, config_;
+  Device device_;
+  std::unique_ptr<Engine> engine_;
+  CaughtError err_;
+};
+
+class ForwardWorker : public Napi::AsyncWorker {
+ public:
+  ForwardWorker(Napi::Env env, std::shared_ptr<Engine> engine, Napi::Buffer<uint8_t> input, int B, int H, int W)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(std::move(engine)),
+        input_(Napi::Persistent(input)), rgb_(input.Data()), B_(B), H_(H), W_(W) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    if (!capture(
+            [&] {
+              out_.reset(new std::vector<float>(engine_->outputSize(B_, H_, W_)));
+              result_ = engine_->forward(rgb_, B_, H_, W_, out_->data());
+            },
+            err_)) {
+      SetError(err_.message);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    std::vector<float>* vec = out_.release();
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, vec->data(), vec->size() * sizeof(float), [](Napi::Env, void*, std::vector<float>* v) { delete v; }, vec);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("data", Napi::Float32Array::New(env, vec->size(), ab, 0));
+    o.Set("batch", result_.batch);
+    o.Set("tokens", result_.tokens);
+    o.Set("dim", result_.dim);
+    o.Set("gridH", result_.gridH);
+    o.Set("gridW", result_.gridW);
+    o.Set("millis", result_.millis);
+    deferred_.Resolve(o);
+  }
+
+  void OnError(const Napi::Error&) override { deferred_.Reject(toJsError(Env(), err_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Engine> engine_;  // keeps the engine alive even if JS drops its handle mid-run
+  Napi::Reference<Napi::Buffer<uint8_t>> input_;
+  const uint8_t* rgb_;
+  int B_, H_, W_;
+  std::unique_ptr<std::vector<float>> out_;
+  ForwardResult result_;
+  CaughtError err_;
+};
+
+Napi::Value EngineHandle::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto reject = [&](const std::string& code, const std::string& msg) {
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Reject(toJsError(env, {code, msg}).Value());
+    return d.Promise();
+  };
+  if (info.Length() != 4 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    return reject("bad_input", "forward(rgb: Buffer, batch, height, width)");
+  }
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  const int64_t B = info[1].As<Napi::Number>().Int64Value();
+  const int64_t H = info[2].As<Napi::Number>().Int64Value();
+  const int64_t W = info[3].As<Napi::Number>().Int64Value();
+  if (B < 1 || H < 1 || W < 1 || B > 65536 || H > 65536 || W > 65536) {
+    return reject("bad_input", "batch, height and width must be positive (got " + std::to_string(B) + "x" + std::to_string(H) + "x" + std::to_string(W) + ")");
+  }
+  const uint64_t need = static_cast<uint64_t>(B) * H * W * 3;
+  if (buf.Length() != need) {
+    return reject("bad_input", "input buffer has " + std::to_string(buf.Length()) + " bytes but " + std::to_string(B) + "x" +
+                                   std::to_string(H) + "x" + std::to_string(W) + "x3 RGB needs " + std::to_string(need));
+  }
+  auto* worker = new ForwardWorker(env, engine_, buf, static_cast<int>(B), static_cast<int>(H), static_cast<int>(W));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value LoadEngine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString()) {
+    throw Napi::TypeError::New(env, "loadEngine(weightsPath, configPath, device)");
+  }
+  const std::string device = info[2].As<Napi::String>();
+  Device d;
+  if (device == "cpu") {
+    d = Device::Cpu;
+  } else if (device == "cuda") {
+    d = Device::Cuda;
+  } else {
+    throw Napi::TypeError::New(env, "device must be \"cpu\" or \"cuda\", got \"" + device + "\"");
+  }
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>(), info[1].As<Napi::String>(), d);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace
+
+void InitEngine(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->engineConstructor = Napi::Persistent(EngineHandle::Define(env));
+  env.SetInstanceData(data);
+  Napi::Array devices = Napi::Array::New(env);
+  devices.Set(0u, "cpu");
+#ifdef FLASHSLIDE_HAVE_CUDA
+  devices.Set(1u, "cuda");
+#endif
+  exports.Set("engineDevices", devices);
+  exports.Set("loadEngine", Napi::Function::New(env, LoadEngine));
+}
+
+}  // namespace flashslide

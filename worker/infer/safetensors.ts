@@ -1,0 +1,244 @@
+/**
+ * safetensors reading and writing in TypeScript, for the files the Node side handles itself:
+ * `model check` inputs/outputs, demo model weights, scoring heads and reference banks. The engine
+ * reads model weights in C++ (kernels/engine/safetensors.cpp); both follow the same format:
+ *
+ *   u64 LE header length N | N bytes of JSON header | tensor data
+ *   header: { name: { dtype, shape, data_offsets: [begin, end) relative to the data }, "__metadata__": {..} }
+ *
+ * Validation mirrors the reference implementation: offsets contiguous without holes, sizes equal
+ * to numel x dtype size, the data ends exactly at the end of the file.
+ */
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../util/atomic-write.js';
+
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'U8' | 'I8' | 'I16' | 'I32' | 'I64' | 'U16' | 'U32' | 'U64' | 'BOOL';
+
+const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1, I16: 2, I32: 4, I64: 8, U16: 2, U32: 4, U64: 8, BOOL: 1,
+};
+
+const MAX_HEADER = 100_000_000;
+
+export class SafetensorsError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  /** Byte range in the file (absolute). */
+  readonly begin: number;
+  readonly end: number;
+}
+
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly bytes: Buffer,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static async read(path: string): Promise<SafetensorsFile> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new SafetensorsError(path, code === 'ENOENT' ? 'no such file' : `cannot read: ${String(err)}`);
+    }
+    return SafetensorsFile.parse(path, bytes);
+  }
+
+  static parse(path: string, bytes: Buffer): SafetensorsFile {
+    const fail = (reason: string): never => {
+      throw new SafetensorsError(path, reason);
+    };
+    if (bytes.length < 8) fail(`not a safetensors file: only ${bytes.length} bytes`);
+    const n = Number(bytes.readBigUInt64LE(0));
+    if (n < 2 || n > MAX_HEADER) fail(`not a safetensors file: header length ${n} is implausible`);
+    if (8 + n > bytes.length) fail(`truncated: the header needs ${n} bytes but the file has ${bytes.length - 8} after the length`);
+    const text = bytes.subarray(8, 8 + n).toString('utf8');
+    if (!text.startsWith('{')) fail('not a safetensors file: the header is not a JSON object');
+    let header: unknown;
+    try {
+      header = JSON.parse(text);
+    } catch (err) {
+      fail(`corrupt header JSON: ${(err as Error).message}`);
+    }
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('the header is not a JSON object');
+    const dataStart = 8 + n;
+    const tensors = new Map<string, TensorInfo>();
+    let metadata: Record<string, string> = {};
+    for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+      if (name === '__metadata__') {
+        metadata = raw as Record<string, string>;
+        continue;
+      }
+      const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      const dtype = t.dtype as SafetensorsDtype;
+      const size = DTYPE_SIZE[dtype];
+      if (size === undefined) fail(`tensor "${name}" has unsupported dtype ${String(t.dtype)}`);
+      if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor "${name}" has an invalid shape`);
+      const offsets = t.data_offsets;
+      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+        fail(`tensor "${name}" has invalid data_offsets`);
+      }
+      const [b, e] = offsets as [number, number];
+      const shape = t.shape as number[];
+      const numel = shape.reduce((a, d) => a * d, 1);
+      if (e - b !== numel * size) fail(`tensor "${name}" ${dtype}${JSON.stringify(shape)} needs ${numel * size} bytes but has ${e - b}`);
+      tensors.set(name, { name, dtype, shape, begin: dataStart + b, end: dataStart + e });
+    }
+    const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
+    let cursor = dataStart;
+    for (const t of sorted) {
+      if (t.begin !== cursor) fail(`tensor "${t.name}" starts at data byte ${t.begin - dataStart}, expected ${cursor - dataStart} (holes or overlaps)`);
+      cursor = t.end;
+    }
+    if (cursor > bytes.length) fail(`truncated: tensor data ends at byte ${cursor} but the file has ${bytes.length} (re-download or re-convert it)`);
+    if (cursor !== bytes.length) fail(`${bytes.length - cursor} unexpected bytes after the last tensor`);
+    return new SafetensorsFile(path, bytes, tensors, metadata);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (t === undefined) throw new SafetensorsError(this.path, `missing tensor "${name}" (has: ${[...this.tensors.keys()].slice(0, 12).join(', ')}${this.tensors.size > 12 ? ', ...' : ''})`);
+    return t;
+  }
+
+  /** The raw bytes of a tensor (a view into the file buffer). */
+  raw(name: string): Buffer {
+    const t = this.info(name);
+    return this.bytes.subarray(t.begin, t.end);
+  }
+
+  /** A tensor converted to float32 (F32, F16, BF16, F64 and integer dtypes). */
+  float32(name: string): Float32Array {
+    const t = this.info(name);
+    const raw = this.raw(name);
+    const n = raw.length / DTYPE_SIZE[t.dtype];
+    const out = new Float32Array(n);
+    switch (t.dtype) {
+      case 'F32':
+        // safetensors is little-endian, as is every host we build for.
+        new Uint8Array(out.buffer).set(raw);
+        break;
+      case 'F64':
+        for (let i = 0; i < n; i++) out[i] = raw.readDoubleLE(i * 8);
+        break;
+      case 'BF16': {
+        const u = new Uint32Array(1);
+        const f = new Float32Array(u.buffer);
+        for (let i = 0; i < n; i++) {
+          u[0] = raw.readUInt16LE(i * 2) << 16;
+          out[i] = f[0] as number;
+        }
+        break;
+      }
+      case 'F16':
+        for (let i = 0; i < n; i++) out[i] = halfToFloat(raw.readUInt16LE(i * 2));
+        break;
+      case 'U8':
+        for (let i = 0; i < n; i++) out[i] = raw[i] as number;
+        break;
+      default:
+        throw new SafetensorsError(this.path, `tensor "${name}" has dtype ${t.dtype}, not a float type`);
+    }
+    return out;
+  }
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? Number.NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export interface TensorToWrite {
+  /** Float data may be stored as F32, F16 or BF16 (rounded to nearest even); U8 data as U8. */
+  dtype: 'F32' | 'F16' | 'BF16' | 'U8';
+  shape: number[];
+  data: Float32Array | Uint8Array;
+}
+
+function floatToBf16(f: Float32Array): Buffer {
+  const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
+  const out = Buffer.alloc(f.length * 2);
+  for (let i = 0; i < f.length; i++) {
+    const x = u[i] as number;
+    const rounded = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+    out.writeUInt16LE(Number.isNaN(f[i]) ? 0x7fc0 : rounded & 0xffff, i * 2);
+  }
+  return out;
+}
+
+function floatToHalf(f: Float32Array): Buffer {
+  const out = Buffer.alloc(f.length * 2);
+  for (let i = 0; i < f.length; i++) {
+    const v = f[i] as number;
+    const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
+    const a = Math.abs(v);
+    let h: number;
+    if (Number.isNaN(v)) h = 0x7e00;
+    else if (a >= 65520) h = sign | 0x7c00;
+    else if (a < 2 ** -24 / 2) h = sign;
+    else if (a < 2 ** -14) h = sign | Math.round(a / 2 ** -24);
+    else {
+      const e = Math.floor(Math.log2(a));
+      let m = Math.round((a / 2 ** e - 1) * 1024);
+      let ee = e;
+      if (m === 1024) {
+        m = 0;
+        ee++;
+      }
+      h = ee + 15 >= 31 ? sign | 0x7c00 : sign | ((ee + 15) << 10) | m;
+    }
+    out.writeUInt16LE(h, i * 2);
+  }
+  return out;
+}
+
+function tensorBytes(name: string, t: TensorToWrite): Buffer {
+  const isFloat = t.data instanceof Float32Array;
+  if (t.dtype === 'U8' ? isFloat : !isFloat) throw new Error(`tensor "${name}": dtype ${t.dtype} does not match its data`);
+  if (t.dtype === 'BF16') return floatToBf16(t.data as Float32Array);
+  if (t.dtype === 'F16') return floatToHalf(t.data as Float32Array);
+  return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** Serialises tensors into safetensors bytes, 8-byte aligned data as the format recommends. */
+export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    const numel = t.shape.reduce((a, d) => a * d, 1);
+    if (numel !== t.data.length) throw new Error(`tensor "${name}": shape ${JSON.stringify(t.shape)} has ${numel} elements, data has ${t.data.length}`);
+    const bytes = tensorBytes(name, t);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([len, Buffer.from(json, 'utf8'), ...chunks]);
+}
+
+export async function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
