@@ -17,9 +17,15 @@ constexpr size_t kMaxCachedGrids = 16;
 
 Engine::Engine(std::shared_ptr<const Weights> w, Device device)
     : weights_(std::move(w)), device_(device) {
-  if (device == Device::Cuda)
+  if (device == Device::Cuda) {
+#ifdef FLASHSLIDE_HAVE_CUDA
+    backend_ = makeCudaBackend(weights_);
+    return;
+#else
     throw Error("unsupported_device", "CUDA backend is not built into this library yet; use the CPU "
                                       "device");
+#endif
+  }
   backend_ = makeCpuBackend(weights_);
 }
 

@@ -11,9 +11,9 @@
 // resampled (timm dynamic_img_size, antialiased bicubic) and cached per patch grid.
 //
 // Structure: Engine owns the validated Weights (plain float host arrays, shared) and a
-// Backend that runs the math. The CPU backend exists now; a CUDA backend implements the
-// same interface later. Thread safety: no globals; separate Engine instances are
-// independent; forward() on one instance is serialised by a mutex (backends keep
+// Backend that runs the math: the CPU backend, or the CUDA backend (cuda/) in builds made
+// with nvcc and cuBLASLt (FLASHSLIDE_HAVE_CUDA). Thread safety: no globals; separate Engine
+// instances are independent; forward() on one instance is serialised by a mutex (backends keep
 // per-instance scratch/caches and need not be reentrant themselves).
 #pragma once
 
@@ -60,6 +60,9 @@ class Backend {
 
 // Defined by the CPU backend (cpu/vit_cpu.cpp).
 std::unique_ptr<Backend> makeCpuBackend(std::shared_ptr<const Weights> weights);
+// Defined by the CUDA backend (cuda/vit_cuda.cu), linked only into builds compiled with
+// FLASHSLIDE_HAVE_CUDA; without it Device::Cuda is an unsupported_device error.
+std::unique_ptr<Backend> makeCudaBackend(std::shared_ptr<const Weights> weights);
 
 class Engine {
  public:

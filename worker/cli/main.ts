@@ -10,10 +10,19 @@ import { SafetensorsError } from '../infer/safetensors.js';
 import { UsageError } from './args.js';
 import { inspectCommand } from './inspect-command.js';
 import { modelCommand } from './model-command.js';
+import { analyzeCommand, statusCommand, submitCommand, workerCommand } from './pipeline-commands.js';
+import { QueueConfigError } from '../queue/connection.js';
+import { ScoreError } from '../score/errors.js';
 
 const USAGE = `usage: flashslide <command> [options]
 
 commands:
+  analyze <slides or folders...> [--data DIR] [--model demo|W] [--device auto|cpu|cuda] [--score self]
+      run the whole pipeline in this process (no Redis): tissue, regions, ViT, anomaly heatmap
+  submit <slides or folders...> [--wait] [--priority N] [--redis URL]
+      queue slides for workers (BullMQ on Redis); status [slides...] shows where they are
+  worker [--concurrency N] [--device auto|cpu|cuda] [--redis URL]
+      process queued slides; run one per GPU, on any number of machines sharing Redis and --data
   inspect <slide> [--json] [--mpp X] [--out DIR] [--target-mpp 0.5] [--region-size 1024]
                   [--overlap 0] [--patch-size 16] [--backend auto|sharp|openslide]
       print the slide's metadata, tissue fraction and region count; write <DIR>/<slide>.tissue.png
@@ -24,8 +33,12 @@ commands:
 run 'flashslide <command> --help' for details.`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  analyze: analyzeCommand,
   inspect: inspectCommand,
   model: modelCommand,
+  status: statusCommand,
+  submit: submitCommand,
+  worker: workerCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -44,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`flashslide: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError) {
+    if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError || err instanceof QueueConfigError || err instanceof ScoreError) {
       process.stderr.write(`flashslide: error: ${err.message}\n`);
       return 3;
     }

@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import type { SlideSource } from '../slide/slide-source.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { readOverview } from './overview.js';
+import { readOverview, type Overview } from './overview.js';
 import { detectTissue, type TissueDetection, type TissueDetectionOptions } from './tissue-mask.js';
 
 export interface TissueMapOptions extends Partial<TissueDetectionOptions> {
@@ -35,6 +35,8 @@ export class TissueMap {
     readonly detection: TissueDetection,
     readonly slideWidth: number,
     readonly slideHeight: number,
+    /** The slide image the mask was computed on (same size as the mask), for thumbnails and overlays. */
+    readonly overview: Overview | null = null,
   ) {
     const { width: w, height: h, mask } = detection;
     this.downsampleX = slideWidth / w;
@@ -86,6 +88,27 @@ export class TissueMap {
   async writePng(path: string): Promise<void> {
     await writeFileAtomic(path, await this.toPng());
   }
+
+  /** Rebuilds a map from a mask PNG written by toPng (white = tissue). */
+  static async fromPng(png: Buffer, slideWidth: number, slideHeight: number, mode: TissueDetection['mode']): Promise<TissueMap> {
+    const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+    const mask = new Uint8Array(info.width * info.height);
+    let count = 0;
+    for (let i = 0; i < mask.length; i++) {
+      mask[i] = (data[i * info.channels] as number) >= 128 ? 1 : 0;
+      count += mask[i] as number;
+    }
+    const detection: TissueDetection = {
+      width: info.width,
+      height: info.height,
+      mask,
+      mode,
+      threshold: Number.NaN,
+      tissueFraction: count / mask.length,
+      components: Number.NaN,
+    };
+    return new TissueMap(detection, slideWidth, slideHeight);
+  }
 }
 
 export async function findTissue(source: SlideSource, options: TissueMapOptions = {}): Promise<TissueMap> {
@@ -103,5 +126,5 @@ export async function findTissue(source: SlideSource, options: TissueMapOptions 
     downsample = Math.max(1, longest / Math.min(side, MASK_DEFAULTS.noMppSide));
   }
   const overview = await readOverview(source, downsample);
-  return new TissueMap(detectTissue(overview.image, detectOptions), source.width, source.height);
+  return new TissueMap(detectTissue(overview.image, detectOptions), source.width, source.height, overview);
 }

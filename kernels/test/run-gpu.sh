@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# flashslide: build, test and benchmark the CUDA backend on a GPU machine, in one call.
+#
+#   bash kernels/test/run-gpu.sh          (from anywhere; runs in the repository root)
+#
+# Expects (git-ignored, carried to the machine):
+#   .device/node-v20-linux-x64.tar.xz     Node 20 + headers (copy of shared/device/)
+#   .device/node_modules/                 the node_modules the CLI needs at run time (sharp
+#                                         linux-x64, node-addon-api, ...); node-gyp optional
+#                                         (else the addon is built with g++ directly)
+#   dist/                                 the compiled TypeScript, unless node_modules/typescript
+#                                         is carried (then it is built here)
+# and on the machine: nvcc + cuBLASLt under $CUDA_HOME (/usr/local/cuda), g++, make, python3
+# with torch + timm + safetensors (+ triton not needed).
+# Steps (each one's failure is recorded and the later steps still run):
+#   node      unpack Node to /opt/node, link node_modules
+#   env       nvidia-smi, nvcc --version, torch/timm versions
+#   build     make -C kernels -j16 cuda; node scripts/build.mjs (addon with CUDA + dist/);
+#             register/spill report of the flash kernel
+#   attn-test kernels/build/cuda/test_attention (float64 + reference-kernel checks)
+#   engine-test kernels/build/cuda/test_engine_cuda: Engine(Device::Cuda) vs the timm fixtures
+#   model-*   node bin/flashslide.js model check <fixture> --device cuda, each timm fixture
+#   bench     python3 bench/gpu/bench.py: one table, ours vs PyTorch SDPA and timm
+# Logs go to $OUT (default /tmp/flashslide-gpu): build.log, gpu-tests.log, bench.txt,
+# bench.json, summary.txt. Exit status 1 if any step failed.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+ROOT=$(pwd)
+OUT=${OUT:-/tmp/flashslide-gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+export PATH="$PATH:$CUDA_HOME/bin"
+T0=$(date +%s)
+
+NAMES=()
+CODES=()
+SECS=()
+# step NAME LOGFILE TIMEOUT_S CMD...: runs CMD with a time limit, appending its output to
+# $OUT/LOGFILE and to stdout; records the exit status.
+step() {
+  local name=$1 log=$2 limit=$3
+  shift 3
+  local t=$(date +%s)
+  echo "===== [$name] $* (limit ${limit}s, at +$((t - T0))s)" | tee -a "$OUT/$log"
+  set -o pipefail
+  if declare -F "$1" >/dev/null; then  # a function of this script: run it in a child bash
+    timeout --kill-after=10 "$limit" bash -c "$(declare -f); $(printf '%q ' "$@")" 2>&1 | tee -a "$OUT/$log"
+  else
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$OUT/$log"
+  fi
+  local rc=$?
+  set +o pipefail
+  [ "$rc" = 124 ] && echo "===== [$name] TIMED OUT after ${limit}s" | tee -a "$OUT/$log"
+  echo "===== [$name] exit $rc in $(($(date +%s) - t))s" | tee -a "$OUT/$log"
+  NAMES+=("$name")
+  CODES+=("$rc")
+  SECS+=("$(($(date +%s) - t))")
+  return 0
+}
+
+setup_node() {
+  if [ ! -f .device/node-v20-linux-x64.tar.xz ]; then
+    echo "missing .device/node-v20-linux-x64.tar.xz (carry .device/)"
+    return 1
+  fi
+  mkdir -p /opt/node && tar -xJf .device/node-v20-linux-x64.tar.xz -C /opt/node --strip-components=1 || return 1
+  if [ ! -e node_modules ]; then
+    if [ -d .device/node_modules ]; then ln -s .device/node_modules node_modules; else echo "missing .device/node_modules"; return 1; fi
+  fi
+  /opt/node/bin/node --version
+}
+step node build.log 120 setup_node
+export PATH="/opt/node/bin:$PATH" npm_config_nodedir=/opt/node
+
+show_env() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv
+  nvidia-smi
+  nvcc --version
+  g++ --version | head -1
+  ls "$CUDA_HOME"/lib64/libcublasLt.so* 2>&1 | head -3
+  python3 -c 'import torch, timm; print("torch", torch.__version__, "cuda", torch.version.cuda, "timm", timm.__version__, torch.cuda.get_device_name())'
+}
+step env build.log 60 show_env
+
+# No OpenBLAS on the machine: the CPU backend (linked, never timed here) uses the shim.
+export MAKE_BLAS=BLAS_SHIM=0
+if ! { echo '#include <cblas.h>' | g++ -E -x c++ - >/dev/null 2>&1 && ldconfig -p | grep -q libopenblas; }; then
+  echo "no OpenBLAS here: building with BLAS_SHIM=1" | tee -a "$OUT/build.log"
+  export FLASHSLIDE_BLAS_SHIM=1 MAKE_BLAS=BLAS_SHIM=1
+fi
+export OUT CUDA_HOME ROOT
+# The addon without node-gyp (the Node tarball has no npm): the sources and flags of
+# native/binding.gyp (read from it), the CUDA library, one g++ call.
+build_addon_direct() {
+  local napi srcs extra=()
+  napi=$(node -p "require('node-addon-api').include_dir") || return 1
+  srcs=$(python3 -c '
+import ast
+lines = [l for l in open("native/binding.gyp").read().splitlines() if not l.lstrip().startswith("#")]
+print(" ".join("native/" + s for s in ast.literal_eval("\n".join(lines))["targets"][0]["sources"]))') || return 1
+  if [ "${FLASHSLIDE_BLAS_SHIM:-0}" = 1 ]; then
+    srcs="$srcs kernels/cuda/blas_shim/cblas_shim.cpp"
+    extra+=(-Ikernels/cuda/blas_shim)
+  else
+    extra+=(-lopenblas)
+  fi
+  if pkg-config --exists openslide; then
+    extra+=(-DFLASHSLIDE_HAVE_OPENSLIDE=1 $(pkg-config --cflags --libs openslide))
+  fi
+  mkdir -p native/build/Release
+  # shellcheck disable=SC2086
+  g++ -shared -fPIC -std=c++17 -O3 -march=x86-64-v2 -fopenmp -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS \
+    -DBUILDING_NODE_EXTENSION -DFLASHSLIDE_HAVE_CUDA=1 -I/opt/node/include/node -I"$napi" -Ikernels $srcs \
+    kernels/build/libflashslide_cuda.a -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcublasLt -lcudart \
+    "${extra[@]}" -o native/build/Release/flashslide.node
+}
+
+build_all() {
+  make -C kernels -j16 cuda "CUDA_HOME=$CUDA_HOME" "$MAKE_BLAS" || return 1
+  local gyp=
+  for c in "${npm_config_node_gyp:-}" node_modules/node-gyp/bin/node-gyp.js .device/node-gyp/bin/node-gyp.js \
+           .device/npm/node_modules/node-gyp/bin/node-gyp.js; do
+    [ -n "$c" ] && [ -f "$c" ] && gyp=$c && break
+  done
+  if [ -n "$gyp" ]; then
+    echo "addon: node-gyp at $gyp"
+    FLASHSLIDE_CUDA=1 npm_config_node_gyp="$ROOT/$gyp" node scripts/build.mjs --native-only || return 1
+  else
+    echo "addon: no node-gyp carried: building native/build/Release/flashslide.node with g++ from binding.gyp's sources"
+    build_addon_direct || return 1
+  fi
+  if [ -f dist/worker/cli/main.js ]; then
+    echo "dist/: carried, not rebuilt"
+  elif [ -d node_modules/typescript ]; then
+    node scripts/build.mjs --ts-only || return 1
+  else
+    echo "no dist/ and no node_modules/typescript: build dist/ before the run and carry it" && return 1
+  fi
+  node -e 'const a = require("./native/build/Release/flashslide.node"); console.log("addon engineDevices:", a.engineDevices)'
+  # Resources of every flash variant on sm_90a (registers, spills, shared memory).
+  nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -c kernels/cuda/flash_attn_fwd.cu \
+    -o /dev/null 2>&1 | grep -E "Compiling entry|registers|spill" | sed -E "s/.*flashFwdKernelILi([0-9]+)ELi([0-9]+)ELi([0-9]+)ELi([0-9]+)E.* for '(sm_[0-9a]+)'/flash d\1_w\2_m\3_n\4 (\5)/"
+  return 0
+}
+step build build.log 420 build_all
+
+step attn-test gpu-tests.log 240 ./kernels/build/cuda/test_attention
+step engine-test gpu-tests.log 120 ./kernels/build/cuda/test_engine_cuda test/fixtures/timm
+
+for io in test/fixtures/timm/*.io.safetensors; do
+  w=${io%.io.safetensors}.safetensors
+  step "model-$(basename "${w%.safetensors}")" gpu-tests.log 120 node bin/flashslide.js model check "$w" "$io" --device cuda
+done
+
+step bench bench.txt 420 python3 bench/gpu/bench.py
+
+{
+  echo "flashslide GPU run: $(date -u +%FT%TZ), $(($(date +%s) - T0))s total"
+  fail=0
+  for i in "${!NAMES[@]}"; do
+    s=ok
+    [ "${CODES[$i]}" != 0 ] && s="FAILED (exit ${CODES[$i]})" && fail=1
+    printf '  %-40s %-18s %5ss\n' "${NAMES[$i]}" "$s" "${SECS[$i]}"
+  done
+  echo "logs: $OUT"
+} | tee "$OUT/summary.txt"
+grep -q FAILED "$OUT/summary.txt" && exit 1
+exit 0

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { decodeNpyFloat32 } from '../../worker/store/npy.js';
+import { BROKEN, CMU, tempDir } from '../helpers.js';
+
+interface HeatmapJson {
+  rows: number;
+  cols: number;
+  width: number;
+  height: number;
+  patchSizeLevel0: number;
+  originX: number;
+  originY: number;
+  regionSize: number;
+  model: string;
+  scoreMethod: string;
+  min: number;
+  max: number;
+  threshold: number;
+  mpp: number;
+}
+
+const RESULT_FILES = ['heatmap.npy', 'heatmap.json', 'tissue.png', 'overlay.png', 'regions.geojson', 'summary.json'];
+
+describe('embedded mode (analyze) on real slides', () => {
+  it('CMU-1: every result file, heatmap geometry on the region grid, NaN outside tissue', async () => {
+    const data = tempDir();
+    const [o] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
+    expect(o?.status, o?.reason).toBe('done');
+    const dir = o!.resultDir!;
+    for (const f of RESULT_FILES) expect(existsSync(join(dir, f)), f).toBe(true);
+    const meta = JSON.parse(readFileSync(join(dir, 'heatmap.json'), 'utf8')) as HeatmapJson;
+    // 512 px regions at level 0 (0.499 µm/px is within 10 % of 0.5): a 5 x 6 region grid of 32 x 32 patches.
+    expect(meta).toMatchObject({ width: 2220, height: 2967, rows: 6 * 32, cols: 5 * 32, patchSizeLevel0: 16, originX: 0, originY: 0, regionSize: 512, scoreMethod: 'self' });
+    expect(meta.model).toBe('flashslide-demo-vit-s16');
+    const { shape, data: heat } = decodeNpyFloat32(readFileSync(join(dir, 'heatmap.npy')));
+    expect(shape).toEqual([meta.rows, meta.cols]);
+    const at = (x: number, y: number): number => heat[Math.floor(y / 16) * meta.cols + Math.floor(x / 16)] as number;
+    expect(Number.isNaN(at(100, 100))).toBe(true); // glass, top-left
+    expect(Number.isNaN(at(1100, 2600))).toBe(false); // dense tissue
+    expect(Number.isNaN(at(2219 + 100, 100))).toBe(true); // past the slide edge
+    const finite = Array.from(heat).filter(Number.isFinite);
+    expect(finite.length).toBeGreaterThan(0.2 * meta.rows * meta.cols);
+    expect(Math.min(...finite)).toBeCloseTo(meta.min, 4);
+    expect(Math.max(...finite)).toBeCloseTo(meta.max, 4);
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { tissueCells: number; timings: Record<string, number> };
+    expect(summary.tissueCells).toBe(finite.length);
+    expect(summary.timings['inferenceMs']).toBeGreaterThan(0);
+    const overlay = await sharp(join(dir, 'overlay.png')).metadata();
+    expect(overlay.format).toBe('png');
+
+    // Same slide, same options: the finished result is reused; --force recomputes it.
+    const [again] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
+    expect(again?.status).toBe('cached');
+    expect(again?.resultDir).toBe(dir);
+  });
+
+  it('a batch with a broken slide: that one fails with a reason, the others succeed', async () => {
+    const data = tempDir();
+    const outcomes = await analyzeEmbedded([BROKEN, CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
+    expect(outcomes.map((o) => o.status)).toEqual(['failed', 'done']);
+    expect(outcomes[0]?.reason).toMatch(/broken\.svs: not a slide format/);
+    const failure = JSON.parse(readFileSync(join(outcomes[0]!.resultDir!, 'failure.json'), 'utf8')) as { reason: string };
+    expect(failure.reason).toMatch(/not a slide format/);
+  });
+});

@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRedis, type RedisHandle } from '../redis-server.js';
+import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { decodeNpyFloat32 } from '../../worker/store/npy.js';
+import { BROKEN, CMU, NDPI, ROOT, tempDir } from '../helpers.js';
+
+const BIN = join(ROOT, 'bin', 'flashslide.js');
+let redis: RedisHandle;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+interface Worker {
+  proc: ChildProcess;
+  log: () => string;
+}
+
+function startWorker(extra: string[] = []): Worker {
+  const proc = spawn(process.execPath, [BIN, 'worker', '--redis', redis.url, '--device', 'cpu', '--lock-ms', '2000', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  return { proc, log: () => log };
+}
+
+async function stopWorker(w: Worker, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  // A process that already exited (normally or by a signal) will not emit 'exit' again.
+  if (w.proc.exitCode !== null || w.proc.signalCode !== null) return w.proc.exitCode;
+  return new Promise((res) => {
+    w.proc.once('exit', (code) => res(code));
+    w.proc.kill(signal);
+  });
+}
+
+interface Status {
+  slidePath: string;
+  analysisId: string;
+  resultDir: string;
+  state: string;
+  reason: string | null;
+  regionsDone: number | null;
+  regionsTotal: number | null;
+  submitted?: string;
+}
+
+async function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+const opts = (data: string): string[] => ['--redis', '', '--data', data, '--region-size', '512', '--batch-size', '2', '--device', 'cpu'];
+const withRedis = (args: string[]): string[] => args.map((a, i) => (a === '' && args[i - 1] === '--redis' ? redis.url : a));
+
+describe('queue mode: BullMQ on a real Redis', () => {
+  it('a batch of slides with one broken: the broken one fails with a reason, the others get heatmaps; resubmission is deduplicated', async () => {
+    const data = tempDir();
+    const w = startWorker();
+    try {
+      const r = await cli(withRedis(['submit', CMU, NDPI, BROKEN, '--wait', '--json', ...opts(data)]));
+      expect(r.code, r.stderr + w.log()).toBe(3); // one slide failed
+      const statuses = JSON.parse(r.stdout) as Status[];
+      expect(statuses.map((s) => s.state)).toEqual(['done', 'done', 'failed']);
+      expect(statuses[2]?.reason).toMatch(/broken\.svs: not a slide format/);
+      for (const s of statuses.slice(0, 2)) {
+        const meta = JSON.parse(readFileSync(join(s.resultDir, 'heatmap.json'), 'utf8')) as { rows: number; cols: number };
+        expect(decodeNpyFloat32(readFileSync(join(s.resultDir, 'heatmap.npy'))).shape).toEqual([meta.rows, meta.cols]);
+      }
+
+      const again = await cli(withRedis(['submit', CMU, NDPI, '--json', ...opts(data)]));
+      const second = JSON.parse(again.stdout) as Status[];
+      expect(second.map((s) => s.submitted)).toEqual(['already-done', 'already-done']);
+      expect(second.map((s) => s.analysisId)).toEqual(statuses.slice(0, 2).map((s) => s.analysisId));
+
+      const st = await cli(['status', '--json', '--redis', redis.url]);
+      const known = JSON.parse(st.stdout) as Status[];
+      expect(known.length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await stopWorker(w);
+    }
+  });
+
+  it('kill -9 of a worker mid-slide: a second worker finishes it, and the heatmap matches embedded mode', async () => {
+    const data = tempDir();
+    const args = ['--redis', redis.url, '--data', data, '--region-size', '1024', '--batch-size', '1', '--device', 'cpu'];
+    const a = startWorker(['--concurrency', '1']);
+    let b: Worker | null = null;
+    try {
+      const sub = await cli(['submit', CMU, '--json', ...args]);
+      expect(sub.code, sub.stderr).toBe(0);
+      const [submitted] = JSON.parse(sub.stdout) as Status[];
+      // Wait until the first worker has embedded at least one region, then kill it hard.
+      const deadline = Date.now() + 60_000;
+      let atKill: Status | undefined;
+      for (;;) {
+        const st = JSON.parse((await cli(['status', CMU, '--json', ...args])).stdout || '[]') as Status[];
+        atKill = st[0];
+        if ((atKill?.regionsDone ?? 0) >= 1) break;
+        if (Date.now() > deadline) throw new Error(`no progress: ${a.log()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await stopWorker(a, 'SIGKILL');
+      expect(atKill?.state, 'the worker died mid-slide, not after it').toBe('embedding');
+      b = startWorker();
+      const waited = await cli(['submit', CMU, '--wait', '--json', ...args]);
+      const [done] = JSON.parse(waited.stdout) as Status[];
+      expect(done?.state, waited.stderr + b.log()).toBe('done');
+      expect(done?.analysisId).toBe(submitted?.analysisId);
+
+      const [embedded] = await analyzeEmbedded([CMU], { dataDir: tempDir(), regionSize: 1024, batchSize: 1, device: 'cpu' });
+      const q = decodeNpyFloat32(readFileSync(join(done!.resultDir, 'heatmap.npy'))).data;
+      const e = decodeNpyFloat32(readFileSync(join(embedded!.resultDir!, 'heatmap.npy'))).data;
+      expect(q.length).toBe(e.length);
+      let maxDiff = 0;
+      for (let i = 0; i < q.length; i++) {
+        expect(Number.isNaN(q[i] as number)).toBe(Number.isNaN(e[i] as number));
+        if (!Number.isNaN(q[i] as number)) maxDiff = Math.max(maxDiff, Math.abs((q[i] as number) - (e[i] as number)));
+      }
+      expect(maxDiff).toBeLessThan(1e-3);
+    } finally {
+      await stopWorker(a, 'SIGKILL');
+      if (b !== null) await stopWorker(b);
+    }
+  }, 120_000);
+
+  it('a Redis that may evict keys is refused with a clear reason', async () => {
+    const lru = await startRedis('allkeys-lru');
+    try {
+      const r = spawnSync(process.execPath, [BIN, 'worker', '--redis', lru.url], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/maxmemory-policy allkeys-lru; flashslide needs noeviction/);
+    } finally {
+      await lru.stop();
+    }
+  });
+});

@@ -1,0 +1,170 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildReferenceBank, readReferenceBank, writeReferenceBank } from '../../worker/score/reference-bank.js';
+import { ReferenceScorer } from '../../worker/score/reference-scorer.js';
+import { JsNearestNeighbour } from '../../worker/score/nearest-neighbour.js';
+import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
+import { ModelMismatchError, ScoreConfigError, ScoreFileError, ScoreInputError } from '../../worker/score/errors.js';
+import { SafetensorsFile, writeSafetensors } from '../../worker/infer/safetensors.js';
+import { seededRng } from '../../worker/score/random.js';
+import type { PatchEmbeddings } from '../../worker/score/types.js';
+import { tempDir } from '../helpers.js';
+import { concat, makeCloud, randomUnit, ranking, sample } from './synthetic.js';
+
+// Above the coreset's 128-dim projection, so the projected path runs.
+const DIM = 160;
+const MODEL = 'test-vit';
+
+function normalSlides(): PatchEmbeddings[] {
+  const cloud = makeCloud(DIM, 4, 21);
+  return [sample(cloud, 300), sample(cloud, 250), { count: 0, dim: DIM, data: new Float32Array(0) }, sample(cloud, 350)];
+}
+
+function rowsOf(e: { data: Float32Array }, dim: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < e.data.length / dim; i++) out.push(Array.from(e.data.subarray(i * dim, (i + 1) * dim)).join(','));
+  return out;
+}
+
+/** Largest distance from any point to its nearest bank row: the coverage radius. */
+function coverageRadius(points: PatchEmbeddings, bank: { data: Float32Array; size: number; dim: number }): number {
+  return Math.max(...new JsNearestNeighbour(bank).nearest(points));
+}
+
+describe('reference bank', () => {
+  it('selects a deterministic k-center coreset of the requested size from the source patches', () => {
+    const slides = normalSlides();
+    const a = buildReferenceBank(slides, { model: MODEL, maxSize: 100 });
+    const b = buildReferenceBank(slides, { model: MODEL, maxSize: 100 });
+    expect(a.size).toBe(100);
+    expect(a.dim).toBe(DIM);
+    expect(a.sourcePatches).toBe(900);
+    expect(a.method).toBe('k-center coreset');
+    expect(a.data).toEqual(b.data);
+    // Every bank row is one of the source patches, none twice.
+    const source = new Set(slides.flatMap((s) => rowsOf(s, DIM)));
+    const picked = rowsOf(a, DIM);
+    expect(picked.every((r) => source.has(r))).toBe(true);
+    expect(new Set(picked).size).toBe(100);
+    // k-center covers the cloud better than a uniform sample of the same size.
+    const all = slides.reduce(concat);
+    const uniform = new Float32Array(100 * DIM);
+    for (let i = 0; i < 100; i++) uniform.set(all.data.subarray(i * 9 * DIM, (i * 9 + 1) * DIM), i * DIM);
+    expect(coverageRadius(all, a)).toBeLessThan(coverageRadius(all, { data: uniform, size: 100, dim: DIM }));
+  });
+
+  it('is exactly greedy farthest-point selection (the pruning skips nothing it should not)', () => {
+    const dim = 20;
+    const cloud = makeCloud(dim, 5, 31);
+    const points = sample(cloud, 300);
+    const bank = buildReferenceBank([points], { model: MODEL, maxSize: 30 });
+    const d2 = (a: Float32Array, ai: number, b: Float32Array, bi: number): number => {
+      let s = 0;
+      for (let t = 0; t < dim; t++) s += ((a[ai * dim + t] as number) - (b[bi * dim + t] as number)) ** 2;
+      return s;
+    };
+    for (let k = 1; k < bank.size; k++) {
+      // The k-th centre is a point farthest from the first k centres.
+      let farthest = 0;
+      for (let i = 0; i < points.count; i++) {
+        let m = Infinity;
+        for (let j = 0; j < k; j++) m = Math.min(m, d2(points.data, i, bank.data, j));
+        farthest = Math.max(farthest, m);
+      }
+      let own = Infinity;
+      for (let j = 0; j < k; j++) own = Math.min(own, d2(bank.data, k, bank.data, j));
+      expect(own).toBeCloseTo(farthest, 3);
+    }
+  });
+
+  it('keeps every patch when there are fewer than maxSize, and stops at duplicates', () => {
+    const slides = normalSlides();
+    expect(buildReferenceBank(slides, { model: MODEL, maxSize: 5000 }).size).toBe(900);
+    const dup = new Float32Array(40 * 4);
+    for (let i = 0; i < 40; i++) dup.set([i % 3, 0, 1, 2], i * 4);
+    expect(buildReferenceBank([{ count: 40, dim: 4, data: dup }], { model: MODEL, maxSize: 10 }).size).toBe(3);
+  });
+
+  it('rejects unusable inputs', () => {
+    expect(() => buildReferenceBank([], { model: MODEL })).toThrow(ScoreConfigError);
+    expect(() => buildReferenceBank(normalSlides(), { model: '' })).toThrow(/model name/);
+    const slides = [...normalSlides(), { count: 1, dim: 8, data: new Float32Array(8) }];
+    expect(() => buildReferenceBank(slides, { model: MODEL })).toThrow(/set 4.*dim 8/);
+  });
+
+  it('round-trips through safetensors with its metadata', async () => {
+    const bank = buildReferenceBank(normalSlides(), { model: MODEL, maxSize: 64 });
+    const path = join(tempDir(), 'bank.safetensors');
+    await writeReferenceBank(path, bank);
+    const file = await SafetensorsFile.read(path);
+    expect(file.info('bank')).toMatchObject({ dtype: 'F32', shape: [64, DIM] });
+    expect(file.metadata).toMatchObject({ model: MODEL, dim: String(DIM), source_patches: '900', method: 'k-center coreset' });
+    const back = await readReferenceBank(path, { dim: DIM, model: MODEL });
+    expect(back).toEqual(bank);
+  });
+
+  it('refuses a bank built with another model', async () => {
+    const path = join(tempDir(), 'bank.safetensors');
+    await writeReferenceBank(path, buildReferenceBank(normalSlides(), { model: 'uni', maxSize: 16 }));
+    await expect(readReferenceBank(path, { dim: 192 })).rejects.toThrow(ModelMismatchError);
+    await expect(readReferenceBank(path, { dim: 192 })).rejects.toThrow(`bank was built with model uni dim ${DIM}, this model gives 192`);
+    await expect(readReferenceBank(path, { dim: DIM, model: 'phikon' })).rejects.toThrow(/model uni, this is model phikon/);
+    await expect(parseScoreMethod(`reference:${path}`, { dim: 192, model: 'demo' })).rejects.toThrow(ModelMismatchError);
+  });
+
+  it('refuses files that are not banks', async () => {
+    const dir = tempDir();
+    await expect(readReferenceBank(join(dir, 'missing.safetensors'))).rejects.toThrow(ScoreFileError);
+    const other = join(dir, 'weights.safetensors');
+    await writeSafetensors(other, { weight: { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) } });
+    await expect(readReferenceBank(other)).rejects.toThrow(/no tensor "bank"/);
+    const noModel = join(dir, 'nomodel.safetensors');
+    await writeSafetensors(noModel, { bank: { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) } });
+    await expect(readReferenceBank(noModel)).rejects.toThrow(/no "model"/);
+  });
+});
+
+describe('reference scorer', () => {
+  it('scores patches unlike the normal tissue highest', async () => {
+    const bankPath = join(tempDir(), 'normal:v1.safetensors');
+    await writeReferenceBank(bankPath, buildReferenceBank(normalSlides(), { model: MODEL, maxSize: 200 }));
+    const scorer = await parseScoreMethod(`reference:${bankPath}`, { dim: DIM, model: MODEL });
+    expect(scorer).toBeInstanceOf(ReferenceScorer);
+    expect(scorer.method).toBe(`reference:${bankPath}`);
+    expect(scorer.params).toMatchObject({ bankSize: 200, k: 1 });
+
+    const cloud = makeCloud(DIM, 4, 21);
+    cloud.rng = seededRng(777);
+    const shift = randomUnit(DIM, seededRng(8)).map((v) => 40 * v);
+    const query = concat(sample(cloud, 200), sample(cloud, 10, shift));
+    const scores = scorer.score(query);
+    const top = ranking(scores).slice(0, 10).sort((a, b) => a - b);
+    expect(top).toEqual([200, 201, 202, 203, 204, 205, 206, 207, 208, 209]);
+    const t = scorer.defaultThreshold(scores);
+    expect(Array.from(scores.subarray(200)).every((s) => s >= t)).toBe(true);
+    expect(() => scorer.score({ count: 1, dim: 8, data: new Float32Array(8) })).toThrow(ScoreInputError);
+  });
+});
+
+describe('JS nearest neighbour', () => {
+  it('matches brute force across block boundaries', () => {
+    const rng = seededRng(4);
+    const dim = 37;
+    const bank = { size: 131, dim, data: Float32Array.from({ length: 131 * dim }, () => rng() * 2 - 1) };
+    // 71 queries: full and odd-sized query blocks; 131 bank rows: a bank block with a ragged tail.
+    const queries = { count: 71, dim, data: Float32Array.from({ length: 71 * dim }, () => rng() * 2 - 1) };
+    // A query that is exactly a bank row is at distance 0, not sqrt of a rounding error below 0.
+    queries.data.set(bank.data.subarray(130 * dim, 131 * dim), 70 * dim);
+    const got = new JsNearestNeighbour(bank).nearest(queries);
+    for (let i = 0; i < queries.count; i++) {
+      let best = Infinity;
+      for (let j = 0; j < bank.size; j++) {
+        let d = 0;
+        for (let t = 0; t < dim; t++) d += ((queries.data[i * dim + t] as number) - (bank.data[j * dim + t] as number)) ** 2;
+        best = Math.min(best, d);
+      }
+      expect(got[i]).toBeCloseTo(Math.sqrt(best), 4);
+    }
+    expect(got[70]).toBeLessThan(1e-3);
+  });
+});

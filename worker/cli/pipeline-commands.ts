@@ -1,0 +1,175 @@
+/**
+ * The pipeline's commands: `analyze` (embedded, no Redis), `worker`, `submit` and `status` (queue).
+ * They share the analysis flags, parsed once here.
+ */
+import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } from './args.js';
+import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions } from '../pipeline/analysis-spec.js';
+import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
+import { progressBar } from '../pipeline/progress.js';
+import { findSlides } from '../submit/find-slides.js';
+import { redisUrl } from '../queue/connection.js';
+import { SlideWorker } from '../queue/slide-worker.js';
+import { knownAnalyses, slideStatuses, submitSlides, waitForSlides, type SlideStatus } from '../queue/submit.js';
+import type { DeviceRequest } from '../infer/vit-engine.js';
+
+const ANALYSIS_FLAGS = {
+  'model': { type: 'string' },
+  'config': { type: 'string' },
+  'device': { type: 'string' },
+  'target-mpp': { type: 'string' },
+  'region-size': { type: 'string' },
+  'overlap': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'score': { type: 'string' },
+  'mpp': { type: 'string' },
+  'data': { type: 'string' },
+} as const;
+
+const ANALYSIS_HELP = `analysis options:
+  --model demo|W.safetensors   model (default demo: seeded random weights, NOT diagnostic)
+  --config C.json              model config (default: beside the weights)
+  --device auto|cpu|cuda       (default auto: CUDA when built in, else CPU)
+  --target-mpp X               model resolution, µm/px (default 0.5)
+  --region-size N              region side in pixels (default: largest multiple of the patch <= 1024)
+  --overlap N                  pixels shared by neighbouring regions (default 0)
+  --batch-size N               regions per inference batch / queue job (default 4)
+  --score self|reference:B|head:H   anomaly score (default self)
+  --mpp X                      microns per level-0 pixel, for slides without (or with wrong) metadata
+  --data DIR                   result store (default ./data)`;
+
+function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptions> {
+  const o: Partial<AnalysisOptions> = {};
+  const model = stringFlag(values, 'model');
+  if (model !== undefined) o.model = model;
+  o.modelConfig = stringFlag(values, 'config');
+  o.device = choiceFlag<DeviceRequest>(values, 'device', ['auto', 'cpu', 'cuda'], DEFAULT_ANALYSIS_OPTIONS.device);
+  const nums: [string, 'targetMpp' | 'regionSize' | 'overlap' | 'batchSize' | 'mpp'][] = [
+    ['target-mpp', 'targetMpp'],
+    ['region-size', 'regionSize'],
+    ['overlap', 'overlap'],
+    ['batch-size', 'batchSize'],
+    ['mpp', 'mpp'],
+  ];
+  for (const [flag, key] of nums) {
+    const v = numberFlag(values, flag);
+    if (v !== undefined) o[key] = v;
+  }
+  if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > 256)) {
+    throw new UsageError('--batch-size must be an integer in 1..256');
+  }
+  const score = stringFlag(values, 'score');
+  if (score !== undefined) o.scoreMethod = score;
+  const data = stringFlag(values, 'data');
+  if (data !== undefined) o.dataDir = data;
+  return o;
+}
+
+function helpRequested(p: Parsed, text: string): boolean {
+  if (!p.values['help']) return false;
+  process.stdout.write(`${text}\n`);
+  return true;
+}
+
+function outcomeLine(o: SlideOutcome): string {
+  if (o.status === 'failed') return `FAILED  ${o.slidePath}: ${o.reason}`;
+  const score = o.slideScore === undefined ? '' : ` score ${o.slideScore.toFixed(3)},`;
+  return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${o.slidePath}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${o.resultDir}`;
+}
+
+export async function analyzeCommand(args: string[]): Promise<number> {
+  const p = parse(args, { ...ANALYSIS_FLAGS, force: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (helpRequested(p, `usage: flashslide analyze <slides or folders...> [--force] [--json]\n\n${ANALYSIS_HELP}`)) return 0;
+  if (p.positionals.length === 0) throw new UsageError('analyze needs at least one slide or folder');
+  const slides = await findSlides(p.positionals);
+  if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
+  const outcomes = await analyzeEmbedded(slides, { ...analysisOptions(p.values), force: Boolean(p.values['force']), onProgress: progressBar() });
+  process.stdout.write(p.values['json'] ? `${JSON.stringify(outcomes, null, 2)}\n` : `${outcomes.map(outcomeLine).join('\n')}\n`);
+  return outcomes.some((o) => o.status === 'failed') ? 3 : 0;
+}
+
+export async function workerCommand(args: string[]): Promise<number> {
+  const p = parse(args, {
+    'redis': { type: 'string' },
+    'concurrency': { type: 'string' },
+    'device': { type: 'string' },
+    'lock-ms': { type: 'string' },
+    'help': { type: 'boolean', short: 'h' },
+  });
+  if (helpRequested(p, 'usage: flashslide worker [--redis URL] [--concurrency N] [--device auto|cpu|cuda] [--lock-ms 30000]')) return 0;
+  const concurrency = numberFlag(p.values, 'concurrency') ?? 2;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a positive integer');
+  const device = p.values['device'] === undefined ? undefined : choiceFlag<DeviceRequest>(p.values, 'device', ['auto', 'cpu', 'cuda'], 'auto');
+  const worker = await SlideWorker.start({
+    redisUrl: redisUrl(stringFlag(p.values, 'redis')),
+    concurrency,
+    device,
+    lockDurationMs: numberFlag(p.values, 'lock-ms') ?? 30_000,
+  });
+  await new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`flashslide worker: ${signal}: finishing the running jobs, taking no new ones\n`);
+      void worker.close().then(resolveStop);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+function statusTable(rows: SlideStatus[]): string {
+  const lines = rows.map((s) => {
+    const progress = s.regionsTotal === null ? '' : ` ${s.regionsDone ?? 0}/${s.regionsTotal} regions`;
+    const note = s.submitted === undefined ? '' : ` [${s.submitted}]`;
+    const reason = s.reason === null ? '' : `: ${s.reason}`;
+    return `${s.state.padEnd(11)} ${s.analysisId.slice(0, 12)} ${s.slidePath}${progress}${note}${reason}`;
+  });
+  return ['state       analysis     slide', ...lines].join('\n');
+}
+
+export async function submitCommand(args: string[]): Promise<number> {
+  const p = parse(args, {
+    ...ANALYSIS_FLAGS,
+    redis: { type: 'string' },
+    wait: { type: 'boolean' },
+    priority: { type: 'string' },
+    force: { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (helpRequested(p, `usage: flashslide submit <slides or folders...> [--wait] [--priority N] [--force] [--redis URL] [--json]\n\n${ANALYSIS_HELP}`)) return 0;
+  if (p.positionals.length === 0) throw new UsageError('submit needs at least one slide or folder');
+  const slides = await findSlides(p.positionals);
+  if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
+  const url = redisUrl(stringFlag(p.values, 'redis'));
+  const options = analysisOptions(p.values);
+  const submitted = await submitSlides(slides, { ...options, redisUrl: url, priority: numberFlag(p.values, 'priority'), force: Boolean(p.values['force']) });
+  let final = submitted;
+  if (p.values['wait']) {
+    const specs = await Promise.all(slides.map((s) => describeAnalysis(s, options)));
+    let last = '';
+    final = await waitForSlides(specs, url, (statuses) => {
+      const line = statuses.map((s) => `${s.state}${s.regionsTotal === null ? '' : ` ${s.regionsDone ?? 0}/${s.regionsTotal}`}`).join(', ');
+      if (line !== last && !p.values['json']) process.stderr.write(`${line}\n`);
+      last = line;
+    });
+    final = final.map((s, i) => ({ ...s, ...(submitted[i]?.submitted === undefined ? {} : { submitted: submitted[i]?.submitted }) }));
+  }
+  process.stdout.write(p.values['json'] ? `${JSON.stringify(final, null, 2)}\n` : `${statusTable(final)}\n`);
+  return p.values['wait'] && final.some((s) => s.state === 'failed') ? 3 : 0;
+}
+
+export async function statusCommand(args: string[]): Promise<number> {
+  const p = parse(args, { ...ANALYSIS_FLAGS, redis: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (helpRequested(p, `usage: flashslide status [slides...] [--redis URL] [--json] (with the analysis options used at submit)`)) return 0;
+  const url = redisUrl(stringFlag(p.values, 'redis'));
+  const specs =
+    p.positionals.length > 0
+      ? await Promise.all((await findSlides(p.positionals)).map((s) => describeAnalysis(s, analysisOptions(p.values))))
+      : await knownAnalyses(url);
+  const rows = await slideStatuses(specs, url);
+  process.stdout.write(p.values['json'] ? `${JSON.stringify(rows, null, 2)}\n` : `${statusTable(rows)}\n`);
+  return 0;
+}

@@ -1,0 +1,119 @@
+/**
+ * What one analysis is: a slide, a model, and the parameters that change the result. Its id is a
+ * hash of their contents, so resubmitting the same slide with the same model and parameters is the
+ * same job (deduplicated), and the result folder name follows from it.
+ *
+ * The spec is plain JSON: it travels in queue job data and is stored in the result folder.
+ */
+import { basename, extname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fingerprintFile, stableHash } from './fingerprint.js';
+import { resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
+import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
+import { SlideNotFoundError } from '../slide/errors.js';
+
+export interface AnalysisOptions {
+  /** 'demo' or a timm safetensors checkpoint. */
+  model: string;
+  /** Model JSON config; default beside the weights. */
+  modelConfig: string | undefined;
+  device: DeviceRequest;
+  targetMpp: number;
+  /** Region side in model pixels; undefined = the largest multiple of the patch size <= 1024. */
+  regionSize: number | undefined;
+  overlap: number;
+  /** Regions per inference batch (one queue job in queue mode). */
+  batchSize: number;
+  /** 'self', 'reference:<bank.safetensors>' or 'head:<weights.safetensors>'. */
+  scoreMethod: string;
+  /** Microns per level-0 pixel when the slide lacks (or misstates) it. */
+  mpp: number | undefined;
+  /** Root of the result store. */
+  dataDir: string;
+}
+
+export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
+  model: 'demo',
+  modelConfig: undefined,
+  device: 'auto',
+  targetMpp: 0.5,
+  regionSize: undefined,
+  overlap: 0,
+  batchSize: 4,
+  scoreMethod: 'self',
+  mpp: undefined,
+  dataDir: 'data',
+};
+
+export interface AnalysisSpec {
+  analysisId: string;
+  slidePath: string;
+  slideName: string;
+  slideFingerprint: string;
+  modelWeights: string;
+  modelConfig: string;
+  modelName: string;
+  modelFingerprint: string;
+  device: DeviceRequest;
+  targetMpp: number;
+  regionSize: number | null;
+  overlap: number;
+  batchSize: number;
+  scoreMethod: string;
+  mpp: number | null;
+  /** Absolute path of this analysis's result folder. */
+  resultDir: string;
+}
+
+function modelName(weights: string, model: string): string {
+  return model === 'demo' ? DEMO_MODEL_SPEC.name : basename(weights, extname(weights));
+}
+
+/** Files a score method refers to are part of the identity too: a rebuilt bank is a new analysis. */
+async function scoreFingerprint(method: string): Promise<string> {
+  const colon = method.indexOf(':');
+  if (colon < 0) return method;
+  const path = method.slice(colon + 1);
+  return existsSync(path) ? `${method.slice(0, colon)}:${await fingerprintFile(path)}` : method;
+}
+
+export async function describeAnalysis(slidePath: string, options: Partial<AnalysisOptions> = {}): Promise<AnalysisSpec> {
+  const o = { ...DEFAULT_ANALYSIS_OPTIONS, ...options };
+  const abs = resolve(slidePath);
+  if (!existsSync(abs)) throw new SlideNotFoundError(slidePath, 'no such file');
+  const files = await resolveModelFiles(o.model, o.modelConfig);
+  const [slideFingerprint, modelFingerprint, scoreId] = await Promise.all([
+    fingerprintFile(abs),
+    fingerprintFile(files.weights),
+    scoreFingerprint(o.scoreMethod),
+  ]);
+  const analysisId = stableHash({
+    slide: slideFingerprint,
+    model: modelFingerprint,
+    config: await fingerprintFile(files.config),
+    targetMpp: o.targetMpp,
+    regionSize: o.regionSize ?? null,
+    overlap: o.overlap,
+    score: scoreId,
+    mpp: o.mpp ?? null,
+  }).slice(0, 24);
+  const slideName = basename(abs, extname(abs));
+  return {
+    analysisId,
+    slidePath: abs,
+    slideName,
+    slideFingerprint,
+    modelWeights: resolve(files.weights),
+    modelConfig: resolve(files.config),
+    modelName: modelName(files.weights, o.model),
+    modelFingerprint,
+    device: o.device,
+    targetMpp: o.targetMpp,
+    regionSize: o.regionSize ?? null,
+    overlap: o.overlap,
+    batchSize: o.batchSize,
+    scoreMethod: o.scoreMethod,
+    mpp: o.mpp ?? null,
+    resultDir: resolve(join(o.dataDir, `${slideName.replace(/[^\w.-]+/g, '_')}-${analysisId.slice(0, 12)}`)),
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Stage 1 of an analysis: open the slide, find tissue, plan the regions and split them into
+ * inference batches. Writes <resultDir>/work/{plan.json, tissue.png, overview.png}; a plan already
+ * there for the same analysis is reused, so a retried or resubmitted job does not redo it.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { openSlide } from '../slide/open-slide.js';
+import { findTissue } from '../tissue/tissue-map.js';
+import { planRegions, type RegionPlan } from '../regions/region-plan.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import type { AnalysisSpec } from './analysis-spec.js';
+import type { MppSource, SlideLevel } from '../slide/slide-source.js';
+import type { ModelArch } from '../infer/vit-engine.js';
+
+export interface SlidePlan {
+  spec: AnalysisSpec;
+  slide: {
+    width: number;
+    height: number;
+    mpp: number;
+    mppSource: MppSource;
+    vendor: string;
+    backend: string;
+    levels: SlideLevel[];
+  };
+  tissue: { mode: 'brightfield' | 'fluorescence'; fraction: number };
+  model: { name: string; patchSize: number; embedDim: number; prefixTokens: number; description: string };
+  regionPlan: RegionPlan;
+  /** Indices into regionPlan.regions, one array per inference batch. */
+  batches: number[][];
+  planMs: number;
+}
+
+export const workDir = (spec: AnalysisSpec): string => join(spec.resultDir, 'work');
+export const planPath = (spec: AnalysisSpec): string => join(workDir(spec), 'plan.json');
+
+export async function readPlan(spec: AnalysisSpec): Promise<SlidePlan | null> {
+  if (!existsSync(planPath(spec))) return null;
+  const plan = JSON.parse(await readFile(planPath(spec), 'utf8')) as SlidePlan;
+  return plan.spec.analysisId === spec.analysisId ? plan : null;
+}
+
+export function defaultRegionSize(patchSize: number): number {
+  return Math.floor(1024 / patchSize) * patchSize;
+}
+
+export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<SlidePlan> {
+  const existing = await readPlan(spec);
+  if (existing !== null) return existing;
+  const started = performance.now();
+  const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
+  try {
+    const tissue = await findTissue(source);
+    const regionPlan = planRegions(source, tissue, {
+      targetMpp: spec.targetMpp,
+      regionSize: spec.regionSize ?? defaultRegionSize(arch.patchSize),
+      overlap: spec.overlap,
+      patchSize: arch.patchSize,
+    });
+    const batches: number[][] = [];
+    for (let i = 0; i < regionPlan.regions.length; i += spec.batchSize) {
+      batches.push(regionPlan.regions.slice(i, i + spec.batchSize).map((_, k) => i + k));
+    }
+    const mpp = source.mpp as { x: number; y: number }; // planRegions has thrown if it were null
+    const plan: SlidePlan = {
+      spec,
+      slide: {
+        width: source.width,
+        height: source.height,
+        mpp: (mpp.x + mpp.y) / 2,
+        mppSource: source.mppSource,
+        vendor: source.vendor,
+        backend: source.backend,
+        levels: source.levels.map((l) => ({ ...l })),
+      },
+      tissue: { mode: tissue.detection.mode, fraction: tissue.tissueFraction },
+      model: {
+        name: spec.modelName,
+        patchSize: arch.patchSize,
+        embedDim: arch.embedDim,
+        prefixTokens: arch.numPrefixTokens,
+        description: arch.description,
+      },
+      regionPlan,
+      batches,
+      planMs: 0,
+    };
+    const dir = workDir(spec);
+    await tissue.writePng(join(dir, 'tissue.png'));
+    const ov = tissue.overview;
+    if (ov !== null) {
+      const png = await sharp(ov.image.data, { raw: { width: ov.image.width, height: ov.image.height, channels: 3 } }).png().toBuffer();
+      await writeFileAtomic(join(dir, 'overview.png'), png);
+    }
+    plan.planMs = performance.now() - started;
+    // plan.json last: its presence means the whole stage is done.
+    await writeFileAtomic(planPath(spec), JSON.stringify(plan));
+    return plan;
+  } finally {
+    await source.close();
+  }
+}

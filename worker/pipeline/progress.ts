@@ -1,0 +1,65 @@
+/**
+ * Progress of one slide, as both modes report it: regions done out of total, with a rate and an
+ * ETA. The embedded runner draws it as a bar on stderr; queue workers publish it as job progress.
+ */
+
+export interface SlideProgress {
+  analysisId: string;
+  slideName: string;
+  stage: 'plan' | 'embed' | 'aggregate' | 'done';
+  regionsDone: number;
+  regionsTotal: number;
+}
+
+export type ProgressListener = (p: SlideProgress) => void;
+
+export class RateMeter {
+  private readonly started = performance.now();
+  constructor(private readonly initial = 0) {}
+
+  /** Items per second since construction. */
+  rate(done: number): number {
+    const s = (performance.now() - this.started) / 1000;
+    return s > 0 ? (done - this.initial) / s : 0;
+  }
+
+  etaSeconds(done: number, total: number): number | null {
+    const r = this.rate(done);
+    return r > 0 ? (total - done) / r : null;
+  }
+}
+
+function formatSeconds(s: number | null): string {
+  if (s === null || !Number.isFinite(s)) return '--:--';
+  const m = Math.floor(s / 60);
+  return `${m}:${String(Math.round(s % 60)).padStart(2, '0')}`;
+}
+
+/** A one-line progress bar, redrawn in place on a TTY and printed every 10 % otherwise. */
+export function progressBar(stream: NodeJS.WriteStream = process.stderr): ProgressListener {
+  let meter = new RateMeter();
+  let lastSlide = '';
+  let lastDecile = -1;
+  return (p) => {
+    if (p.analysisId !== lastSlide) {
+      meter = new RateMeter(p.regionsDone);
+      lastSlide = p.analysisId;
+      lastDecile = -1;
+    }
+    const frac = p.regionsTotal > 0 ? p.regionsDone / p.regionsTotal : 1;
+    const width = 24;
+    const filled = Math.round(frac * width);
+    const line =
+      `${p.slideName} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.regionsDone}/${p.regionsTotal} regions ` +
+      `${meter.rate(p.regionsDone).toFixed(2)}/s ETA ${formatSeconds(meter.etaSeconds(p.regionsDone, p.regionsTotal))} ${p.stage}`;
+    if (stream.isTTY) {
+      stream.write(`\r${line}\x1b[K${p.stage === 'done' ? '\n' : ''}`);
+    } else {
+      const decile = Math.floor(frac * 10);
+      if (decile !== lastDecile || p.stage === 'done') {
+        lastDecile = decile;
+        stream.write(`${line}\n`);
+      }
+    }
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * Embedded mode: the same three stages the queue workers run (plan -> embed batches -> aggregate),
+ * in this process, one slide after another, without Redis. Reading the next batch overlaps
+ * inference of the current one. A slide that fails is recorded (failure.json) and the rest go on.
+ */
+import { openSlide } from '../slide/open-slide.js';
+import { SlideError } from '../slide/errors.js';
+import { EngineError } from '../infer/vit-engine.js';
+import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
+import { planSlide } from './plan-stage.js';
+import { embedBatch, partExists, readBatch, type RegionBatch } from './embed-stage.js';
+import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
+import { getEngine } from './engine-cache.js';
+import type { ProgressListener } from './progress.js';
+
+export interface SlideOutcome {
+  slidePath: string;
+  analysisId: string | null;
+  resultDir: string | null;
+  status: 'done' | 'cached' | 'failed';
+  reason?: string;
+  slideScore?: number;
+  regions?: number;
+  anomalousRegions?: number;
+}
+
+export interface EmbeddedRunOptions extends Partial<AnalysisOptions> {
+  /** Recompute even when a finished result exists. */
+  force?: boolean;
+  onProgress?: ProgressListener;
+}
+
+/** Errors that mean "this slide cannot be analysed" (record and move on) rather than a bug. */
+export function isSlideFailure(err: unknown): err is Error {
+  return err instanceof SlideError || err instanceof EngineError;
+}
+
+export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<SlideOutcome> {
+  const started = performance.now();
+  const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
+  const progress = (stage: 'plan' | 'embed' | 'aggregate' | 'done', done: number, total: number): void =>
+    options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage, regionsDone: done, regionsTotal: total });
+  progress('plan', 0, 0);
+  const plan = await planSlide(spec, engine.arch);
+  const total = plan.regionPlan.regions.length;
+  const todo = plan.batches.map((_, i) => i).filter((i) => !partExists(plan, i));
+  let done = total - todo.reduce((acc, i) => acc + (plan.batches[i]?.length ?? 0), 0);
+  progress('embed', done, total);
+
+  const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
+  const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
+  try {
+    let next: Promise<RegionBatch> | null = todo.length > 0 ? readBatch(plan, source, todo[0] as number) : null;
+    for (let k = 0; k < todo.length; k++) {
+      const batch = await (next as Promise<RegionBatch>);
+      // Start decoding the next batch before this one occupies the engine.
+      next = k + 1 < todo.length ? readBatch(plan, source, todo[k + 1] as number) : null;
+      next?.catch(() => undefined); // its error surfaces when awaited
+      timings.readMs += batch.readMs;
+      timings.inferenceMs += (await embedBatch(plan, engine, batch)).inferMs;
+      done += batch.regions.length;
+      progress('embed', done, total);
+    }
+  } finally {
+    await source.close();
+  }
+  progress('aggregate', total, total);
+  const summary = await aggregateSlide(plan, { ...timings, startedAt: started });
+  progress('done', total, total);
+  return {
+    slidePath: spec.slidePath,
+    analysisId: spec.analysisId,
+    resultDir: spec.resultDir,
+    status: 'done',
+    slideScore: summary.slideScore,
+    regions: total,
+    anomalousRegions: summary.regionsCount,
+  };
+}
+
+export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOptions = {}): Promise<SlideOutcome[]> {
+  const outcomes: SlideOutcome[] = [];
+  for (const slidePath of slides) {
+    let spec: AnalysisSpec | null = null;
+    try {
+      spec = await describeAnalysis(slidePath, options);
+      const existing = options.force ? null : await readResultSummary(spec);
+      if (existing !== null) {
+        outcomes.push({ slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount });
+        continue;
+      }
+      outcomes.push(await analyzeOne(spec, options));
+    } catch (err) {
+      if (!isSlideFailure(err)) throw err;
+      if (spec !== null) await writeFailure(spec, err.message);
+      outcomes.push({ slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: err.message });
+    }
+  }
+  return outcomes;
+}

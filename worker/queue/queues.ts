@@ -1,0 +1,39 @@
+/**
+ * Queue names and job ids. Ids derive from the analysis id (slide content + model + parameters), so
+ * BullMQ itself deduplicates: adding a job whose id exists returns the existing job.
+ *
+ *   flashslide-plan       one job per analysis: open, find tissue, plan; then adds the flow below
+ *   flashslide-aggregate  parent, one per analysis: score and store, once every batch is embedded
+ *   flashslide-embed      children, one per region batch: read regions, run the ViT, store embeddings
+ */
+import type { AnalysisSpec } from '../pipeline/analysis-spec.js';
+
+export const QUEUES = {
+  plan: 'flashslide-plan',
+  embed: 'flashslide-embed',
+  aggregate: 'flashslide-aggregate',
+} as const;
+
+export const jobIds = {
+  plan: (analysisId: string): string => `plan-${analysisId}`,
+  aggregate: (analysisId: string): string => `aggregate-${analysisId}`,
+  embed: (analysisId: string, batch: number): string => `embed-${analysisId}-${batch}`,
+};
+
+export interface PlanJobData {
+  spec: AnalysisSpec;
+}
+export interface EmbedJobData {
+  spec: AnalysisSpec;
+  batch: number;
+  regionsTotal: number;
+}
+export interface AggregateJobData {
+  spec: AnalysisSpec;
+}
+
+/** Retry policy for transient failures (a Redis blip, a worker OOM-killed mid-batch, ...). */
+export const RETRY = { attempts: 3, backoff: { type: 'exponential' as const, delay: 2000 } };
+
+/** Finished jobs are kept a while for `status` and dedup, then trimmed. */
+export const KEEP = { removeOnComplete: { age: 7 * 24 * 3600, count: 10000 }, removeOnFail: { age: 30 * 24 * 3600 } };

@@ -1,0 +1,170 @@
+/**
+ * `flashslide worker`: processes the three queues with the same stage functions as embedded mode.
+ * Run one per GPU; any number, on any machines sharing Redis and the data folder, share the work.
+ *
+ * - Embed jobs run `concurrency` at a time (default 2): while one batch is in the engine, the
+ *   next is being decoded, so the GPU does not wait for JPEG decoding.
+ * - A slide that cannot be read or a corrupt region fails that slide for good (UnrecoverableError,
+ *   reason in failure.json); anything else is retried with backoff.
+ * - A worker killed mid-batch leaves a stalled job; after its lock expires another worker takes it.
+ *   Parts and results are written atomically, so the half-done batch leaves nothing behind.
+ * - close() (on SIGTERM) stops taking jobs and waits for the running ones to finish.
+ */
+import { FlowProducer, Job, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
+import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
+import { checkRedis, workerConnectionOptions } from './connection.js';
+import { KEEP, QUEUES, RETRY, jobIds, type AggregateJobData, type EmbedJobData, type PlanJobData } from './queues.js';
+import { planSlide, readPlan } from '../pipeline/plan-stage.js';
+import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
+import { aggregateSlide, readPartTimings, writeFailure } from '../pipeline/aggregate-stage.js';
+import { getEngine } from '../pipeline/engine-cache.js';
+import { isSlideFailure } from '../pipeline/run-embedded.js';
+import { openSlide } from '../slide/open-slide.js';
+import type { DeviceRequest } from '../infer/vit-engine.js';
+
+export interface SlideWorkerOptions {
+  redisUrl: string;
+  /** Embed jobs in flight in this process. */
+  concurrency: number;
+  /** Overrides the device recorded in each job (this machine's GPU or CPU). */
+  device: DeviceRequest | undefined;
+  /** How long a job's lock lasts without renewal; a killed worker's job is retried after this. */
+  lockDurationMs: number;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_WORKER_OPTIONS: Readonly<Omit<SlideWorkerOptions, 'redisUrl'>> = {
+  concurrency: 2,
+  device: undefined,
+  lockDurationMs: 30_000,
+  log: (line) => process.stderr.write(`${line}\n`),
+};
+
+const progressKey = (analysisId: string): string => `flashslide:progress:${analysisId}`;
+
+export class SlideWorker {
+  private readonly workers: Worker[] = [];
+  private readonly flow: FlowProducer;
+  private readonly redis: Redis;
+  private readonly o: SlideWorkerOptions;
+
+  private constructor(o: SlideWorkerOptions) {
+    this.o = o;
+    const connection = workerConnectionOptions(o.redisUrl);
+    this.flow = new FlowProducer({ connection });
+    this.redis = new Redis(connection as IoRedisOptions);
+    const common = { connection, lockDuration: o.lockDurationMs, stalledInterval: Math.max(1000, Math.floor(o.lockDurationMs / 2)) };
+    this.workers.push(
+      new Worker<PlanJobData>(QUEUES.plan, (job) => this.plan(job), { ...common, concurrency: 1 }),
+      new Worker<EmbedJobData>(QUEUES.embed, (job) => this.embed(job), { ...common, concurrency: o.concurrency }),
+      new Worker<AggregateJobData>(QUEUES.aggregate, (job) => this.aggregate(job), { ...common, concurrency: 1 }),
+    );
+    for (const w of this.workers) {
+      w.on('failed', (job, err) => void this.onFailed(job, err));
+      w.on('error', (err) => o.log(`worker error: ${err.message}`));
+    }
+  }
+
+  static async start(options: Partial<SlideWorkerOptions> & { redisUrl: string }): Promise<SlideWorker> {
+    const o = { ...DEFAULT_WORKER_OPTIONS, ...options };
+    await checkRedis(o.redisUrl);
+    const w = new SlideWorker(o);
+    await Promise.all(w.workers.map((x) => x.waitUntilReady()));
+    o.log(`flashslide worker: listening on ${o.redisUrl} (embed concurrency ${o.concurrency})`);
+    return w;
+  }
+
+  private device(data: { spec: { device: DeviceRequest } }): DeviceRequest {
+    return this.o.device ?? data.spec.device;
+  }
+
+  private async plan(job: BullJob<PlanJobData>): Promise<{ batches: number }> {
+    const { spec } = job.data;
+    try {
+      const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
+      const plan = await planSlide(spec, engine.arch);
+      const regionsTotal = plan.regionPlan.regions.length;
+      await this.redis.hset(progressKey(spec.analysisId), 'total', regionsTotal);
+      // Children fail the parent on failure: without that a failed batch would leave the
+      // aggregate job waiting for its children forever.
+      await this.flow.add({
+        name: 'aggregate',
+        queueName: QUEUES.aggregate,
+        data: { spec } satisfies AggregateJobData,
+        opts: { jobId: jobIds.aggregate(spec.analysisId), ...KEEP },
+        children: plan.batches.map((_, batch) => ({
+          name: 'embed',
+          queueName: QUEUES.embed,
+          data: { spec, batch, regionsTotal } satisfies EmbedJobData,
+          opts: { jobId: jobIds.embed(spec.analysisId, batch), failParentOnFailure: true, ...RETRY, ...KEEP },
+        })),
+      });
+      this.o.log(`planned ${spec.slideName}: ${regionsTotal} regions in ${plan.batches.length} batches`);
+      return { batches: plan.batches.length };
+    } catch (err) {
+      if (isSlideFailure(err)) {
+        await writeFailure(spec, err.message);
+        throw new UnrecoverableError(err.message);
+      }
+      throw err;
+    }
+  }
+
+  private async embed(job: BullJob<EmbedJobData>): Promise<{ regions: number }> {
+    const { spec, batch, regionsTotal } = job.data;
+    const plan = await readPlan(spec);
+    if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir} (is the data folder shared by all workers?)`);
+    const n = plan.batches[batch]?.length ?? 0;
+    if (!partExists(plan, batch)) {
+      try {
+        const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
+        const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
+        try {
+          const pixels = await readBatch(plan, source, batch);
+          await embedBatch(plan, engine, pixels);
+        } finally {
+          await source.close();
+        }
+      } catch (err) {
+        if (isSlideFailure(err)) {
+          await writeFailure(spec, err.message);
+          throw new UnrecoverableError(err.message);
+        }
+        throw err;
+      }
+    }
+    const done = await this.redis.hincrby(progressKey(spec.analysisId), 'done', n);
+    const parentId = job.parent?.id;
+    if (parentId !== undefined) {
+      const parent = await Job.fromId(this.workers[2] as Worker, parentId).catch(() => undefined);
+      await parent?.updateProgress({ regionsDone: Math.min(done, regionsTotal), regionsTotal });
+    }
+    return { regions: n };
+  }
+
+  private async aggregate(job: BullJob<AggregateJobData>): Promise<{ slideScore: number; regionsCount: number }> {
+    const { spec } = job.data;
+    const plan = await readPlan(spec);
+    if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir}`);
+    const timings = await readPartTimings(plan);
+    const summary = await aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp });
+    await this.redis.del(progressKey(spec.analysisId));
+    this.o.log(`done ${spec.slideName}: score ${summary.slideScore.toFixed(3)}, ${summary.regionsCount} anomalous regions -> ${spec.resultDir}`);
+    return { slideScore: summary.slideScore, regionsCount: summary.regionsCount };
+  }
+
+  private async onFailed(job: BullJob | undefined, err: Error): Promise<void> {
+    if (job === undefined) return;
+    const data = job.data as Partial<EmbedJobData>;
+    const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    this.o.log(`job ${job.id} failed${final ? '' : ' (will retry)'}: ${err.message}`);
+    if (final && data.spec !== undefined) await writeFailure(data.spec, err.message).catch(() => undefined);
+  }
+
+  /** Stops taking new jobs and waits for the running ones. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+    await this.flow.close();
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Submitting slides to the queue, and reading back where they stand. A submission is one plan
+ * job per slide whose id is the analysis id: submitting the same slide again (same model and
+ * parameters) finds the existing job or the finished result instead of queueing it twice.
+ */
+import { Queue, QueueEvents, type Job } from 'bullmq';
+import { checkRedis, producerConnectionOptions, workerConnectionOptions } from './connection.js';
+import { KEEP, QUEUES, RETRY, jobIds, type PlanJobData } from './queues.js';
+import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
+import { readResultSummary } from '../pipeline/aggregate-stage.js';
+import { readFailure } from '../pipeline/failure.js';
+import { rm } from 'node:fs/promises';
+
+export type SlideState = 'queued' | 'planning' | 'embedding' | 'aggregating' | 'done' | 'failed' | 'unknown';
+
+export interface SlideStatus {
+  slidePath: string;
+  analysisId: string;
+  resultDir: string;
+  state: SlideState;
+  regionsDone: number | null;
+  regionsTotal: number | null;
+  reason: string | null;
+  /** For submit: whether this call queued it, found it queued, or found it finished. */
+  submitted?: 'queued' | 'already-queued' | 'already-done' | 'requeued';
+}
+
+export interface SubmitOptions extends Partial<AnalysisOptions> {
+  redisUrl: string;
+  priority?: number | undefined;
+  force?: boolean | undefined;
+}
+
+interface Queues {
+  plan: Queue;
+  aggregate: Queue;
+  close(): Promise<void>;
+}
+
+function openQueues(redisUrl: string): Queues {
+  const connection = producerConnectionOptions(redisUrl);
+  const plan = new Queue(QUEUES.plan, { connection });
+  const aggregate = new Queue(QUEUES.aggregate, { connection });
+  return { plan, aggregate, close: async () => void (await Promise.all([plan.close(), aggregate.close()])) };
+}
+
+async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
+  const base = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, regionsDone: null, regionsTotal: null, reason: null };
+  const summary = await readResultSummary(spec);
+  if (summary !== null) return { ...base, state: 'done', regionsDone: summary.regionsAnalysed ?? null, regionsTotal: summary.regionsAnalysed ?? null };
+  const failure = await readFailure(spec);
+  const planJob = await q.plan.getJob(jobIds.plan(spec.analysisId));
+  const aggJob = await q.aggregate.getJob(jobIds.aggregate(spec.analysisId));
+  const state = async (job: Job | undefined): Promise<string> => (job === undefined ? 'missing' : job.getState());
+  const [ps, as] = await Promise.all([state(planJob), state(aggJob)]);
+  const progress = aggJob?.progress as { regionsDone?: number; regionsTotal?: number } | undefined;
+  const counts = { regionsDone: progress?.regionsDone ?? null, regionsTotal: progress?.regionsTotal ?? null };
+  if (ps === 'failed' || as === 'failed' || failure !== null) {
+    return { ...base, ...counts, state: 'failed', reason: failure?.reason ?? planJob?.failedReason ?? aggJob?.failedReason ?? 'unknown' };
+  }
+  if (as === 'active') return { ...base, ...counts, state: 'aggregating' };
+  if (as === 'waiting-children' || as === 'waiting' || as === 'prioritized') return { ...base, ...counts, state: 'embedding' };
+  if (ps === 'active' || ps === 'completed') return { ...base, state: 'planning' };
+  if (ps === 'waiting' || ps === 'prioritized' || ps === 'delayed') return { ...base, state: 'queued' };
+  return { ...base, state: 'unknown' };
+}
+
+export async function submitSlides(slides: readonly string[], options: SubmitOptions): Promise<SlideStatus[]> {
+  await checkRedis(options.redisUrl);
+  const q = openQueues(options.redisUrl);
+  try {
+    const out: SlideStatus[] = [];
+    for (const slide of slides) {
+      const spec = await describeAnalysis(slide, options);
+      const id = jobIds.plan(spec.analysisId);
+      const current = await statusOf(q, spec);
+      if (!options.force && current.state === 'done') {
+        out.push({ ...current, submitted: 'already-done' });
+        continue;
+      }
+      if (!options.force && current.state !== 'failed' && current.state !== 'unknown') {
+        out.push({ ...current, submitted: 'already-queued' });
+        continue;
+      }
+      // A forced or failed analysis starts clean: old jobs and files would otherwise short-circuit it.
+      const requeue = current.state !== 'unknown';
+      if (requeue) {
+        await (await q.aggregate.getJob(jobIds.aggregate(spec.analysisId)))?.remove({ removeChildren: true }).catch(() => undefined);
+        await (await q.plan.getJob(id))?.remove().catch(() => undefined);
+        await rm(spec.resultDir, { recursive: true, force: true });
+      }
+      await q.plan.add('plan', { spec } satisfies PlanJobData, {
+        jobId: id,
+        ...RETRY,
+        ...KEEP,
+        ...(options.priority === undefined ? {} : { priority: options.priority }),
+      });
+      out.push({ ...(await statusOf(q, spec)), submitted: requeue ? 'requeued' : 'queued' });
+    }
+    return out;
+  } finally {
+    await q.close();
+  }
+}
+
+export async function slideStatuses(specs: readonly AnalysisSpec[], redisUrl: string): Promise<SlideStatus[]> {
+  const q = openQueues(redisUrl);
+  try {
+    return await Promise.all(specs.map((s) => statusOf(q, s)));
+  } finally {
+    await q.close();
+  }
+}
+
+/** Every analysis the queue knows (newest first), for `status` without arguments. */
+export async function knownAnalyses(redisUrl: string, limit = 200): Promise<AnalysisSpec[]> {
+  const q = openQueues(redisUrl);
+  try {
+    const jobs = await q.plan.getJobs(['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'], 0, limit - 1, false);
+    return jobs.filter((j): j is Job<PlanJobData> => j !== undefined && (j.data as Partial<PlanJobData>).spec !== undefined).map((j) => j.data.spec);
+  } finally {
+    await q.close();
+  }
+}
+
+/** Resolves when every slide is done or failed, calling `onUpdate` as they progress. */
+export async function waitForSlides(specs: readonly AnalysisSpec[], redisUrl: string, onUpdate: (s: SlideStatus[]) => void, pollMs = 1000): Promise<SlideStatus[]> {
+  // QueueEvents blocks on a stream read: it needs the never-give-up connection settings.
+  const events = new QueueEvents(QUEUES.aggregate, { connection: workerConnectionOptions(redisUrl) });
+  let wake: (() => void) | null = null;
+  const poke = (): void => wake?.();
+  events.on('progress', poke);
+  events.on('completed', poke);
+  events.on('failed', poke);
+  try {
+    for (;;) {
+      const statuses = await slideStatuses(specs, redisUrl);
+      onUpdate(statuses);
+      if (statuses.every((s) => s.state === 'done' || s.state === 'failed')) return statuses;
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, pollMs);
+      });
+    }
+  } finally {
+    await events.close();
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Turns a `--score` spec into a scorer:
+ *
+ *   self               anomaly within the slide's own tissue (default)
+ *   reference:<path>   distance to a reference bank of normal tissue (safetensors)
+ *   head:<path>        probability of a class from a linear probe (safetensors)
+ *
+ * Only the first ':' separates method and path, so paths may contain ':'.
+ */
+import { ScoreConfigError } from './errors.js';
+import { HeadScorer, readLinearHead } from './head-scorer.js';
+import { readReferenceBank } from './reference-bank.js';
+import { ReferenceScorer } from './reference-scorer.js';
+import { SelfScorer } from './self-scorer.js';
+import type { Scorer } from './types.js';
+
+export const DEFAULT_SCORE_METHOD = 'self';
+
+export interface ScoreMethodContext {
+  /** Embedding dim of the model in use. */
+  dim: number;
+  /** Name of the model in use, checked against what banks and heads were built with. */
+  model: string;
+}
+
+const USAGE = "expected 'self', 'reference:<bank.safetensors>' or 'head:<weights.safetensors>'";
+
+export async function parseScoreMethod(spec: string, ctx: ScoreMethodContext): Promise<Scorer> {
+  const trimmed = spec.trim();
+  if (trimmed === '') throw new ScoreConfigError(`empty score method; ${USAGE}`);
+  const colon = trimmed.indexOf(':');
+  const name = colon < 0 ? trimmed : trimmed.slice(0, colon);
+  const arg = colon < 0 ? null : trimmed.slice(colon + 1).trim();
+  switch (name) {
+    case 'self':
+      if (arg !== null) throw new ScoreConfigError(`score method 'self' takes no argument (got '${trimmed}'); ${USAGE}`);
+      return new SelfScorer();
+    case 'reference': {
+      if (arg === null || arg === '') throw new ScoreConfigError(`score method 'reference' needs a bank file: 'reference:<bank.safetensors>'`);
+      const bank = await readReferenceBank(arg, { dim: ctx.dim, model: ctx.model });
+      return new ReferenceScorer(bank, { bankPath: arg });
+    }
+    case 'head': {
+      if (arg === null || arg === '') throw new ScoreConfigError(`score method 'head' needs a weights file: 'head:<weights.safetensors>'`);
+      const head = await readLinearHead(arg, { dim: ctx.dim, model: ctx.model });
+      return new HeadScorer(head, arg);
+    }
+    default:
+      throw new ScoreConfigError(`unknown score method '${name}' in '${trimmed}'; ${USAGE}`);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * summary.json: one small file per slide with the numbers a worklist needs (how anomalous, how
+ * much tissue, how long it took). Its presence marks a complete result; see result-store.ts.
+ */
+
+export interface SlideTimings {
+  planMs?: number;
+  readMs: number;
+  inferenceMs: number;
+  scoringMs: number;
+  totalMs: number;
+}
+
+export interface SlideSummary {
+  slideId: string;
+  slidePath?: string;
+  status: 'done';
+  /** Mean of the top 1 % of tissue cell scores: robust to one stray cell, sensitive to a small lesion. */
+  slideScore: number;
+  tissueCells: number;
+  anomalousCells: number;
+  regionsCount: number;
+  /** Infinity is written as null (JSON has no Infinity) and read back as Infinity. */
+  threshold: number;
+  model: string;
+  scoreMethod: string;
+  timings: SlideTimings;
+  regionsAnalysed?: number;
+  effectiveMpp?: number;
+  createdAt?: string;
+  flashslideVersion?: string;
+}
+
+/** failure.json: why a slide has no result. */
+export interface SlideFailure {
+  slideId: string;
+  status: 'failed';
+  reason: string;
+  slidePath: string;
+  /** ISO 8601. */
+  at: string;
+}
+
+export const SLIDE_SCORE_TOP_FRACTION = 0.01;
+
+/** Mean of the top 1 % (at least one) of the finite scores; 0 without any. */
+export function slideScore(scores: ArrayLike<number>, topFraction = SLIDE_SCORE_TOP_FRACTION): number {
+  const finite: number[] = [];
+  for (let i = 0; i < scores.length; i++) {
+    const v = scores[i] as number;
+    if (Number.isFinite(v)) finite.push(v);
+  }
+  if (finite.length === 0) return 0;
+  const sorted = Float64Array.from(finite).sort();
+  const top = Math.max(1, Math.ceil(sorted.length * topFraction));
+  let sum = 0;
+  for (let i = sorted.length - top; i < sorted.length; i++) sum += sorted[i] as number;
+  return sum / top;
+}
+
+/** Finite (tissue) cells and those at or above the threshold. */
+export function countCells(heatmap: ArrayLike<number>, threshold: number): { tissueCells: number; anomalousCells: number } {
+  let tissueCells = 0;
+  let anomalousCells = 0;
+  for (let i = 0; i < heatmap.length; i++) {
+    const v = heatmap[i] as number;
+    if (!Number.isFinite(v)) continue;
+    tissueCells++;
+    if (v >= threshold) anomalousCells++;
+  }
+  return { tissueCells, anomalousCells };
+}
