@@ -33,9 +33,12 @@ function run(cmd, argv) {
 
 const installed = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(installed) || mtime(join(root, 'package-lock.json')) > mtime(installed)) {
-  console.log('flashslide: installing dependencies (npm ci)...');
+  console.log('flashslide: installing dependencies (npm install, pinned by package-lock.json)...');
+  // Not `npm ci`: it refuses a lock file that lacks entries for optional packages built for
+  // other platforms (msgpackr-extract's darwin/win32 builds), which some registries do not serve.
+  // `npm install` with the lock file present installs the same locked versions.
   // --ignore-scripts: the build below runs once, with the checks that follow.
-  run(npm, ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
+  run(npm, ['install', '--ignore-scripts', '--no-audit', '--no-fund']);
 }
 const addon = join(root, 'native', 'build', 'Release', 'flashslide.node');
 if (mtime(addon) < Math.max(newest(join(root, 'native')), newest(join(root, 'kernels')))) {
