@@ -145,15 +145,31 @@ build_all() {
 }
 step build build.log 420 build_all
 
-step attn-test gpu-tests.log 240 ./kernels/build/cuda/test_attention
-step engine-test gpu-tests.log 120 ./kernels/build/cuda/test_engine_cuda test/fixtures/timm
+# analyze_cuda: the whole pipeline on a real slide on the GPU; the heatmap comes back in
+# $OUT/analyze-cuda.tar to be compared with a CPU run of the same options (bf16 tolerance).
+analyze_cuda() {
+  rm -rf /tmp/flashslide-gpu-data
+  node bin/flashslide.js analyze test/fixtures/slides/CMU-1-Small-Region.svs --device cuda --data /tmp/flashslide-gpu-data || return 1
+  local d
+  d=$(ls -d /tmp/flashslide-gpu-data/*/ | head -1)
+  tar -cf "$OUT/analyze-cuda.tar" -C "$d" heatmap.npy heatmap.json summary.json regions.geojson
+}
 
-for io in test/fixtures/timm/*.io.safetensors; do
-  w=${io%.io.safetensors}.safetensors
-  step "model-$(basename "${w%.safetensors}")" gpu-tests.log 120 node bin/flashslide.js model check "$w" "$io" --device cuda
-done
-
-step bench bench.txt 420 python3 bench/gpu/bench.py
+# FLASHSLIDE_GPU_STEPS=tests|bench|all (default all): the bench can run in a second call on the
+# same (still warm) machine, so that each call stays inside the device tool's 10 minutes.
+STEPS=${FLASHSLIDE_GPU_STEPS:-all}
+if [ "$STEPS" != bench ]; then
+  step attn-test gpu-tests.log 240 ./kernels/build/cuda/test_attention
+  step engine-test gpu-tests.log 120 ./kernels/build/cuda/test_engine_cuda test/fixtures/timm
+  for io in test/fixtures/timm/*.io.safetensors; do
+    w=${io%.io.safetensors}.safetensors
+    step "model-$(basename "${w%.safetensors}")" gpu-tests.log 120 node bin/flashslide.js model check "$w" "$io" --device cuda
+  done
+  step analyze-cuda gpu-tests.log 180 analyze_cuda
+fi
+if [ "$STEPS" != tests ]; then
+  step bench bench.txt 420 python3 bench/gpu/bench.py
+fi
 
 {
   echo "flashslide GPU run: $(date -u +%FT%TZ), $(($(date +%s) - T0))s total"
