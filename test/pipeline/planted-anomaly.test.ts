@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { buildReferenceFromSlides } from '../../worker/pipeline/reference-build.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { CMU, tempDir } from '../helpers.js';
 
@@ -18,29 +19,38 @@ function foreignTexture(size: number): Buffer {
   return px;
 }
 
-describe('a planted anomaly', () => {
-  it('lands in the top-scoring cells and the first anomalous region of the self score', async () => {
-    const dir = tempDir();
-    const box = { left: 960, top: 2240, size: 256 }; // inside dense tissue
-    const slide = join(dir, 'planted.tif');
+const box = { left: 960, top: 2240, size: 256 }; // inside dense tissue
+
+/** Top-`k` scored cells of a heatmap that lie inside the planted box. */
+function hitsInBox(heat: Float32Array, cols: number, cell: number, k: number): number {
+  const cells = Array.from(heat, (v, i) => ({ v, i })).filter((c) => Number.isFinite(c.v)).sort((a, b) => b.v - a.v);
+  return cells.slice(0, k).filter(({ i }) => {
+    const x = (i % cols) * cell;
+    const y = Math.floor(i / cols) * cell;
+    return x >= box.left - 16 && x < box.left + box.size && y >= box.top - 16 && y < box.top + box.size;
+  }).length;
+}
+
+async function plantedSlide(dir: string): Promise<string> {
+  const slide = join(dir, 'planted.tif');
     // A real slide with a foreign texture pasted in, written as a tiled pyramidal TIFF whose
     // resolution tags carry the original 0.499 µm/px (20040 px/cm = 2004 px/mm for sharp).
     await sharp(CMU)
       .composite([{ input: foreignTexture(box.size), raw: { width: box.size, height: box.size, channels: 3 }, left: box.left, top: box.top }])
       .tiff({ tile: true, pyramid: true, compression: 'jpeg', quality: 90, resolutionUnit: 'cm', xres: 10000 / 0.499 / 10, yres: 10000 / 0.499 / 10 })
       .toFile(slide);
+  return slide;
+}
+
+describe('a planted anomaly', () => {
+  it('lands in the top-scoring cells and the first anomalous region of the self score', async () => {
+    const dir = tempDir();
+    const slide = await plantedSlide(dir);
     const [o] = await analyzeEmbedded([slide], { dataDir: join(dir, 'data'), regionSize: 512, device: 'cpu' });
     expect(o?.status, o?.reason).toBe('done');
     const meta = JSON.parse(readFileSync(join(o!.resultDir!, 'heatmap.json'), 'utf8')) as { cols: number; patchSizeLevel0: number };
     const { data: heat } = decodeNpyFloat32(readFileSync(join(o!.resultDir!, 'heatmap.npy')));
-    const cells = Array.from(heat, (v, i) => ({ v, i })).filter((c) => Number.isFinite(c.v)).sort((a, b) => b.v - a.v);
-    const inside = (i: number): boolean => {
-      const x = (i % meta.cols) * meta.patchSizeLevel0;
-      const y = Math.floor(i / meta.cols) * meta.patchSizeLevel0;
-      return x >= box.left - 16 && x < box.left + box.size && y >= box.top - 16 && y < box.top + box.size;
-    };
-    const top = cells.slice(0, 100);
-    const hits = top.filter((c) => inside(c.i)).length;
+    const hits = hitsInBox(heat, meta.cols, meta.patchSizeLevel0, 100);
     expect(hits, `${hits} of the top 100 cells lie in the planted box`).toBeGreaterThanOrEqual(80);
 
     const geo = JSON.parse(readFileSync(join(o!.resultDir!, 'regions.geojson'), 'utf8')) as { features: { geometry: { type: string; coordinates: unknown } }[] };
@@ -59,5 +69,19 @@ describe('a planted anomaly', () => {
     expect(Math.max(...xs)).toBeGreaterThan(box.left);
     expect(Math.min(...ys)).toBeLessThan(box.top + box.size);
     expect(Math.max(...ys)).toBeGreaterThan(box.top);
+  });
+
+  it('is found by the reference score against a bank built from the unaltered slide', async () => {
+    const dir = tempDir();
+    const slide = await plantedSlide(dir);
+    const bank = join(dir, 'normal-bank.safetensors');
+    const built = await buildReferenceFromSlides([CMU], bank, { dataDir: join(dir, 'data'), regionSize: 512, device: 'cpu', maxSize: 3000 });
+    expect(built.size).toBe(3000);
+    const [o] = await analyzeEmbedded([slide], { dataDir: join(dir, 'data'), regionSize: 512, device: 'cpu', scoreMethod: `reference:${bank}` });
+    expect(o?.status, o?.reason).toBe('done');
+    const meta = JSON.parse(readFileSync(join(o!.resultDir!, 'heatmap.json'), 'utf8')) as { cols: number; patchSizeLevel0: number; scoreMethod: string };
+    expect(meta.scoreMethod).toMatch(/^reference:/);
+    const { data: heat } = decodeNpyFloat32(readFileSync(join(o!.resultDir!, 'heatmap.npy')));
+    expect(hitsInBox(heat, meta.cols, meta.patchSizeLevel0, 100)).toBeGreaterThanOrEqual(80);
   });
 });

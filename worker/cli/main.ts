@@ -10,7 +10,7 @@ import { SafetensorsError } from '../infer/safetensors.js';
 import { UsageError } from './args.js';
 import { inspectCommand } from './inspect-command.js';
 import { modelCommand } from './model-command.js';
-import { analyzeCommand, statusCommand, submitCommand, workerCommand } from './pipeline-commands.js';
+import { analyzeCommand, referenceCommand, statusCommand, submitCommand, workerCommand } from './pipeline-commands.js';
 import { QueueConfigError } from '../queue/connection.js';
 import { ScoreError } from '../score/errors.js';
 
@@ -23,6 +23,8 @@ commands:
       queue slides for workers (BullMQ on Redis); status [slides...] shows where they are
   worker [--concurrency N] [--device auto|cpu|cuda] [--redis URL]
       process queued slides; run one per GPU, on any number of machines sharing Redis and --data
+  reference build <normal slides...> -o bank.safetensors
+      a bank of normal tissue patches for --score reference:bank.safetensors
   inspect <slide> [--json] [--mpp X] [--out DIR] [--target-mpp 0.5] [--region-size 1024]
                   [--overlap 0] [--patch-size 16] [--backend auto|sharp|openslide]
       print the slide's metadata, tissue fraction and region count; write <DIR>/<slide>.tissue.png
@@ -36,6 +38,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   analyze: analyzeCommand,
   inspect: inspectCommand,
   model: modelCommand,
+  reference: referenceCommand,
   status: statusCommand,
   submit: submitCommand,
   worker: workerCommand,

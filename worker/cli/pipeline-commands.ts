@@ -6,6 +6,7 @@ import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } fr
 import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions } from '../pipeline/analysis-spec.js';
 import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
 import { progressBar } from '../pipeline/progress.js';
+import { buildReferenceFromSlides } from '../pipeline/reference-build.js';
 import { findSlides } from '../submit/find-slides.js';
 import { redisUrl } from '../queue/connection.js';
 import { SlideWorker } from '../queue/slide-worker.js';
@@ -171,5 +172,28 @@ export async function statusCommand(args: string[]): Promise<number> {
       : await knownAnalyses(url);
   const rows = await slideStatuses(specs, url);
   process.stdout.write(p.values['json'] ? `${JSON.stringify(rows, null, 2)}\n` : `${statusTable(rows)}\n`);
+  return 0;
+}
+
+export async function referenceCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const usage = `usage: flashslide reference build <normal slides or folders...> -o bank.safetensors [--max-size 20000]\n\n${ANALYSIS_HELP}`;
+  if (sub !== 'build') {
+    if (sub === '--help' || sub === '-h') {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    }
+    throw new UsageError(`reference: expected "build"\n${usage}`);
+  }
+  const p = parse(rest, { ...ANALYSIS_FLAGS, 'out': { type: 'string', short: 'o' }, 'max-size': { type: 'string' }, 'help': { type: 'boolean', short: 'h' } });
+  if (helpRequested(p, usage)) return 0;
+  const out = stringFlag(p.values, 'out');
+  if (out === undefined) throw new UsageError('reference build needs -o <bank.safetensors>');
+  if (p.positionals.length === 0) throw new UsageError('reference build needs at least one normal slide or folder');
+  const slides = await findSlides(p.positionals);
+  if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
+  const maxSize = numberFlag(p.values, 'max-size');
+  const bank = await buildReferenceFromSlides(slides, out, { ...analysisOptions(p.values), maxSize, onProgress: progressBar() });
+  process.stdout.write(`${out}: ${bank.size} of ${bank.sourcePatches} tissue patches from ${slides.length} slide(s), model ${bank.model}, dim ${bank.dim}\n`);
   return 0;
 }

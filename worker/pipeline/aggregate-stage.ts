@@ -19,7 +19,7 @@ import type { HeatmapMeta } from '../store/heatmap-json.js';
 import type { SlideSummary } from '../store/summary.js';
 import type { AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
-import { buildPatchGrid, cellOf } from './patch-grid.js';
+import { buildPatchGrid, cellOf, type PatchGrid } from './patch-grid.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import sharp from 'sharp';
@@ -63,17 +63,23 @@ export async function readPartTimings(plan: SlidePlan): Promise<{ readMs: number
   return { readMs, inferenceMs };
 }
 
-export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings): Promise<SlideSummary> {
-  const scoringStarted = performance.now();
-  const { spec, regionPlan } = plan;
-  const dir = workDir(spec);
-  const tissuePng = await readFile(join(dir, 'tissue.png'));
+/** The slide's patch grid and the embedding of every scored (tissue) cell, gathered from the parts. */
+export interface GatheredEmbeddings {
+  grid: PatchGrid;
+  /** For each grid cell: its row in `data`, or -1 when it is not scored. */
+  row: Int32Array;
+  count: number;
+  dim: number;
+  data: Float32Array;
+}
+
+export async function gatherTissueEmbeddings(plan: SlidePlan): Promise<GatheredEmbeddings> {
+  const { regionPlan } = plan;
+  const tissuePng = await readFile(join(workDir(plan.spec), 'tissue.png'));
   const tissue = await TissueMap.fromPng(tissuePng, plan.slide.width, plan.slide.height, plan.tissue.mode);
   const grid = buildPatchGrid(regionPlan, tissue);
   const dim = plan.model.embedDim;
   const n = grid.regionPatches;
-
-  // Gather the embedding of every scored cell from the batch that owns it.
   const row = new Int32Array(grid.rows * grid.cols).fill(-1);
   let count = 0;
   for (let cell = 0; cell < row.length; cell++) if (grid.tissue[cell] === 1) row[cell] = count++;
@@ -87,6 +93,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
         for (let pc = 0; pc < n; pc++) {
           const cell = cellOf(regionPlan, grid, r, pr, pc);
           const dst = row[cell] as number;
+          // A cell takes its embedding from the region that owns it (see patch-grid.ts).
           if (dst < 0 || grid.ownerRegion[cell] !== r) continue;
           const src = ((k * n + pr) * n + pc) * dim;
           data.set(emb.subarray(src, src + dim), dst * dim);
@@ -94,6 +101,15 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
       }
     });
   }
+  return { grid, row, count, dim, data };
+}
+
+export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings): Promise<SlideSummary> {
+  const scoringStarted = performance.now();
+  const { spec, regionPlan } = plan;
+  const dir = workDir(spec);
+  const tissuePng = await readFile(join(dir, 'tissue.png'));
+  const { grid, row, count, dim, data } = await gatherTissueEmbeddings(plan);
 
   const scorer = await parseScoreMethod(spec.scoreMethod, { dim, model: spec.modelName });
   const scores = scorer.score({ count, dim, data });

@@ -7,7 +7,7 @@ import { openSlide } from '../slide/open-slide.js';
 import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
-import { planSlide } from './plan-stage.js';
+import { planSlide, type SlidePlan } from './plan-stage.js';
 import { embedBatch, partExists, readBatch, type RegionBatch } from './embed-stage.js';
 import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
 import { getEngine } from './engine-cache.js';
@@ -35,7 +35,8 @@ export function isSlideFailure(err: unknown): err is Error {
   return err instanceof SlideError || err instanceof EngineError;
 }
 
-export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<SlideOutcome> {
+/** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
+export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<{ plan: SlidePlan; timings: AggregateTimings }> {
   const started = performance.now();
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
   const progress = (stage: 'plan' | 'embed' | 'aggregate' | 'done', done: number, total: number): void =>
@@ -65,8 +66,14 @@ export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions
     await source.close();
   }
   progress('aggregate', total, total);
-  const summary = await aggregateSlide(plan, { ...timings, startedAt: started });
-  progress('done', total, total);
+  return { plan, timings: { ...timings, startedAt: started } };
+}
+
+export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<SlideOutcome> {
+  const { plan, timings } = await embedSlide(spec, options);
+  const total = plan.regionPlan.regions.length;
+  const summary = await aggregateSlide(plan, timings);
+  options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage: 'done', regionsDone: total, regionsTotal: total });
   return {
     slidePath: spec.slidePath,
     analysisId: spec.analysisId,

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// End-to-end benchmark of `flashslide analyze` on a synthetic gigapixel slide.
+//
+//   node bench/e2e-analyze.mjs [--size 40000] [--device cpu|cuda|auto] [--region-size 1024] [--keep]
+//
+// The slide is a mosaic of real tissue (test/fixtures/slides/CMU-1-Small-Region.svs, with flips)
+// separated by glass gaps, written by libvips as a tiled JPEG pyramidal TIFF with the original
+// 0.499 µm/px in its resolution tags. The analysis runs as the CLI would, in a child process,
+// with the demo model; the table gives tissue megapixels per second (level-0 tissue area over
+// wall time), the per-stage times from summary.json, and the child's peak RSS.
+// Record results with machine and date in bench/NOTES.md.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: {
+    'size': { type: 'string', default: '40000' },
+    'device': { type: 'string', default: 'auto' },
+    'region-size': { type: 'string', default: '1024' },
+    'batch-size': { type: 'string', default: '4' },
+    'keep': { type: 'boolean', default: false },
+  },
+});
+const size = Number(values.size);
+const work = mkdtempSync(join(tmpdir(), 'flashslide-e2e-'));
+const slide = join(work, `mosaic-${size}.tif`);
+const MPP = 0.499;
+
+// --- synthesise -------------------------------------------------------------------------
+const t0 = performance.now();
+const src = join(root, 'test', 'fixtures', 'slides', 'CMU-1-Small-Region.svs');
+const base = await sharp(src).raw().toBuffer({ resolveWithObject: true });
+const { width: tw, height: th } = base.info;
+const variants = await Promise.all(
+  [
+    (s) => s,
+    (s) => s.flop(),
+    (s) => s.flip(),
+    (s) => s.flip().flop(),
+  ].map(async (f) => f(sharp(base.data, { raw: { width: tw, height: th, channels: 3 } })).png({ compressionLevel: 0 }).toBuffer()),
+);
+const gap = 400; // glass between tiles: regions there must be skipped
+const overlays = [];
+let k = 0;
+for (let y = 0; y + th <= size; y += th + gap) {
+  for (let x = 0; x + tw <= size; x += tw + gap) {
+    overlays.push({ input: variants[k++ % variants.length], left: x, top: y });
+  }
+}
+await sharp({ create: { width: size, height: size, channels: 3, background: { r: 242, g: 242, b: 240 } }, limitInputPixels: false })
+  .composite(overlays)
+  .tiff({ tile: true, tileWidth: 256, tileHeight: 256, pyramid: true, compression: 'jpeg', quality: 85, resolutionUnit: 'cm', xres: 1000 / MPP, yres: 1000 / MPP /* px per mm */, bigtiff: true })
+  .toFile(slide);
+const synthS = (performance.now() - t0) / 1000;
+
+// --- analyse ------------------------------------------------------------------------------
+const data = join(work, 'data');
+const args = [
+  join(root, 'bin', 'flashslide.js'), 'analyze', slide, '--data', data, '--json',
+  '--device', values.device, '--region-size', values['region-size'], '--batch-size', values['batch-size'],
+];
+const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+const t1 = performance.now();
+const r = timeBin
+  ? spawnSync(timeBin, ['-f', 'peakRssKb=%M', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 })
+  : spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+const wallS = (performance.now() - t1) / 1000;
+if (r.status !== 0) {
+  process.stderr.write(r.stderr);
+  throw new Error(`analyze exited ${r.status}`);
+}
+const peakKb = Number(/peakRssKb=(\d+)/.exec(r.stderr)?.[1] ?? NaN);
+const [outcome] = JSON.parse(r.stdout);
+const summary = JSON.parse(readFileSync(join(outcome.resultDir, 'summary.json'), 'utf8'));
+const plan = JSON.parse(readFileSync(join(outcome.resultDir, 'work', 'plan.json'), 'utf8'));
+const partsBytes = readdirSync(join(outcome.resultDir, 'work', 'parts')).reduce((a, f) => a + statSync(join(outcome.resultDir, 'work', 'parts', f)).size, 0);
+
+const tissueMpx = (plan.tissue.fraction * size * size) / 1e6;
+const s = (ms) => (ms / 1000).toFixed(1);
+const rows = [
+  ['slide', `${size} x ${size} px (${(size * size / 1e9).toFixed(2)} Gpx, ${(statSync(slide).size / 2 ** 20).toFixed(0)} MiB JPEG TIFF, synthesised in ${synthS.toFixed(0)} s)`],
+  ['machine', `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; device ${values.device}`],
+  ['tissue', `${(plan.tissue.fraction * 100).toFixed(1)} % = ${tissueMpx.toFixed(0)} Mpx at level 0`],
+  ['regions', `${plan.regionPlan.regions.length} of ${plan.regionPlan.cols * plan.regionPlan.rows} grid cells, ${plan.regionPlan.regionSize} px, batch ${values['batch-size']}`],
+  ['plan (tissue + regions)', `${s(summary.timings.planMs)} s`],
+  ['region reads (overlapped)', `${s(summary.timings.readMs)} s`],
+  ['inference', `${s(summary.timings.inferenceMs)} s`],
+  ['scoring + store', `${s(summary.timings.scoringMs)} s`],
+  ['total (wall)', `${wallS.toFixed(1)} s`],
+  ['throughput', `${(tissueMpx / wallS).toFixed(2)} tissue Mpx/s, ${(plan.regionPlan.regions.length / wallS).toFixed(2)} regions/s`],
+  ['peak RSS', Number.isFinite(peakKb) ? `${(peakKb / 1024).toFixed(0)} MiB` : 'n/a (no /usr/bin/time)'],
+  ['embeddings on disk', `${(partsBytes / 2 ** 20).toFixed(0)} MiB (BF16)`],
+];
+console.log('| measure | value |\n|---|---|');
+for (const [a, b] of rows) console.log(`| ${a} | ${b} |`);
+if (!values.keep) rmSync(work, { recursive: true, force: true });
+else console.log(`kept ${work}`);
