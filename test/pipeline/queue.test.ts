@@ -138,6 +138,34 @@ describe('queue mode: BullMQ on a real Redis', () => {
     }
   }, 120_000);
 
+  it('SIGTERM mid-slide: the worker finishes its running batch, exits cleanly, and the slide completes later', async () => {
+    const data = tempDir();
+    const args = ['--redis', redis.url, '--data', data, '--region-size', '1024', '--batch-size', '1', '--device', 'cpu', '--overlap', '256'];
+    const a = startWorker(['--concurrency', '1']);
+    let b: Worker | null = null;
+    try {
+      const sub = await cli(['submit', CMU, '--json', ...args]);
+      expect(sub.code, sub.stderr).toBe(0);
+      for (let deadline = Date.now() + 60_000; ; ) {
+        const [st] = JSON.parse((await cli(['status', CMU, '--json', ...args])).stdout || '[]') as Status[];
+        if ((st?.regionsDone ?? 0) >= 1) break;
+        if (Date.now() > deadline) throw new Error(`no progress: ${a.log()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const code = await stopWorker(a, 'SIGTERM');
+      expect(code, a.log()).toBe(0);
+      expect(a.log()).toMatch(/SIGTERM: finishing the running jobs/);
+      const [between] = JSON.parse((await cli(['status', CMU, '--json', ...args])).stdout) as Status[];
+      expect(between?.state).toBe('embedding');
+      b = startWorker();
+      const [done] = JSON.parse((await cli(['submit', CMU, '--wait', '--json', ...args])).stdout) as Status[];
+      expect(done?.state, b.log()).toBe('done');
+    } finally {
+      await stopWorker(a, 'SIGKILL');
+      if (b !== null) await stopWorker(b);
+    }
+  }, 120_000);
+
   it('a Redis that may evict keys is refused with a clear reason', async () => {
     const lru = await startRedis('allkeys-lru');
     try {

@@ -16,7 +16,7 @@ import { toQuPathGeoJson } from '../store/geojson.js';
 import { renderOverlay } from '../store/overlay.js';
 import { ResultStore } from '../store/result-store.js';
 import type { HeatmapMeta } from '../store/heatmap-json.js';
-import type { SlideSummary } from '../store/summary.js';
+import type { SlideFailure, SlideSummary } from '../store/summary.js';
 import type { AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
 import { buildPatchGrid, cellOf, type PatchGrid } from './patch-grid.js';
@@ -45,10 +45,16 @@ export async function readResultSummary(spec: AnalysisSpec): Promise<SlideSummar
   return store.readSummary(id);
 }
 
-/** Records why a slide failed (the first reason wins: later failures are usually consequences). */
+/** Records why a slide failed. The first reason wins: later failures are usually its consequences. */
 export async function writeFailure(spec: AnalysisSpec, reason: string): Promise<void> {
   const { store, id } = storeFor(spec);
+  if ((await store.readFailure(id)) !== null) return;
   await store.writeFailure(id, { reason, slidePath: spec.slidePath, at: new Date().toISOString() });
+}
+
+export async function readFailure(spec: AnalysisSpec): Promise<SlideFailure | null> {
+  const { store, id } = storeFor(spec);
+  return store.readFailure(id);
 }
 
 /** Read and inference times recorded in the part files (queue mode, where batches ran elsewhere). */

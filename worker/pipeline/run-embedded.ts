@@ -3,6 +3,8 @@
  * in this process, one slide after another, without Redis. Reading the next batch overlaps
  * inference of the current one. A slide that fails is recorded (failure.json) and the rest go on.
  */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { openSlide } from '../slide/open-slide.js';
 import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
@@ -96,6 +98,8 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
         outcomes.push({ slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount });
         continue;
       }
+      // A failure recorded by an earlier attempt is not this attempt's.
+      await rm(join(spec.resultDir, 'failure.json'), { force: true });
       outcomes.push(await analyzeOne(spec, options));
     } catch (err) {
       if (!isSlideFailure(err)) throw err;

@@ -7,8 +7,7 @@ import { Queue, QueueEvents, type Job } from 'bullmq';
 import { checkRedis, producerConnectionOptions, workerConnectionOptions } from './connection.js';
 import { KEEP, QUEUES, RETRY, jobIds, type PlanJobData } from './queues.js';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
-import { readResultSummary } from '../pipeline/aggregate-stage.js';
-import { readFailure } from '../pipeline/failure.js';
+import { readFailure, readResultSummary } from '../pipeline/aggregate-stage.js';
 import { rm } from 'node:fs/promises';
 
 export type SlideState = 'queued' | 'planning' | 'embedding' | 'aggregating' | 'done' | 'failed' | 'unknown';
