@@ -4,24 +4,10 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
+import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
 import { BROKEN, CMU, tempDir } from '../helpers.js';
 
-interface HeatmapJson {
-  rows: number;
-  cols: number;
-  width: number;
-  height: number;
-  patchSizeLevel0: number;
-  originX: number;
-  originY: number;
-  regionSize: number;
-  model: string;
-  scoreMethod: string;
-  min: number;
-  max: number;
-  threshold: number;
-  mpp: number;
-}
+type HeatmapJson = HeatmapMeta;
 
 const RESULT_FILES = ['heatmap.npy', 'heatmap.json', 'tissue.png', 'overlay.png', 'regions.geojson', 'summary.json'];
 

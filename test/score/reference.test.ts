@@ -6,7 +6,7 @@ import { JsNearestNeighbour } from '../../worker/score/nearest-neighbour.js';
 import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
 import { ModelMismatchError, ScoreConfigError, ScoreFileError, ScoreInputError } from '../../worker/score/errors.js';
 import { SafetensorsFile, writeSafetensors } from '../../worker/infer/safetensors.js';
-import { seededRng } from '../../worker/score/random.js';
+import { seededRng } from '../../worker/util/random.js';
 import type { PatchEmbeddings } from '../../worker/score/types.js';
 import { tempDir } from '../helpers.js';
 import { concat, makeCloud, randomUnit, ranking, sample } from './synthetic.js';

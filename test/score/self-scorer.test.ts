@@ -3,7 +3,7 @@ import { SelfScorer } from '../../worker/score/self-scorer.js';
 import { fitPca } from '../../worker/score/pca.js';
 import { robustThreshold } from '../../worker/score/robust-stats.js';
 import { ScoreConfigError, ScoreInputError } from '../../worker/score/errors.js';
-import { seededRng } from '../../worker/score/random.js';
+import { seededRng } from '../../worker/util/random.js';
 import type { PatchEmbeddings } from '../../worker/score/types.js';
 import { concat, makeCloud, randomUnit, ranking, sample } from './synthetic.js';
 

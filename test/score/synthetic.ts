@@ -2,7 +2,7 @@
  * Seeded embedding clouds shaped like a ViT's: most variance in a few latent directions plus
  * isotropic noise. Deterministic, so every test sees the same numbers on every machine.
  */
-import { gaussianFill, seededRng, type Rng } from '../../worker/score/random.js';
+import { gaussianFill, seededRng, type Rng } from '../../worker/util/random.js';
 import type { PatchEmbeddings } from '../../worker/score/types.js';
 
 export interface Cloud {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { anomalousRegions, type AnomalousRegion, type Point, type Ring } from '../../worker/store/contours.js';
 import { toQuPathGeoJson } from '../../worker/store/geojson.js';
-import { seededRng } from '../../worker/score/random.js';
+import { seededRng } from '../../worker/util/random.js';
 
 // Cells of 16 level-0 px at 0.5 um/px: 8 um wide, 64 um^2; the grid starts at (100, 200).
 const GEOMETRY = { originX: 100, originY: 200, cellSize: 16, mpp: 0.5 };

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { encodeSafetensors, type TensorToWrite } from './safetensors.js';
+import { seededRng } from '../util/random.js';
 
 export const DEMO_MODEL_SPEC = {
   name: 'flashslide-demo-vit-s16',
@@ -29,21 +30,9 @@ export const DEMO_MODEL_FILES = {
   config: `${DEMO_MODEL_SPEC.name}.json`,
 } as const;
 
-/** Mulberry32: tiny, fast, good enough for weights, and the same on every platform. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function demoModelTensors(): Record<string, TensorToWrite> {
   const s = DEMO_MODEL_SPEC;
-  const rand = mulberry32(s.seed);
+  const rand = seededRng(s.seed);
   // Box-Muller normal deviates.
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   const D = s.embedDim;

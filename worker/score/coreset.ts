@@ -8,7 +8,7 @@
  * O(N x projectionDim) instead of O(N x dim); the triangle inequality then skips the points a new
  * centre cannot reach, so late steps cost little more than a pass over N numbers.
  */
-import { gaussianFill, seededRng } from './random.js';
+import { gaussianFill, seededRng } from '../util/random.js';
 import type { PatchEmbeddings } from './types.js';
 
 export interface CoresetOptions {

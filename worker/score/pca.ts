@@ -6,7 +6,7 @@
  */
 import type { PatchEmbeddings } from './types.js';
 import { dot, dotRows, orthonormalize, symmetricEigen } from './linalg.js';
-import { gaussianFill, seededRng } from './random.js';
+import { gaussianFill, seededRng } from '../util/random.js';
 
 export interface PcaOptions {
   /** Components wanted; fewer come back when the data has lower rank. */

@@ -11,7 +11,7 @@
 import { ScoreConfigError } from './errors.js';
 import { fitPca, project, type Pca, type Projection } from './pca.js';
 import { robustThreshold } from './robust-stats.js';
-import { sampleIndices, seededRng } from './random.js';
+import { sampleIndices, seededRng } from '../util/random.js';
 import { checkEmbeddings, type PatchEmbeddings, type Scorer } from './types.js';
 
 export interface SelfScorerOptions {

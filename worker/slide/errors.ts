@@ -68,3 +68,9 @@ export class InvalidArgumentError extends SlideError {
     super('invalid_argument', path === undefined ? message : `${path}: ${message}`, path === undefined ? {} : { path });
   }
 }
+
+/** The first line of an error's message: decoder errors often append multi-line dumps. */
+export function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? msg;
+}

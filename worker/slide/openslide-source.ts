@@ -3,7 +3,7 @@
  * (Hamamatsu NDPI/VMS, MIRAX, Leica SCN, Ventana BIF, Philips TIFF) and the codecs libvips lacks
  * (Aperio JPEG 2000, ZSTD TIFF). Reads run on the libuv thread pool.
  */
-import { BackendUnavailableError, CorruptSlideError, InvalidArgumentError } from './errors.js';
+import { BackendUnavailableError, CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
 import { checkRegionRequest } from './region-bounds.js';
 import type { AssociatedImageName, Mpp, MppSource, RgbImage, SlideLevel, SlideSource } from './slide-source.js';
 import { isPlausibleMpp } from './tiff-metadata.js';
@@ -23,11 +23,6 @@ export function detectOpenSlideVendor(path: string): string | null {
   const addon = loadNativeAddon();
   if (addon instanceof Error || addon.openslideDetectVendor === undefined) return null;
   return addon.openslideDetectVendor(path);
-}
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\n')[0] ?? msg;
 }
 
 export class OpenSlideSource implements SlideSource {

@@ -4,26 +4,14 @@
  * a tiled page touches only the tiles under the rectangle.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { CorruptSlideError, InvalidArgumentError } from './errors.js';
+import { CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
 import { checkRegionRequest, padToRequest } from './region-bounds.js';
 import type { AssociatedImageName, Mpp, MppSource, RgbImage, SlideLevel, SlideSource } from './slide-source.js';
-import type { TiffAssociated, TiffLevel } from './tiff-metadata.js';
+import type { TiffAssociated, TiffLevel, TiffSlideLayout } from './tiff-metadata.js';
 
-export interface SharpSourceInit {
+/** What the TIFF directories said about the slide (minus the backend choice), and its path. */
+export interface SharpSourceInit extends Omit<TiffSlideLayout, 'needsOpenSlide'> {
   readonly path: string;
-  readonly vendor: string;
-  readonly levels: readonly TiffLevel[];
-  readonly associated: readonly TiffAssociated[];
-  readonly mpp: Mpp | null;
-  readonly mppSource: MppSource;
-  readonly mppNote: string | null;
-  readonly objectivePower: number | null;
-  readonly properties: Record<string, string>;
-}
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\n')[0] ?? msg;
 }
 
 export class SharpSlideSource implements SlideSource {
