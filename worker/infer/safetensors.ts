@@ -9,7 +9,7 @@
  * Validation mirrors the reference implementation: offsets contiguous without holes, sizes equal
  * to numel x dtype size, the data ends exactly at the end of the file.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'U8' | 'I8' | 'I16' | 'I32' | 'I64' | 'U16' | 'U32' | 'U64' | 'BOOL';
@@ -241,4 +241,22 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
 
 export async function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Promise<void> {
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** The `__metadata__` of a safetensors file, reading only its header (not the tensor data). */
+export async function readSafetensorsMetadata(path: string): Promise<Record<string, string>> {
+  const fh = await open(path, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    await fh.read(len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    const { size } = await fh.stat();
+    if (n < 2 || n > MAX_HEADER || 8 + n > size) throw new SafetensorsError(path, `header length ${n} does not fit the file (${size} bytes)`);
+    const text = Buffer.alloc(n);
+    await fh.read(text, 0, n, 8);
+    const header = JSON.parse(text.toString('utf8')) as { __metadata__?: Record<string, string> };
+    return header.__metadata__ ?? {};
+  } finally {
+    await fh.close();
+  }
 }

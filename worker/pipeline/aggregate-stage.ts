@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { SafetensorsFile } from '../infer/safetensors.js';
+import { SafetensorsFile, readSafetensorsMetadata } from '../infer/safetensors.js';
 import { TissueMap } from '../tissue/tissue-map.js';
 import { parseScoreMethod } from '../score/parse-score-method.js';
 import { anomalousRegions } from '../store/contours.js';
@@ -62,9 +62,9 @@ export async function readPartTimings(plan: SlidePlan): Promise<{ readMs: number
   let readMs = 0;
   let inferenceMs = 0;
   for (let b = 0; b < plan.batches.length; b++) {
-    const part = await SafetensorsFile.read(partPath(plan, b));
-    readMs += Number(part.metadata['readMs'] ?? 0);
-    inferenceMs += Number(part.metadata['inferMs'] ?? 0);
+    const meta = await readSafetensorsMetadata(partPath(plan, b));
+    readMs += Number(meta['readMs'] ?? 0);
+    inferenceMs += Number(meta['inferMs'] ?? 0);
   }
   return { readMs, inferenceMs };
 }
