@@ -44,6 +44,7 @@ def load_lib():
     lib.fs_attn_variant_count.argtypes = [i]
     lib.fs_attn_variant_name.argtypes = [i, i, ctypes.c_char_p, i]
     lib.fs_attn_forward.argtypes = [vp, vp, i, i, i, i, f, i, vp]
+    lib.fs_attn_default_variant_name.argtypes = [i, i, i, i, ctypes.c_char_p, i]
     lib.fs_vit_load.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     lib.fs_vit_load.restype = vp
     lib.fs_vit_free.argtypes = [vp]
@@ -52,6 +53,11 @@ def load_lib():
     lib.fs_vit_peak_bytes.argtypes = [vp]
     lib.fs_vit_peak_bytes.restype = ctypes.c_longlong
     lib.fs_vit_fused_residual.argtypes = [vp]
+    lib.fs_vit_set_profile.argtypes = [vp, i]
+    lib.fs_vit_set_gemm_autotune.argtypes = [vp, i]
+    lib.fs_vit_stage_name.restype = ctypes.c_char_p
+    lib.fs_vit_stage_name.argtypes = [i]
+    lib.fs_vit_stage_ms.argtypes = [vp, ctypes.POINTER(ctypes.c_float)]
     return lib
 
 
@@ -108,6 +114,9 @@ def bench_attention(lib, stream):
             except Exception as e:  # a backend that does not support the shape
                 row[name] = None
                 row[name + "_error"] = str(e).splitlines()[0][:100]
+        # SDPA with no backend forced: what timm's Attention gets by default
+        ms = time_ms(lambda: F.scaled_dot_product_attention(q, k, v), 3, iters)
+        row["torch_default"] = flops / ms / 1e9
         # ours, every variant
         best = None
         for vi in range(lib.fs_attn_variant_count(d)):
@@ -122,16 +131,49 @@ def bench_attention(lib, stream):
             ms = time_ms(call, 3, iters)
             tf = flops / ms / 1e9
             row.setdefault("variants", {})[vname] = {"tflops": tf, "relerr_vs_torch": err}
-            if vi == 0:
-                row["ours_default"], row["ours_default_variant"], row["ours_relerr"] = tf, vname, err
             if best is None or tf > best[0]:
                 best = (tf, vname)
+        # the default (variant -1: what the ViT runs), timed on its own after the sweep
+        buf = ctypes.create_string_buffer(64)
+        checked(lib, lib.fs_attn_default_variant_name(d, B, N, H, buf, 64))
+        out.fill_(float("nan"))
+        call = lambda: checked(lib, lib.fs_attn_forward(qkv.data_ptr(), out.data_ptr(), B, N, H, d, scale, -1, stream))
+        call()
+        torch.cuda.synchronize()
+        row["ours_relerr"] = rel_err(out, ref) if ref is not None else None
+        row["ours_default"], row["ours_default_variant"] = flops / time_ms(call, 3, iters) / 1e9, buf.value.decode()
         row["ours_best"], row["ours_best_variant"] = best
         print(json.dumps(row), flush=True)
         rows.append(row)
         del qkv, q, k, v, out, ref
         torch.cuda.empty_cache()
     return rows
+
+
+def timm_stages(m, M, T, iters):
+    """What timm's eager ops cost for the same shapes: one block's ops timed one by one
+    (bf16, cuBLAS through torch), times the depth. A guide to where our time differs."""
+    blk = m.blocks[0]
+    D = 1024
+    L = len(m.blocks)
+    xb = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    att = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    hid = torch.randn(M, 4 * D, device="cuda", dtype=torch.bfloat16)
+    ops = {
+        "ln": lambda: blk.norm1(xb),
+        "qkv": lambda: blk.attn.qkv(xb),
+        "proj": lambda: blk.attn.proj(att),
+        "fc1": lambda: blk.mlp.fc1(xb),
+        "act": lambda: blk.mlp.act(hid),
+        "fc2": lambda: blk.mlp.fc2(hid),
+        "residual_add": lambda: xb + att,
+    }
+    out = {}
+    for k, fn in ops.items():
+        per = time_ms(fn, 2, iters)
+        out[k] = round(per * L * (2 if k in ("ln", "residual_add") else 1), 2)
+    del xb, att, hid
+    return out
 
 
 def bench_vit(lib, stream, tmp):
@@ -162,13 +204,28 @@ def bench_vit(lib, stream, tmp):
             ours = torch.empty(bs, T, 1024, device="cuda", dtype=torch.float32)
             call = lambda: checked(lib, lib.fs_vit_forward(h, u8.data_ptr(), bs, img, img, ours.data_ptr(), stream))
             with torch.inference_mode():
+                iters = 10 if img <= 1024 else 6
+                # GEMM autotune on (side number), then off (the default, timed for the table).
+                lib.fs_vit_set_gemm_autotune(h, 1)
+                call()
+                torch.cuda.synchronize()
+                row["ours_ms_gemm_autotune"] = time_ms(call, 2, iters)
+                lib.fs_vit_set_gemm_autotune(h, 0)
                 call()
                 torch.cuda.synchronize()
                 theirs = m.forward_features(x)
                 row["relerr_vs_timm"] = rel_err(ours, theirs)
                 row["tokens"] = T
-                iters = 10 if img <= 1024 else 6
                 ms_ours = time_ms(call, 2, iters)
+                # Per-stage breakdown of one (synchronising) forward.
+                lib.fs_vit_set_profile(h, 1)
+                n_st = lib.fs_vit_stage_count()
+                st = (ctypes.c_float * n_st)()
+                call()
+                lib.fs_vit_stage_ms(h, st)
+                lib.fs_vit_set_profile(h, 0)
+                row["ours_stage_ms"] = {lib.fs_vit_stage_name(k).decode(): round(st[k], 2) for k in range(n_st)}
+                row["timm_stage_ms"] = timm_stages(m, bs * T, T, iters)
                 torch.cuda.reset_peak_memory_stats()
                 ms_timm = time_ms(lambda: m.forward_features(x), 2, iters)
                 row["timm_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -235,6 +292,15 @@ def main():
     print(f"flashslide vs PyTorch on {dev} (bf16; medians of CUDA-event timings; ours/target: attention vs torch "
           f"flash, ViT vs timm eager)")
     print(table(attn, vit))
+    for r in vit:
+        if "ours_stage_ms" in r:
+            print(f"ViT {r['img']}px x{r['batch']}: ours {r['ours_ms']:.1f} ms (GEMM autotune on: "
+                  f"{r['ours_ms_gemm_autotune']:.1f} ms), timm {r['timm_ms']:.1f} ms")
+            print(f"  ours stages (ms, one profiled forward): {r['ours_stage_ms']}")
+            print(f"  timm ops, timed alone x depth (ms): {r['timm_stage_ms']}")
+    for r in attn:
+        v = r.get("variants", {})
+        print(f"attn N={r['N']} d={r['d']}: torch default SDPA {r['torch_default']:.0f}; ours " + ", ".join(f"{k} {x['tflops']:.0f}" for k, x in v.items()))
     bad = [r for r in attn if r.get("ours_relerr") is None or not r["ours_relerr"] < 2e-2]
     bad += [r for r in vit if "error" in r or not r.get("relerr_vs_timm", 1) < 5e-2]
     if bad:

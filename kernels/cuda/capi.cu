@@ -80,6 +80,14 @@ int fs_attn_variant_name(int d, int i, char* buf, int len) {
   });
 }
 
+// The variant that variant = -1 runs for this problem (ignores $FLASHSLIDE_ATTN_VARIANT).
+int fs_attn_default_variant_name(int d, int B, int N, int H, char* buf, int len) {
+  return guarded([&] {
+    std::strncpy(buf, cuda::flashDefaultVariantName(d, B, N, H).c_str(), size_t(len));
+    if (len > 0) buf[len - 1] = 0;
+  });
+}
+
 // qkv [B, N, 3, H, d] bf16 -> out [B, N, H, d] bf16; variant -1 = default.
 int fs_attn_forward(const void* qkv, void* out, int B, int N, int H, int d, float scale, int variant, void* stream) {
   return guarded([&] {
@@ -135,5 +143,16 @@ long long fs_vit_peak_bytes(void* h) {
   return static_cast<long long>(static_cast<VitHandle*>(h)->vit->peakDeviceBytes());
 }
 int fs_vit_fused_residual(void* h) { return static_cast<VitHandle*>(h)->vit->fusedResidual() ? 1 : 0; }
+
+// Benchmark knobs: per-stage profiling of the next forwards, and the GEMM autotune.
+void fs_vit_set_profile(void* h, int on) { static_cast<VitHandle*>(h)->vit->setProfile(on != 0); }
+void fs_vit_set_gemm_autotune(void* h, int on) { static_cast<VitHandle*>(h)->vit->setGemmAutotune(on != 0); }
+int fs_vit_stage_count() { return cuda::CudaVit::kNumStages; }
+const char* fs_vit_stage_name(int s) { return cuda::CudaVit::stageName(s); }
+// ms[0 .. fs_vit_stage_count()): per-stage sums of the last profiled forward.
+void fs_vit_stage_ms(void* h, float* ms) {
+  const float* s = static_cast<VitHandle*>(h)->vit->stageMs();
+  for (int i = 0; i < cuda::CudaVit::kNumStages; ++i) ms[i] = s[i];
+}
 
 }  // extern "C"

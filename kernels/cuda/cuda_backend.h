@@ -55,6 +55,15 @@ class CudaVit {
   size_t peakDeviceBytes() const { return peakBytes_; }  // high-water mark since construction
   bool fusedResidual() const { return fusedResidual_; }  // false once the fallback was taken
 
+  // Per-stage timing (benchmarks only): with profiling on, forwardDevice records a CUDA
+  // event after every stage, synchronises at its end and sums the gaps per stage kind into
+  // stageMs() (reset at the start of each profiled forward). Off: no events, no syncs.
+  enum Stage { kPatch, kLn, kQkv, kAttn, kProj, kFc1, kAct, kFc2, kFinal, kNumStages };
+  static const char* stageName(int s);
+  void setProfile(bool on) { profile_ = on; }
+  const float* stageMs() const { return stageMs_; }
+  void setGemmAutotune(bool on);
+
  private:
   struct DevBlock {
     float *norm1W, *norm1B, *norm2W, *norm2B;
@@ -93,6 +102,10 @@ class CudaVit {
   void *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
 
   std::map<std::pair<int, int>, float*> posCache_;
+
+  bool profile_ = false;
+  float stageMs_[kNumStages] = {};
+  std::vector<cudaEvent_t> events_;  // pool for profiled forwards, destroyed with the object
 };
 
 }  // namespace cuda

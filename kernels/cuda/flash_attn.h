@@ -16,22 +16,26 @@
 namespace flashslide {
 namespace cuda {
 
-// One compiled tile configuration of the flash kernel. The first variant listed for a head
-// dim is the default; the others exist so the GPU test covers them and the benchmark can
-// show which is fastest on the machine at hand.
+// One compiled tile configuration of the flash kernel. flashDefaultVariantName picks the
+// default per head dim and sequence length; the others exist so the GPU test covers them
+// and the benchmark can show which is fastest on the machine at hand.
 struct FlashVariant {
   int headDim;
   int warps;    // warps per CTA
   int mTiles;   // 16-row MMA tiles per warp: CTA query tile BM = 16 * warps * mTiles
   int blockN;   // keys per K/V tile
-  std::string name() const;  // e.g. "d64_w4_m2_n64"
+  int minBlocks = 1;     // __launch_bounds__ min CTAs per SM (register cap): name suffix _b<n>
+  int flags = 0;  // 1: Q re-read from smem per k-step (_qs); 2: lazy O rescale (_lr);
+                  // 4: K/V stages of 2*blockN keys, one barrier per two tiles (_s2)
+  std::string name() const;  // e.g. "d64_w4_m2_n64", "d80_w4_m2_n64_qs"
 };
 
 bool flashSupportedHeadDim(int d);               // 64, 80, 128
+std::string flashDefaultVariantName(int d, int B, int N, int H);  // what variant = -1 runs
 std::vector<FlashVariant> flashVariants(int d);  // empty if unsupported
 
-// variant: index into flashVariants(d); -1 = default (or $FLASHSLIDE_ATTN_VARIANT if it
-// names a variant of this head dim). Asynchronous on `stream`; throws flashslide::Error on a
+// variant: index into flashVariants(d); -1 = flashDefaultVariantName(d, B, N, H) (or
+// $FLASHSLIDE_ATTN_VARIANT if it names a variant of this head dim). Asynchronous on `stream`; throws flashslide::Error on a
 // bad argument or launch failure.
 void flashAttentionForward(const void* qkv, void* out, int B, int N, int H, int d,
                            int64_t ldqkv, int64_t ldo, float scale, cudaStream_t stream,

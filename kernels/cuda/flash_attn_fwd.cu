@@ -24,7 +24,12 @@
 //   MT     16-row MMA tiles per warp. MT = 2 makes each K/V fragment loaded from shared
 //          memory feed two MMAs, halving shared-memory traffic per FLOP (the limit at d=64).
 //   BN     keys per K/V tile.
-//   CTA query tile BM = 16 * WARPS * MT (128 for every default variant).
+//   CTA query tile BM = 16 * WARPS * MT (128, or 256 for d=64 at long N).
+//   MINB   __launch_bounds__ minimum CTAs per SM (register cap); 1 everywhere now (3 spilled
+//          and was slower, bench/NOTES.md issue 5).
+//   FLAGS  kQSmem: Q fragments re-read from smem per k-step instead of held in registers;
+//          kLazyRescale: skip O *= alpha when no row max of the warp moved (one vote per tile);
+//          kSub2: K/V stages of 2*BN keys, computed as two BN tiles, one barrier per stage.
 //
 // Memory layout:
 //   global qkv [B, N, 3, H, D] (row stride ldqkv), out [B, N, H, D] (row stride ldo): the
@@ -110,7 +115,12 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 // ---------------------------------------------------------------------------------------
 // The kernel.
 // ---------------------------------------------------------------------------------------
-template <int D, int WARPS, int MT, int BN>
+// Variant flags (template parameter FLAGS, FlashVariant::flags).
+constexpr int kQSmem = 1;        // Q fragments re-read from smem per k-step (frees MT*D/8 regs)
+constexpr int kLazyRescale = 2;  // skip O *= alpha when no row max of the warp moved this tile
+constexpr int kSub2 = 4;         // each K/V stage holds 2 compute tiles of BN keys: half the barriers
+
+template <int D, int WARPS, int MT, int BN, int SUB = 1>
 struct FlashTraits {
   static_assert(D % 16 == 0, "head dim must be a multiple of 16");
   static_assert(BN % 16 == 0, "key tile must be a multiple of 16");
@@ -121,7 +131,7 @@ struct FlashTraits {
   static_assert((kStride / 8) % 2 == 1, "padded row must be an odd number of 16-byte chunks");
   static constexpr int kChunks = D / 8;  // 16-byte chunks per global row
   static constexpr int kTileQ = BM * kStride;
-  static constexpr int kTileKV = BN * kStride;
+  static constexpr int kTileKV = SUB * BN * kStride;  // one K or V stage: SUB compute tiles
   static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (size_t(kTileQ) + 4 * size_t(kTileKV));
 };
 
@@ -140,11 +150,14 @@ __device__ __forceinline__ void loadTile(__nv_bfloat16* s, const __nv_bfloat16* 
   }
 }
 
-template <int D, int WARPS, int MT, int BN>
-__global__ void __launch_bounds__(WARPS * 32)
+template <int D, int WARPS, int MT, int BN, int MINB, int FLAGS>
+__global__ void __launch_bounds__(WARPS * 32, MINB)
     flashFwdKernel(const __nv_bfloat16* __restrict__ qkv, __nv_bfloat16* __restrict__ out, int N, int H,
                    int64_t ldqkv, int64_t ldo, float scaleLog2) {
-  using T = FlashTraits<D, WARPS, MT, BN>;
+  constexpr bool QSMEM = (FLAGS & kQSmem) != 0, LAZY = (FLAGS & kLazyRescale) != 0;
+  constexpr int SUB = (FLAGS & kSub2) ? 2 : 1;
+  constexpr int BNL = SUB * BN;  // keys per loaded stage
+  using T = FlashTraits<D, WARPS, MT, BN, SUB>;
   constexpr int kThreads = T::kThreads, BM = T::BM, S = T::kStride;
   constexpr int KT = D / 16;   // k-steps of S = Q K^T
   constexpr int NT = BN / 8;   // 8-key column tiles of S
@@ -162,30 +175,33 @@ __global__ void __launch_bounds__(WARPS * 32)
   const __nv_bfloat16* gQ = qkv + (int64_t(b) * N + q0) * ldqkv + int64_t(h) * D;
   const __nv_bfloat16* gK = qkv + int64_t(b) * N * ldqkv + HD + int64_t(h) * D;
   const __nv_bfloat16* gV = gK + HD;
-  const int nTiles = (N + BN - 1) / BN;
+  const int nTiles = (N + BNL - 1) / BNL;  // loaded stages
 
   // Prologue: Q and the first K/V tile in one cp.async group.
   loadTile<D, BM, kThreads, S>(sQ, gQ, ldqkv, N - q0, tid);
-  loadTile<D, BN, kThreads, S>(sK(0), gK, ldqkv, N, tid);
-  loadTile<D, BN, kThreads, S>(sV(0), gV, ldqkv, N, tid);
+  loadTile<D, BNL, kThreads, S>(sK(0), gK, ldqkv, N, tid);
+  loadTile<D, BNL, kThreads, S>(sV(0), gV, ldqkv, N, tid);
   cpAsyncCommit();
   cpAsyncWaitAll();
   __syncthreads();
 
-  // Q fragments for this warp's rows, kept in registers for the whole key loop.
+  // Q fragments for this warp's rows, kept in registers for the whole key loop (QSMEM:
+  // re-read from sQ at every k-step instead, which frees MT*D/8 registers for the larger
+  // tiles; sQ is not overwritten before the epilogue).
   // ldmatrix.x4 on a 16x16 block: lanes 0-15 address rows 0-15 at column 0, lanes 16-31
   // rows 0-15 at column 8 -> regs = {rows 0-7 k0-7, rows 8-15 k0-7, rows 0-7 k8-15, rows 8-15 k8-15},
   // exactly the m16n8k16 A-fragment order.
   const int warpRow0 = warp * T::kWarpRows;
-  uint32_t qf[MT][KT][4];
+  const uint32_t qAddr0 = smemAddr(sQ + (warpRow0 + (lane & 15)) * S + (lane >> 4) * 8);
+  constexpr int KTQ = QSMEM ? 1 : KT;
+  uint32_t qf[MT][KTQ][4];
+  if constexpr (!QSMEM) {
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int kk = 0; kk < KT; ++kk) {
-      const int row = warpRow0 + mt * 16 + (lane & 15);
-      const int col = kk * 16 + (lane >> 4) * 8;
-      ldmatrixX4(qf[mt][kk], smemAddr(sQ + row * S + col));
-    }
+      for (int kk = 0; kk < KT; ++kk)
+        ldmatrixX4(qf[mt][kk], qAddr0 + uint32_t(sizeof(__nv_bfloat16) * (mt * 16 * S + kk * 16)));
+  }
 
   float o[MT][DT][4];
   float rowMax[MT][2], rowSum[MT][2];  // [.][0] = row lane/4, [.][1] = row lane/4 + 8
@@ -211,11 +227,18 @@ __global__ void __launch_bounds__(WARPS * 32)
     // Prefetch tile t+1 into the other buffer; it was last read in iteration t-1, which
     // ended with __syncthreads(). An empty group on the last tile keeps the wait uniform.
     if (t + 1 < nTiles) {
-      const int j1 = (t + 1) * BN;
-      loadTile<D, BN, kThreads, S>(sK(buf ^ 1), gK + int64_t(j1) * ldqkv, ldqkv, N - j1, tid);
-      loadTile<D, BN, kThreads, S>(sV(buf ^ 1), gV + int64_t(j1) * ldqkv, ldqkv, N - j1, tid);
+      const int j1 = (t + 1) * BNL;
+      loadTile<D, BNL, kThreads, S>(sK(buf ^ 1), gK + int64_t(j1) * ldqkv, ldqkv, N - j1, tid);
+      loadTile<D, BNL, kThreads, S>(sV(buf ^ 1), gV + int64_t(j1) * ldqkv, ldqkv, N - j1, tid);
     }
     cpAsyncCommit();
+
+#pragma unroll
+    for (int sub = 0; sub < SUB; ++sub) {
+    // Keys of this compute tile still < N; a fully out-of-range second half is skipped
+    // (uniform across the CTA), so every computed tile has >= 1 valid key.
+    const int valid = N - t * BNL - sub * BN;
+    if (SUB > 1 && valid <= 0) break;
 
     // S = Q K^T
     float s[MT][NT][4];
@@ -223,23 +246,28 @@ __global__ void __launch_bounds__(WARPS * 32)
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
-    const __nv_bfloat16* kTile = sK(buf);
+    const __nv_bfloat16* kTile = sK(buf) + sub * BN * S;
 #pragma unroll
-    for (int kk = 0; kk < KT; ++kk)
+    for (int kk = 0; kk < KT; ++kk) {
+      if constexpr (QSMEM) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+          ldmatrixX4(qf[mt][0], qAddr0 + uint32_t(sizeof(__nv_bfloat16) * (mt * 16 * S + kk * 16)));
+      }
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         uint32_t kb[4];
         ldmatrixX4(kb, smemAddr(kTile + (np * 16 + kRow) * S + kk * 16 + kCol));
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-          mmaBf16(s[mt][2 * np], qf[mt][kk], kb[0], kb[1]);
-          mmaBf16(s[mt][2 * np + 1], qf[mt][kk], kb[2], kb[3]);
+          mmaBf16(s[mt][2 * np], qf[mt][QSMEM ? 0 : kk], kb[0], kb[1]);
+          mmaBf16(s[mt][2 * np + 1], qf[mt][QSMEM ? 0 : kk], kb[2], kb[3]);
         }
       }
+    }
 
     // Partial last tile: keys >= N get -inf. Only this one iteration pays for the compares.
-    if (t == nTiles - 1 && N % BN != 0) {
-      const int valid = N - t * BN;
+    if (valid < BN) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -249,6 +277,8 @@ __global__ void __launch_bounds__(WARPS * 32)
             if (nt * 8 + colInTile + (e & 1) >= valid) s[mt][nt][e] = -INFINITY;
     }
 
+    bool maxMoved = false;
+    float alphas[MT][2];
     // Online softmax. Each row is spread over the 4 lanes of a quad (lane & 3), each holding
     // 2 columns per 8-tile; row max via two xor-shuffles. The row sum stays per-lane until
     // the end (one reduction instead of one per tile).
@@ -264,6 +294,8 @@ __global__ void __launch_bounds__(WARPS * 32)
         // Every tile has >= 1 finite score per row (key 0 of the tile is always < N), so mx
         // is finite; on the first tile rowMax = -inf and alpha = exp2(-inf) = 0.
         const float alpha = fastExp2((rowMax[mt][r] - mx) * scaleLog2);
+        maxMoved |= mx != rowMax[mt][r];
+        alphas[mt][r] = alpha;
         rowMax[mt][r] = mx;
         const float mxScaled = mx * scaleLog2;
         float sum = 0.f;
@@ -276,16 +308,24 @@ __global__ void __launch_bounds__(WARPS * 32)
           sum += p0 + p1;
         }
         rowSum[mt][r] = rowSum[mt][r] * alpha + sum;
-#pragma unroll
-        for (int dt = 0; dt < DT; ++dt) {
-          o[mt][dt][2 * r] *= alpha;
-          o[mt][dt][2 * r + 1] *= alpha;
-        }
       }
+    // O *= alpha (alpha = 1 exactly for rows whose max did not move). LAZY: skipped when no
+    // row of the warp moved, which after the first few tiles is most tiles.
+    if (!LAZY || __any_sync(0xffffffffu, maxMoved)) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int dt = 0; dt < DT; ++dt) {
+            o[mt][dt][2 * r] *= alphas[mt][r];
+            o[mt][dt][2 * r + 1] *= alphas[mt][r];
+          }
+    }
 
     // O += P V. The S accumulators of key tiles 2k, 2k+1 are, element for element, the A
     // fragment of a 16x16 P block: {row g k0-7, row g+8 k0-7, row g k8-15, row g+8 k8-15}.
-    const __nv_bfloat16* vTile = sV(buf);
+    const __nv_bfloat16* vTile = sV(buf) + sub * BN * S;
 #pragma unroll
     for (int kt = 0; kt < BN / 16; ++kt) {
       uint32_t pa[MT][4];
@@ -307,6 +347,8 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
       }
     }
+
+    }  // sub
 
     // Tile t+1 has landed and everyone is done with buffer `buf` before it is refilled.
     cpAsyncWaitAll();
@@ -356,11 +398,11 @@ __global__ void __launch_bounds__(WARPS * 32)
 using LaunchFn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float,
                           cudaStream_t);
 
-template <int D, int WARPS, int MT, int BN>
+template <int D, int WARPS, int MT, int BN, int MINB = 1, int FLAGS = 0>
 void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv,
                  int64_t ldo, float scaleLog2, cudaStream_t stream) {
-  using T = FlashTraits<D, WARPS, MT, BN>;
-  auto kernel = flashFwdKernel<D, WARPS, MT, BN>;
+  using T = FlashTraits<D, WARPS, MT, BN, (FLAGS & kSub2) ? 2 : 1>;
+  auto kernel = flashFwdKernel<D, WARPS, MT, BN, MINB, FLAGS>;
   // Above 48 KB a kernel must opt in to its dynamic shared memory. Once per instantiation
   // per process (the attribute is per device function, not per launch).
   static const cudaError_t attr =
@@ -377,17 +419,28 @@ struct VariantEntry {
   LaunchFn fn;
 };
 
-// Registers per thread (fp32 accumulators): O = MT*D/2, S = MT*BN/2, Q fragments = MT*D/8.
-// MT = 2 with D = 128 would need ~300 and spill, so d = 128 uses MT = 1.
+// Registers per thread (fp32 accumulators): O = MT*D/2, S = MT*BN/2, Q fragments = MT*D/8
+// (ptxas hoists ldmatrix results too: the m2 variants sit at 224-255). MT = 2 with D = 128
+// fits only with Q in smem (kQSmem; ~60 bytes of spill remain) and is still the fastest d=128.
 const std::vector<VariantEntry>& registry() {
   static const std::vector<VariantEntry> r = {
-      {{64, 4, 2, 64}, launchFlash<64, 4, 2, 64>},
-      {{64, 8, 1, 64}, launchFlash<64, 8, 1, 64>},
-      {{64, 8, 1, 128}, launchFlash<64, 8, 1, 128>},
-      {{80, 4, 2, 64}, launchFlash<80, 4, 2, 64>},
-      {{80, 8, 1, 64}, launchFlash<80, 8, 1, 64>},
-      {{128, 8, 1, 64}, launchFlash<128, 8, 1, 64>},
-      {{128, 4, 1, 64}, launchFlash<128, 4, 1, 64>},
+      {{64, 4, 2, 64, 1, 0}, launchFlash<64, 4, 2, 64, 1, 0>},
+      {{64, 4, 2, 64, 1, kQSmem}, launchFlash<64, 4, 2, 64, 1, kQSmem>},
+      {{64, 4, 2, 64, 1, kSub2}, launchFlash<64, 4, 2, 64, 1, kSub2>},
+      {{64, 4, 2, 64, 1, kLazyRescale | kSub2}, launchFlash<64, 4, 2, 64, 1, kLazyRescale | kSub2>},
+      {{64, 8, 2, 64, 1, 0}, launchFlash<64, 8, 2, 64, 1, 0>},
+      {{64, 8, 2, 64, 1, kSub2}, launchFlash<64, 8, 2, 64, 1, kSub2>},
+      {{64, 8, 2, 64, 1, kLazyRescale | kSub2}, launchFlash<64, 8, 2, 64, 1, kLazyRescale | kSub2>},
+      {{80, 4, 2, 64, 1, kQSmem}, launchFlash<80, 4, 2, 64, 1, kQSmem>},
+      {{80, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<80, 4, 2, 64, 1, kQSmem | kLazyRescale>},
+      {{80, 4, 2, 64, 1, kQSmem | kSub2}, launchFlash<80, 4, 2, 64, 1, kQSmem | kSub2>},
+      {{80, 4, 2, 64, 1, 0}, launchFlash<80, 4, 2, 64, 1, 0>},
+      {{80, 8, 1, 64, 1, 0}, launchFlash<80, 8, 1, 64, 1, 0>},
+      {{128, 4, 2, 64, 1, kQSmem}, launchFlash<128, 4, 2, 64, 1, kQSmem>},
+      {{128, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<128, 4, 2, 64, 1, kQSmem | kLazyRescale>},
+      {{128, 8, 1, 64, 1, 0}, launchFlash<128, 8, 1, 64, 1, 0>},
+      {{128, 8, 1, 64, 1, kSub2}, launchFlash<128, 8, 1, 64, 1, kSub2>},
+      {{128, 4, 1, 64, 1, 0}, launchFlash<128, 4, 1, 64, 1, 0>},
   };
   return r;
 }
@@ -396,7 +449,22 @@ const std::vector<VariantEntry>& registry() {
 
 std::string FlashVariant::name() const {
   return "d" + std::to_string(headDim) + "_w" + std::to_string(warps) + "_m" + std::to_string(mTiles) + "_n" +
-         std::to_string(blockN);
+         std::to_string(blockN) + (minBlocks > 1 ? "_b" + std::to_string(minBlocks) : "") +
+         ((flags & kQSmem) ? "_qs" : "") + ((flags & kLazyRescale) ? "_lr" : "") + ((flags & kSub2) ? "_s2" : "");
+}
+
+// Default tile per head dim and length, from the H100 measurements in bench/NOTES.md
+// ("CUDA tuning (issue 5)"; run-to-run spread there is ~+-4%). d=64: 256-row CTAs (w8_m2,
+// one per SM) halve the K/V traffic per FLOP and, with 128-key stages (s2: one barrier per
+// two 64-key tiles), win at long N (323-327 vs 304-309 TFLOP/s); at N ~ 4k the padding of the
+// last 256-row block costs more, and the 128-row CTA stays best. d=80: Q re-read from smem
+// (no spill) + lazy rescale; d=128: 32 rows per warp with Q in smem (FA2's 128x64 tile).
+std::string flashDefaultVariantName(int d, int B, int N, int H) {
+  (void)B;
+  (void)H;
+  if (d == 64) return N >= 8192 ? "d64_w8_m2_n64_s2" : "d64_w4_m2_n64";
+  if (d == 80) return "d80_w4_m2_n64_qs_lr";
+  return "d128_w4_m2_n64_qs_lr";
 }
 
 bool flashSupportedHeadDim(int d) { return d == 64 || d == 80 || d == 128; }
@@ -422,10 +490,11 @@ void flashAttentionForward(const void* qkv, void* out, int B, int N, int H, int 
     if (e.v.headDim == d) mine.push_back(&e);
   if (variant < 0) {
     variant = 0;
-    // Benchmark / experiment override, e.g. FLASHSLIDE_ATTN_VARIANT=d64_w8_m1_n128.
-    if (const char* want = std::getenv("FLASHSLIDE_ATTN_VARIANT"))
-      for (size_t i = 0; i < mine.size(); ++i)
-        if (mine[i]->v.name() == want) variant = static_cast<int>(i);
+    // Benchmark / experiment override, e.g. FLASHSLIDE_ATTN_VARIANT=d64_w4_m2_n64_qs.
+    const char* env = std::getenv("FLASHSLIDE_ATTN_VARIANT");
+    const std::string want = env && *env ? std::string(env) : flashDefaultVariantName(d, B, N, H);
+    for (size_t i = 0; i < mine.size(); ++i)
+      if (mine[i]->v.name() == want) variant = static_cast<int>(i);
   }
   if (variant >= static_cast<int>(mine.size()))
     throw Error("bad_input", "flash attention: no variant " + std::to_string(variant) + " for d=" + std::to_string(d));

@@ -47,6 +47,14 @@ class Gemm {
   bool run(const GemmArgs& a, cudaStream_t stream);
   size_t workspaceBytes() const;
 
+  // Autotune (default off; FLASHSLIDE_GEMM_AUTOTUNE=1 turns it on): when a shape is first
+  // seen, time the heuristic's top candidates once on the real operands (output into a
+  // scratch buffer) and keep the fastest, instead of trusting the heuristic's first pick.
+  // Changing the setting drops the cached plans. Measured on the H100 (bench/NOTES.md,
+  // issue 5): no gain for the ViT-L shapes, the heuristic's first pick was already fastest.
+  void setAutotune(bool on);
+  bool autotune() const;
+
  private:
   struct Impl;
   Impl* impl_;

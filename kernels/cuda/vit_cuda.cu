@@ -162,8 +162,16 @@ CudaVit::CudaVit(std::shared_ptr<const Weights> weights) : w_(std::move(weights)
 }
 
 CudaVit::~CudaVit() {
+  for (cudaEvent_t e : events_) cudaEventDestroy(e);
   for (auto& kv : std::map<void*, size_t>(sizes_)) release(kv.first);
 }
+
+const char* CudaVit::stageName(int s) {
+  static const char* const names[kNumStages] = {"patch", "ln", "qkv", "attn", "proj", "fc1", "act", "fc2", "final"};
+  return s >= 0 && s < kNumStages ? names[s] : "?";
+}
+
+void CudaVit::setGemmAutotune(bool on) { gemm_->setAutotune(on); }
 
 void CudaVit::ensureActivations(size_t M, size_t patchRows) {
   if (M <= capTokens_ && patchRows <= capPatchRows_) return;
@@ -218,6 +226,20 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
   const float* posD = posDevice(pos);
   const float eps = static_cast<float>(a.layerNormEps);
 
+  // Profiling: event i closes stage stages[i] (event 0 opens the forward).
+  std::vector<int> stages;
+  auto mark = [&](int stage) {
+    if (!profile_) return;
+    if (events_.size() <= stages.size()) {
+      cudaEvent_t e;
+      FS_CUDA_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+    FS_CUDA_CHECK(cudaEventRecord(events_[stages.size()], stream));
+    stages.push_back(stage);
+  };
+  mark(-1);
+
   // Patch embedding.
   Normalize norm{};
   for (int c = 0; c < 3; ++c) {
@@ -244,6 +266,7 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
     patchBf16 = true;
   }
   assembleTokens(pe.Y, patchBf16, patchB_, posD, pos.prefixRows, prefixTok_, prefix, B, Np, D, x_, stream);
+  mark(kPatch);
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.headDim));
   // x += X W^T + bias (fp32 bias, layer scale folded in), with the fallback.
@@ -276,6 +299,7 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
   for (const DevBlock& blk : blocks_) {
     // Attention branch.
     layerNormToBf16(x_, M, D, blk.norm1W, blk.norm1B, eps, xn_, stream);
+    mark(kLn);
     GemmArgs q;
     q.M = M;
     q.N = 3 * D;
@@ -289,11 +313,15 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
     q.epilogue = GemmEpilogue::Bias;
     q.bias = blk.qkvB;
     if (!gemm_->run(q, stream)) throw Error("cuda_error", "cuBLASLt has no bf16 bias GEMM for the qkv projection");
+    mark(kQkv);
     flashAttentionForward(qkv_, att_, B, T, a.numHeads, a.headDim, 3 * D, D, scale, stream);
+    mark(kAttn);
     residualGemm(att_, D, D, blk.projW, D, blk.projB);
+    mark(kProj);
 
     // MLP branch.
     layerNormToBf16(x_, M, D, blk.norm2W, blk.norm2B, eps, xn_, stream);
+    mark(kLn);
     GemmArgs f1;
     f1.M = M;
     f1.N = F;
@@ -313,16 +341,29 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
       f1.epilogue = GemmEpilogue::Bias;
       if (!gemm_->run(f1, stream)) throw Error("cuda_error", "cuBLASLt has no bf16 bias GEMM for fc1");
     }
+    mark(kFc1);
     if (!gelu)
       swigluInPlace(h_, M, Hm, ldH_, stream);
     else if (exactGelu_)
       geluErfInPlace(h_, M, F, ldH_, stream);
+    mark(kAct);
     // K = Hm rounded up to 8 (16-byte rows for cuBLASLt). The extra columns of h hold finite
     // values (fc1's gate half for SwiGLU, zeros or stale im2col values otherwise) and meet
     // zero weight columns, so they add exactly 0.
     residualGemm(h_, ldFc2_, ldH_, blk.fc2W, ldFc2_, blk.fc2B);
+    mark(kFc2);
   }
   layerNormToF32(x_, M, D, normW_, normB_, eps, dOut, stream);
+  mark(kFinal);
+  if (profile_) {
+    FS_CUDA_CHECK(cudaEventSynchronize(events_[stages.size() - 1]));
+    for (float& t : stageMs_) t = 0.f;
+    for (size_t i = 1; i < stages.size(); ++i) {
+      float ms = 0.f;
+      FS_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i - 1], events_[i]));
+      stageMs_[stages[i]] += ms;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------
