@@ -95,13 +95,7 @@ struct Gemm::Impl {
   }
 
   ~Impl() {
-    for (auto& kv : plans) {
-      Plan& p = kv.second;
-      if (p.a) cublasLtMatrixLayoutDestroy(p.a);
-      if (p.b) cublasLtMatrixLayoutDestroy(p.b);
-      if (p.c) cublasLtMatrixLayoutDestroy(p.c);
-      if (p.op) cublasLtMatmulDescDestroy(p.op);
-    }
+    dropPlans();
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (handle) cublasLtDestroy(handle);
     if (workspace) cudaFree(workspace);
