@@ -54,6 +54,7 @@
 
 #include "cuda_check.h"
 #include "flash_attn.h"
+#include "flash_attn_wgmma.h"
 
 namespace flashslide {
 namespace cuda {
@@ -119,6 +120,11 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 constexpr int kQSmem = 1;        // Q fragments re-read from smem per k-step (frees MT*D/8 regs)
 constexpr int kLazyRescale = 2;  // skip O *= alpha when no row max of the warp moved this tile
 constexpr int kSub2 = 4;         // each K/V stage holds 2 compute tiles of BN keys: half the barriers
+// Hopper-only variants: the wgmma + TMA kernel of flash_attn_wgmma.cu (sm_90a; listed only
+// when the current device is compute capability 9.0).
+constexpr int kWgmma = 8;
+constexpr int kOverlap = 16;  // with kWgmma: softmax of tile j overlaps the PV GEMM of tile j-1
+constexpr int kStages3 = 32;  // with kWgmma: 3-deep K/V ring instead of 2
 
 template <int D, int WARPS, int MT, int BN, int SUB = 1>
 struct FlashTraits {
@@ -414,6 +420,12 @@ void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int
   FS_CUDA_CHECK_LAUNCH("flashFwdKernel");
 }
 
+template <int FLAGS>
+void launchWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
+                    float scaleLog2, cudaStream_t stream) {
+  flashWgmmaD64(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, (FLAGS & kOverlap) != 0);
+}
+
 struct VariantEntry {
   FlashVariant v;
   LaunchFn fn;
@@ -431,6 +443,10 @@ const std::vector<VariantEntry>& registry() {
       {{64, 8, 2, 64, 1, 0}, launchFlash<64, 8, 2, 64, 1, 0>},
       {{64, 8, 2, 64, 1, kSub2}, launchFlash<64, 8, 2, 64, 1, kSub2>},
       {{64, 8, 2, 64, 1, kLazyRescale | kSub2}, launchFlash<64, 8, 2, 64, 1, kLazyRescale | kSub2>},
+      // wgmma: 2 consumer warpgroups (8 warps) x 64 rows = BM 128, 128-key stages.
+      {{64, 8, 1, 128, 1, kWgmma}, launchWgmmaD64<kWgmma>},
+      {{64, 8, 1, 128, 1, kWgmma | kOverlap}, launchWgmmaD64<kWgmma | kOverlap>},
+      {{64, 8, 1, 128, 1, kWgmma | kOverlap | kStages3}, launchWgmmaD64<kWgmma | kOverlap | kStages3>},
       {{80, 4, 2, 64, 1, kQSmem}, launchFlash<80, 4, 2, 64, 1, kQSmem>},
       {{80, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<80, 4, 2, 64, 1, kQSmem | kLazyRescale>},
       {{80, 4, 2, 64, 1, kQSmem | kSub2}, launchFlash<80, 4, 2, 64, 1, kQSmem | kSub2>},
@@ -450,7 +466,8 @@ const std::vector<VariantEntry>& registry() {
 std::string FlashVariant::name() const {
   return "d" + std::to_string(headDim) + "_w" + std::to_string(warps) + "_m" + std::to_string(mTiles) + "_n" +
          std::to_string(blockN) + (minBlocks > 1 ? "_b" + std::to_string(minBlocks) : "") +
-         ((flags & kQSmem) ? "_qs" : "") + ((flags & kLazyRescale) ? "_lr" : "") + ((flags & kSub2) ? "_s2" : "");
+         ((flags & kQSmem) ? "_qs" : "") + ((flags & kLazyRescale) ? "_lr" : "") + ((flags & kSub2) ? "_s2" : "") +
+         ((flags & kWgmma) ? "_wgmma" : "") + ((flags & kOverlap) ? "_ov" : "") + ((flags & kStages3) ? "_st3" : "");
 }
 
 // Default tile per head dim and length, from the H100 measurements in bench/NOTES.md
@@ -462,6 +479,9 @@ std::string FlashVariant::name() const {
 std::string flashDefaultVariantName(int d, int B, int N, int H) {
   (void)B;
   (void)H;
+  // Hopper: the wgmma + TMA kernel, 397-419 TFLOP/s at N = 4k-65k against 291-322 for the
+  // best mma.sync tile (bench/NOTES.md, "Hopper attention"); the overlap variants were slower.
+  if (d == 64 && flashWgmmaAvailable()) return "d64_w8_m1_n128_wgmma";
   if (d == 64) return N >= 8192 ? "d64_w8_m2_n64_s2" : "d64_w4_m2_n64";
   if (d == 80) return "d80_w4_m2_n64_qs_lr";
   return "d128_w4_m2_n64_qs_lr";
@@ -469,10 +489,20 @@ std::string flashDefaultVariantName(int d, int B, int N, int H) {
 
 bool flashSupportedHeadDim(int d) { return d == 64 || d == 80 || d == 128; }
 
+namespace {
+// The registry entries usable on the current device, for head dim d, in registry order.
+std::vector<const VariantEntry*> usableVariants(int d) {
+  const bool hopper = flashWgmmaAvailable();
+  std::vector<const VariantEntry*> mine;
+  for (const auto& e : registry())
+    if (e.v.headDim == d && (hopper || !(e.v.flags & kWgmma))) mine.push_back(&e);
+  return mine;
+}
+}  // namespace
+
 std::vector<FlashVariant> flashVariants(int d) {
   std::vector<FlashVariant> v;
-  for (const auto& e : registry())
-    if (e.v.headDim == d) v.push_back(e.v);
+  for (const VariantEntry* e : usableVariants(d)) v.push_back(e->v);
   return v;
 }
 
@@ -485,9 +515,7 @@ void flashAttentionForward(const void* qkv, void* out, int B, int N, int H, int 
   if (B > 65535 || H > 65535) throw Error("bad_input", "flash attention: batch and heads must be <= 65535");
   if (ldqkv % 8 || ldo % 8 || (reinterpret_cast<uintptr_t>(qkv) | reinterpret_cast<uintptr_t>(out)) % 16)
     throw Error("bad_input", "flash attention: rows must be 16-byte aligned");
-  std::vector<const VariantEntry*> mine;
-  for (const auto& e : registry())
-    if (e.v.headDim == d) mine.push_back(&e);
+  const std::vector<const VariantEntry*> mine = usableVariants(d);
   if (variant < 0) {
     variant = 0;
     // Benchmark / experiment override, e.g. FLASHSLIDE_ATTN_VARIANT=d64_w4_m2_n64_qs.

@@ -141,6 +141,11 @@ build_all() {
   # Resources of every flash variant on sm_90a (registers, spills, shared memory).
   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -c kernels/cuda/flash_attn_fwd.cu \
     -o /dev/null 2>&1 | grep -E "Compiling entry|registers|spill" | sed -E "s/.*flashFwdKernelILi([0-9]+)ELi([0-9]+)ELi([0-9]+)ELi([0-9]+)E.* for '(sm_[0-9a]+)'/flash d\1_w\2_m\3_n\4 (\5)/"
+  # The Hopper kernel: resources, and proof that it runs on wgmma/TMA (HGMMA, UTMALDG in SASS;
+  # ptxas warns here if it had to serialise the wgmma's).
+  nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -c kernels/cuda/flash_attn_wgmma.cu \
+    -o /tmp/flash_attn_wgmma.o 2>&1 | grep -E "warning|registers|spill" | sed -E 's/^ptxas info *: //'
+  cuobjdump -sass /tmp/flash_attn_wgmma.o | grep -oE "HGMMA\.[0-9x]+[A-Z0-9.]*|UTMALDG[A-Z0-9.]*|SYNCS\.[A-Z.]+" | sort | uniq -c
   return 0
 }
 step build build.log 420 build_all

@@ -1,0 +1,522 @@
+// flashslide CUDA backend: flash attention forward for Hopper (sm_90a), wgmma + TMA,
+// warp-specialised. Same function and layouts as flash_attn_fwd.cu (see flash_attn.h); this
+// file is only the faster engine for it on H100/H200, selected through the variant registry.
+//
+// Algorithm (one-pass online softmax, FlashAttention-2/3), per CTA = one (batch b, head h,
+// query tile of BM = 128 rows), 3 warpgroups (384 threads):
+//   WG0, producer (setmaxnreg 24): one thread issues TMA bulk-tensor loads: the Q tile once,
+//       then K_j and V_j into a ring of kStages stages. Completion is counted in bytes on the
+//       stage's "full" mbarriers (separate for K and V, so S = Q K^T starts before V lands);
+//       consumers hand a stage back on its "empty" mbarrier (one arrive per consumer warp).
+//   WG1, WG2, consumers (setmaxnreg 240): 64 query rows each, all state in registers:
+//       S   = Q K_j^T        wgmma m64n128k16 x 4, A = Q and B = K from shared memory
+//       m'  = max(m, rowmax S); P = exp2(S c - m' c), c = scale * log2(e)
+//       l   = l exp2((m - m') c) + rowsum P;  O *= exp2((m - m') c)
+//       O  += P V_j          wgmma m64n64k16 x 8, A = P from registers (bf16, repacked from
+//                            S's accumulators), B = V from shared memory, transposed by wgmma
+//     kOverlap (FA3's intra-warpgroup overlap): tile j's S GEMM and tile j-1's PV GEMM are
+//       issued back to back; the softmax of S_j runs while PV_{j-1} is still on the tensor
+//       cores. Costs no registers here: P_{j-1} lives packed in bf16 while S_j is in fp32.
+//   Epilogue: O / l, staged through the consumer's own (no longer needed) Q rows, written with
+//   16-byte stores; query rows >= N are never stored.
+//
+// Register layouts (per warp w of a consumer warpgroup, rows 16w..16w+15, g = lane / 4,
+// t = lane % 4): the wgmma fp32 accumulator of an m64nX tile holds, for every 8-column block
+// jb, d[4jb + 0..1] = row g, cols 8jb + 2t + {0,1}; d[4jb + 2..3] = row g + 8, same cols.
+// That is also the A-register fragment order of an m64k16 wgmma, so P needs no shuffles.
+//
+// Memory layout:
+//   global qkv [B, N, 3, H, 64] (row stride ldqkv elements): one TMA tensor map over
+//     {3*H*64, N, B} (strides ldqkv*2, N*ldqkv*2 bytes), box {64 elements, 64 rows, 1}; rows
+//     >= N of the last tile are zero-filled by TMA (so no garbage reaches the MMAs) and their
+//     scores masked to -inf. out [B, N, H, 64], row stride ldo.
+//   shared: Q [128][64], per stage K [128][64] and V [128][64], bf16, 128-byte rows in TMA's
+//     128-byte swizzle (16-byte chunk c of row r at chunk c ^ (r % 8)), 1024-byte aligned as
+//     the wgmma descriptors' swizzle mode requires. K is K-major for S = Q K^T (descriptor
+//     start advanced by 32 bytes per 16-wide k-step inside the swizzle atom); V is MN-major for
+//     O = P V (start advanced by 16 rows = 2048 bytes per k-step; 8-row groups 1024 bytes apart).
+// Shared memory: 16 KB (Q) + kStages x 32 KB (K, V) + barriers: one CTA per SM.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "cuda_check.h"
+#include "flash_attn_wgmma.h"
+
+// wgmma and setmaxnreg exist only in the sm_90a target; the other targets this file is built
+// for (sm_80) get an empty kernel that the host side never launches there.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FS_WGMMA_DEVICE 1
+#else
+#define FS_WGMMA_DEVICE 0
+#endif
+
+namespace flashslide {
+namespace cuda {
+
+namespace {
+
+constexpr int kD = 64;               // head dim
+constexpr int kRowBytes = kD * 2;    // one bf16 row: 128 bytes = the swizzle width
+constexpr int kBoxRows = 64;         // rows per TMA box
+constexpr int kConsumers = 2;        // consumer warpgroups, 64 query rows each
+constexpr int kBM = 64 * kConsumers; // query rows per CTA
+constexpr int kBN = 128;             // keys per K/V stage
+constexpr int kThreads = 128 * (1 + kConsumers);
+constexpr int kTileQBytes = kBM * kRowBytes;
+constexpr int kTileKVBytes = kBN * kRowBytes;
+
+template <int STAGES>
+struct WgmmaSmem {
+  static constexpr int kQ = 0;
+  static constexpr int kK0 = kTileQBytes;  // stage s: K at kK0 + s*2*tile, V right after it
+  static constexpr int kBarriers = kTileQBytes + STAGES * 2 * kTileKVBytes;
+  // barriers: q, fullK[S], fullV[S], empty[S]
+  static constexpr int kBytesUsed = kBarriers + 8 * (1 + 3 * STAGES);
+  static constexpr size_t kDynamicBytes = size_t(kBytesUsed) + 1024;  // + alignment slack
+};
+
+#if FS_WGMMA_DEVICE
+__device__ __forceinline__ uint32_t smemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ---- mbarrier + TMA -------------------------------------------------------------------
+__device__ __forceinline__ void mbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbarExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbarArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Blocks until the phase with parity `parity` has completed. A fresh barrier is in phase 0,
+// so waiting for parity 1 returns at once (how the producer's first pass skips "empty").
+__device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// One box {64 elements, 64 rows, 1} at (c0, c1, c2) into 128B-swizzled shared memory.
+__device__ __forceinline__ void tmaLoad3d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int c0, int c1, int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+
+// ---- wgmma ------------------------------------------------------------------------------
+// Shared-memory matrix descriptor (PTX ISA "matrix descriptor format"): start address,
+// leading- and stride-dimension byte offsets, all in 16-byte units, and the swizzle mode in
+// bits 62-63 (1 = 128-byte). Tiles here are 8-row x 128-byte swizzle atoms stacked along
+// the rows, so the stride between 8-row groups is 1024 bytes for both operand majors; the
+// other offset is never used at these shapes (K-major: a k-step stays inside one 128-byte
+// row; MN-major: N = 64 is exactly one atom wide), and is set to what the canonical layouts
+// would put there.
+__device__ __forceinline__ uint64_t descSw128(uint32_t addr, uint32_t leadingBytes) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(leadingBytes >> 4) << 16) | (uint64_t(1024 >> 4) << 32) |
+         (uint64_t(1) << 62);
+}
+__device__ __forceinline__ uint64_t descKMajor(uint32_t addr) { return descSw128(addr, 16); }
+__device__ __forceinline__ uint64_t descMNMajor(uint32_t addr) { return descSw128(addr, 1024); }
+
+__device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Registers a wgmma reads or writes asynchronously must not be touched (or moved by the
+// compiler) between the issue and the wait: this ties them to the asm ordering.
+template <int N>
+__device__ __forceinline__ void fenceRegs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void fenceRegs(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int k = 0; k < 4; ++k) asm volatile("" : "+r"(r[i][k])::"memory");
+}
+
+// D[64 x 128] (+)= A[64 x 16] (smem, K-major) * B[16 x 128] (smem, K-major); kScaleD = 0: D = A*B.
+template <int kScaleD>
+__device__ __forceinline__ void wgmma64x128SS(float (&d)[64], uint64_t descA, uint64_t descB) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(descA), "l"(descB), "n"(kScaleD));
+}
+
+// D[64 x 64] += A[64 x 16] (registers) * B[16 x 64] (smem, MN-major: imm-trans-b = 1)
+__device__ __forceinline__ void wgmma64x64RS(float (&d)[32], const uint32_t (&a)[4], uint64_t descB) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB));
+}
+
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+#endif  // FS_WGMMA_DEVICE
+
+// Per consumer thread: the two query rows it holds (g and g + 8 of its warp's 16).
+struct RowState {
+  float m[2];
+  float l[2];
+};
+
+#if FS_WGMMA_DEVICE
+// S (raw scores of one 128-key tile, in place) -> P = exp2(S c - m' c); updates m, l and
+// returns the factors O must be scaled by. `valid` < kBN masks the keys past N.
+__device__ __forceinline__ void onlineSoftmax(float (&s)[64], RowState& st, float scaleLog2, int valid, int lane,
+                                              float (&alpha)[2]) {
+  if (valid < kBN) {
+    const int c0 = 2 * (lane & 3);
+#pragma unroll
+    for (int jb = 0; jb < 16; ++jb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (8 * jb + c0 + e >= valid) {
+          s[4 * jb + e] = -INFINITY;
+          s[4 * jb + 2 + e] = -INFINITY;
+        }
+  }
+  float mx[2] = {st.m[0], st.m[1]};
+#pragma unroll
+  for (int jb = 0; jb < 16; ++jb) {
+    mx[0] = fmaxf(mx[0], fmaxf(s[4 * jb], s[4 * jb + 1]));
+    mx[1] = fmaxf(mx[1], fmaxf(s[4 * jb + 2], s[4 * jb + 3]));
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    // A row's 128 scores live in the 4 threads of a quad.
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    // First tile: m = -inf gives alpha = exp2(-inf) = 0. Every row has a valid key in every
+    // tile it sees (tile 0 starts at key 0, the last tile at a key < N), so mx is finite.
+    alpha[r] = fastExp2((st.m[r] - mx[r]) * scaleLog2);
+    st.m[r] = mx[r];
+  }
+  const float mb0 = mx[0] * scaleLog2, mb1 = mx[1] * scaleLog2;
+  float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+  for (int jb = 0; jb < 16; ++jb) {
+    s[4 * jb + 0] = fastExp2(fmaf(s[4 * jb + 0], scaleLog2, -mb0));
+    s[4 * jb + 1] = fastExp2(fmaf(s[4 * jb + 1], scaleLog2, -mb0));
+    s[4 * jb + 2] = fastExp2(fmaf(s[4 * jb + 2], scaleLog2, -mb1));
+    s[4 * jb + 3] = fastExp2(fmaf(s[4 * jb + 3], scaleLog2, -mb1));
+    sum0 += s[4 * jb + 0] + s[4 * jb + 1];
+    sum1 += s[4 * jb + 2] + s[4 * jb + 3];
+  }
+  // Per-thread partial row sums: the quad reduction is done once, in the epilogue.
+  st.l[0] = st.l[0] * alpha[0] + sum0;
+  st.l[1] = st.l[1] * alpha[1] + sum1;
+}
+
+__device__ __forceinline__ void packP(const float (&s)[64], uint32_t (&p)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) {
+    p[kk][0] = packBf16(s[8 * kk + 0], s[8 * kk + 1]);
+    p[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
+    p[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
+    p[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+}
+
+__device__ __forceinline__ void scaleO(float (&o)[32], const float (&alpha)[2]) {
+#pragma unroll
+  for (int jb = 0; jb < 8; ++jb) {
+    o[4 * jb + 0] *= alpha[0];
+    o[4 * jb + 1] *= alpha[0];
+    o[4 * jb + 2] *= alpha[1];
+    o[4 * jb + 3] *= alpha[1];
+  }
+}
+
+// S = Q K^T for one tile: 4 k-steps of 16 along the head dim, each 32 bytes further into the
+// 128-byte swizzled rows of both operands.
+__device__ __forceinline__ void issueQK(float (&s)[64], uint32_t q, uint32_t k) {
+  wgmma64x128SS<0>(s, descKMajor(q), descKMajor(k));
+  wgmma64x128SS<1>(s, descKMajor(q + 32), descKMajor(k + 32));
+  wgmma64x128SS<1>(s, descKMajor(q + 64), descKMajor(k + 64));
+  wgmma64x128SS<1>(s, descKMajor(q + 96), descKMajor(k + 96));
+}
+// O += P V for one tile: 8 k-steps of 16 keys, each 16 rows = 2048 bytes further into V.
+__device__ __forceinline__ void issuePV(float (&o)[32], const uint32_t (&p)[8][4], uint32_t v) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) wgmma64x64RS(o, p[kk], descMNMajor(v + kk * 16 * kRowBytes));
+}
+#endif  // FS_WGMMA_DEVICE
+
+template <int STAGES, bool OVERLAP>
+__global__ void __launch_bounds__(kThreads, 1)
+    flashFwdWgmmaKernel(const __grid_constant__ CUtensorMap tmap, __nv_bfloat16* __restrict__ out, int N, int H,
+                        int64_t ldo, float scaleLog2) {
+#if FS_WGMMA_DEVICE
+  using L = WgmmaSmem<STAGES>;
+  extern __shared__ unsigned char smemRaw[];
+  const uint32_t raw = smemAddr(smemRaw);
+  const uint32_t base = (raw + 1023) & ~1023u;
+  unsigned char* smem = smemRaw + (base - raw);  // generic pointer to the aligned base
+  const uint32_t sQ = base + L::kQ;
+  auto sK = [&](int s) { return base + L::kK0 + s * 2 * kTileKVBytes; };
+  auto sV = [&](int s) { return base + L::kK0 + s * 2 * kTileKVBytes + kTileKVBytes; };
+  const uint32_t barQ = base + L::kBarriers;
+  auto fullK = [&](int s) { return barQ + 8 * (1 + s); };
+  auto fullV = [&](int s) { return barQ + 8 * (1 + STAGES + s); };
+  auto empty = [&](int s) { return barQ + 8 * (1 + 2 * STAGES + s); };
+
+  const int tid = threadIdx.x, wg = tid / 128;
+  const int q0 = blockIdx.x * kBM, h = blockIdx.y, b = blockIdx.z;
+  const int nTiles = (N + kBN - 1) / kBN;
+
+  if (tid == 0) {
+    mbarInit(barQ, 1);
+    for (int s = 0; s < STAGES; ++s) {
+      mbarInit(fullK(s), 1);
+      mbarInit(fullV(s), 1);
+      mbarInit(empty(s), 4 * kConsumers);  // one arrive per consumer warp
+    }
+    // Make the initialised barriers visible to the TMA unit (async proxy).
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // Producer: gives registers to the consumers; one thread drives every load.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (tid == 0) {
+      const int cq = h * kD, ck = (H + h) * kD, cv = (2 * H + h) * kD;
+      mbarExpectTx(barQ, kTileQBytes);
+      for (int r = 0; r < kBM; r += kBoxRows) tmaLoad3d(sQ + r * kRowBytes, &tmap, barQ, cq, q0 + r, b);
+      for (int j = 0; j < nTiles; ++j) {
+        const int s = j % STAGES;
+        const uint32_t phase = (j / STAGES) & 1;
+        mbarWait(empty(s), phase ^ 1);
+        mbarExpectTx(fullK(s), kTileKVBytes);
+        for (int r = 0; r < kBN; r += kBoxRows) tmaLoad3d(sK(s) + r * kRowBytes, &tmap, fullK(s), ck, j * kBN + r, b);
+        mbarExpectTx(fullV(s), kTileKVBytes);
+        for (int r = 0; r < kBN; r += kBoxRows) tmaLoad3d(sV(s) + r * kRowBytes, &tmap, fullV(s), cv, j * kBN + r, b);
+      }
+    }
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+  const int cw = wg - 1;                 // consumer index
+  const int ct = tid - 128 * wg;         // thread within the consumer warpgroup
+  const int warp = ct >> 5, lane = ct & 31;
+  const uint32_t myQ = sQ + cw * 64 * kRowBytes;
+
+  float o[32];
+  float s[64];
+  uint32_t p[8][4];
+#pragma unroll
+  for (int i = 0; i < 32; ++i) o[i] = 0.f;
+#pragma unroll
+  for (int i = 0; i < 64; ++i) s[i] = 0.f;
+  RowState st{{-INFINITY, -INFINITY}, {0.f, 0.f}};
+  float alpha[2];
+
+  mbarWait(barQ, 0);
+  if constexpr (!OVERLAP) {
+    for (int j = 0; j < nTiles; ++j) {
+      const int stg = j % STAGES;
+      const uint32_t phase = (j / STAGES) & 1;
+      mbarWait(fullK(stg), phase);
+      wgmmaFence();
+      issueQK(s, myQ, sK(stg));
+      wgmmaCommit();
+      wgmmaWait<0>();
+      fenceRegs(s);
+      onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+      packP(s, p);
+      scaleO(o, alpha);
+      mbarWait(fullV(stg), phase);
+      wgmmaFence();
+      issuePV(o, p, sV(stg));
+      wgmmaCommit();
+      wgmmaWait<0>();
+      fenceRegs(o);
+      if (lane == 0) mbarArrive(empty(stg));
+    }
+  } else {
+    // Tile 0: S_0 alone.
+    mbarWait(fullK(0), 0);
+    wgmmaFence();
+    issueQK(s, myQ, sK(0));
+    wgmmaCommit();
+    wgmmaWait<0>();
+    fenceRegs(s);
+    onlineSoftmax(s, st, scaleLog2, N, lane, alpha);
+    packP(s, p);
+    for (int j = 1; j < nTiles; ++j) {
+      const int stg = j % STAGES, prev = (j - 1) % STAGES;
+      const uint32_t phase = (j / STAGES) & 1, prevPhase = ((j - 1) / STAGES) & 1;
+      mbarWait(fullK(stg), phase);
+      mbarWait(fullV(prev), prevPhase);
+      wgmmaFence();
+      issueQK(s, myQ, sK(stg));
+      wgmmaCommit();
+      issuePV(o, p, sV(prev));
+      wgmmaCommit();
+      wgmmaWait<1>();  // S_j done; PV_{j-1} may still run
+      fenceRegs(s);
+      onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+      wgmmaWait<0>();  // PV_{j-1} done: O is ours again, P and stage j-1 are free
+      fenceRegs(o);
+      fenceRegs(p);
+      if (lane == 0) mbarArrive(empty(prev));
+      scaleO(o, alpha);
+      packP(s, p);
+    }
+    const int last = (nTiles - 1) % STAGES;
+    mbarWait(fullV(last), ((nTiles - 1) / STAGES) & 1);
+    wgmmaFence();
+    issuePV(o, p, sV(last));
+    wgmmaCommit();
+    wgmmaWait<0>();
+    fenceRegs(o);
+    if (lane == 0) mbarArrive(empty(last));
+  }
+
+  // Epilogue. The last wgmma reading this warpgroup's Q rows has completed, so they become
+  // the staging buffer for O (same 16-byte-chunk XOR swizzle: conflict-free both ways).
+  float inv[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = st.l[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    inv[r] = 1.f / l;
+  }
+  unsigned char* stage = smem + L::kQ + cw * 64 * kRowBytes;
+  const int g = lane >> 2, t = lane & 3;
+  const int r0 = warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+  for (int jb = 0; jb < 8; ++jb) {
+    *reinterpret_cast<uint32_t*>(stage + r0 * kRowBytes + ((jb ^ (r0 & 7)) << 4) + 4 * t) =
+        packBf16(o[4 * jb + 0] * inv[0], o[4 * jb + 1] * inv[0]);
+    *reinterpret_cast<uint32_t*>(stage + r1 * kRowBytes + ((jb ^ (r1 & 7)) << 4) + 4 * t) =
+        packBf16(o[4 * jb + 2] * inv[1], o[4 * jb + 3] * inv[1]);
+  }
+  __syncwarp();
+#pragma unroll
+  for (int it = 0; it < 4; ++it) {
+    const int i = it * 32 + lane;
+    const int r = warp * 16 + (i >> 3), c = i & 7;
+    const int qRow = q0 + cw * 64 + r;
+    if (qRow < N)
+      *reinterpret_cast<uint4*>(out + (int64_t(b) * N + qRow) * ldo + int64_t(h) * kD + c * 8) =
+          *reinterpret_cast<const uint4*>(stage + r * kRowBytes + ((c ^ (r & 7)) << 4));
+  }
+#else
+  using L = WgmmaSmem<STAGES>;
+  (void)L::kQ;
+  (void)L::kK0;
+  (void)tmap;
+  (void)out;
+  (void)N;
+  (void)H;
+  (void)ldo;
+  (void)scaleLog2;
+#endif
+}
+
+// cuTensorMapEncodeTiled lives in the driver API; fetched through the runtime so the library
+// needs no -lcuda.
+PFN_cuTensorMapEncodeTiled_v12000 tensorMapEncoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    FS_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    if (q != cudaDriverEntryPointSuccess || f == nullptr)
+      throw Error("cuda_error", "the CUDA driver has no cuTensorMapEncodeTiled (needs a CUDA 12 driver)");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+CUtensorMap qkvTensorMap(const void* qkv, int B, int N, int H, int64_t ldqkv) {
+  CUtensorMap map;
+  const cuuint64_t dims[3] = {cuuint64_t(3) * H * kD, cuuint64_t(N), cuuint64_t(B)};
+  const cuuint64_t strides[2] = {cuuint64_t(ldqkv) * 2, cuuint64_t(ldqkv) * 2 * N};  // bytes, dims 1 and 2
+  const cuuint32_t box[3] = {kD, kBoxRows, 1};
+  const cuuint32_t elementStrides[3] = {1, 1, 1};
+  const CUresult r = tensorMapEncoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(qkv), dims, strides,
+                                        box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw Error("cuda_error", "cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) +
+                                  ") for the qkv tensor: pointer and row stride must be 16-byte aligned");
+  return map;
+}
+
+template <int STAGES, bool OVERLAP>
+void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
+                 float scaleLog2, cudaStream_t stream) {
+  using L = WgmmaSmem<STAGES>;
+  auto kernel = flashFwdWgmmaKernel<STAGES, OVERLAP>;
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kDynamicBytes));
+  FS_CUDA_CHECK(attr);
+  const CUtensorMap map = qkvTensorMap(qkv, B, N, H, ldqkv);
+  const dim3 grid((N + kBM - 1) / kBM, H, B);
+  kernel<<<grid, kThreads, L::kDynamicBytes, stream>>>(map, out, N, H, ldo, scaleLog2);
+  FS_CUDA_CHECK_LAUNCH("flashFwdWgmmaKernel");
+}
+
+}  // namespace
+
+bool flashWgmmaAvailable() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  // Asked on every attention call: cache the answer per device (0 unknown, 1 no, 2 yes).
+  static std::atomic<int> known[64];
+  if (dev >= 0 && dev < 64 && known[dev].load(std::memory_order_relaxed) != 0) return known[dev] == 2;
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) return false;
+  // sm_90a machine code runs on compute capability 9.0 only (not on later architectures).
+  const bool yes = major == 9 && minor == 0;
+  if (dev >= 0 && dev < 64) known[dev].store(yes ? 2 : 1, std::memory_order_relaxed);
+  return yes;
+}
+
+void flashWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
+                   float scaleLog2, cudaStream_t stream, int stages, bool overlap) {
+  if (stages == 2 && !overlap) return launchWgmma<2, false>(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
+  if (stages == 2 && overlap) return launchWgmma<2, true>(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
+  if (stages == 3 && overlap) return launchWgmma<3, true>(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
+  throw Error("bad_input", "wgmma flash attention: no build for " + std::to_string(stages) + " stages, overlap " +
+                               std::to_string(overlap));
+}
+
+}  // namespace cuda
+}  // namespace flashslide

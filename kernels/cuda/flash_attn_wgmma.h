@@ -1,0 +1,24 @@
+// flashslide CUDA backend: the Hopper (sm_90a) flash attention forward, wgmma + TMA
+// (flash_attn_wgmma.cu). Internal to the backend: callers go through flashAttentionForward,
+// whose variant registry (flash_attn_fwd.cu) lists these as the "_wgmma" variants.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace flashslide {
+namespace cuda {
+
+// True when the current device is compute capability 9.0 (H100/H200), the only one the
+// sm_90a machine code runs on.
+bool flashWgmmaAvailable();
+
+// Head dim 64, same layouts and contract as flashAttentionForward. stages: K/V ring depth
+// (2 or 3); overlap: FA3's intra-warpgroup overlap of softmax with the PV GEMM.
+void flashWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
+                   float scaleLog2, cudaStream_t stream, int stages, bool overlap);
+
+}  // namespace cuda
+}  // namespace flashslide
