@@ -420,10 +420,12 @@ void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int
   FS_CUDA_CHECK_LAUNCH("flashFwdKernel");
 }
 
-template <int FLAGS>
+// WARPS = consumer warps: 4 per warpgroup of 64 query rows.
+template <int WARPS, int FLAGS>
 void launchWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
                     float scaleLog2, cudaStream_t stream) {
-  flashWgmmaD64(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, (FLAGS & kOverlap) != 0);
+  flashWgmmaD64(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, WARPS / 4,
+                (FLAGS & kOverlap) != 0);
 }
 
 struct VariantEntry {
@@ -443,10 +445,14 @@ const std::vector<VariantEntry>& registry() {
       {{64, 8, 2, 64, 1, 0}, launchFlash<64, 8, 2, 64, 1, 0>},
       {{64, 8, 2, 64, 1, kSub2}, launchFlash<64, 8, 2, 64, 1, kSub2>},
       {{64, 8, 2, 64, 1, kLazyRescale | kSub2}, launchFlash<64, 8, 2, 64, 1, kLazyRescale | kSub2>},
-      // wgmma: 2 consumer warpgroups (8 warps) x 64 rows = BM 128, 128-key stages.
-      {{64, 8, 1, 128, 1, kWgmma}, launchWgmmaD64<kWgmma>},
-      {{64, 8, 1, 128, 1, kWgmma | kOverlap}, launchWgmmaD64<kWgmma | kOverlap>},
-      {{64, 8, 1, 128, 1, kWgmma | kOverlap | kStages3}, launchWgmmaD64<kWgmma | kOverlap | kStages3>},
+      // wgmma: 2 or 3 consumer warpgroups (8 or 12 warps) x 64 rows = BM 128 or 192, 128-key stages.
+      {{64, 8, 1, 128, 1, kWgmma}, launchWgmmaD64<8, kWgmma>},
+      {{64, 8, 1, 128, 1, kWgmma | kOverlap}, launchWgmmaD64<8, kWgmma | kOverlap>},
+      {{64, 8, 1, 128, 1, kWgmma | kStages3}, launchWgmmaD64<8, kWgmma | kStages3>},
+      {{64, 8, 1, 128, 1, kWgmma | kOverlap | kStages3}, launchWgmmaD64<8, kWgmma | kOverlap | kStages3>},
+      {{64, 12, 1, 128, 1, kWgmma}, launchWgmmaD64<12, kWgmma>},
+      {{64, 12, 1, 128, 1, kWgmma | kOverlap}, launchWgmmaD64<12, kWgmma | kOverlap>},
+      {{64, 12, 1, 128, 1, kWgmma | kStages3}, launchWgmmaD64<12, kWgmma | kStages3>},
       {{80, 4, 2, 64, 1, kQSmem}, launchFlash<80, 4, 2, 64, 1, kQSmem>},
       {{80, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<80, 4, 2, 64, 1, kQSmem | kLazyRescale>},
       {{80, 4, 2, 64, 1, kQSmem | kSub2}, launchFlash<80, 4, 2, 64, 1, kQSmem | kSub2>},
@@ -479,9 +485,12 @@ std::string FlashVariant::name() const {
 std::string flashDefaultVariantName(int d, int B, int N, int H) {
   (void)B;
   (void)H;
-  // Hopper: the wgmma + TMA kernel, 397-419 TFLOP/s at N = 4k-65k against 291-322 for the
-  // best mma.sync tile (bench/NOTES.md, "Hopper attention"); the overlap variants were slower.
-  if (d == 64 && flashWgmmaAvailable()) return "d64_w8_m1_n128_wgmma";
+  // Hopper: the wgmma + TMA kernel with 3 consumer warpgroups (192-row CTA): 474-502 TFLOP/s
+  // at N = 4k-65k against 396-436 with 2 and 300-329 for the best mma.sync tile (bench/NOTES.md,
+  // "Hopper attention"); the intra-warpgroup overlap variants were slower. Short sequences
+  // (224 px: N = 201) keep the 128-row CTA, which pads less: ViT-L attention at 224 px took
+  // 9.2 ms with it against 12.7 ms with the 192-row one.
+  if (d == 64 && flashWgmmaAvailable()) return N < 512 ? "d64_w8_m1_n128_wgmma" : "d64_w12_m1_n128_wgmma";
   if (d == 64) return N >= 8192 ? "d64_w8_m2_n64_s2" : "d64_w4_m2_n64";
   if (d == 80) return "d80_w4_m2_n64_qs_lr";
   return "d128_w4_m2_n64_qs_lr";

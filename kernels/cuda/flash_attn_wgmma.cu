@@ -64,15 +64,18 @@ namespace {
 constexpr int kD = 64;               // head dim
 constexpr int kRowBytes = kD * 2;    // one bf16 row: 128 bytes = the swizzle width
 constexpr int kBoxRows = 64;         // rows per TMA box
-constexpr int kConsumers = 2;        // consumer warpgroups, 64 query rows each
-constexpr int kBM = 64 * kConsumers; // query rows per CTA
 constexpr int kBN = 128;             // keys per K/V stage
-constexpr int kThreads = 128 * (1 + kConsumers);
-constexpr int kTileQBytes = kBM * kRowBytes;
 constexpr int kTileKVBytes = kBN * kRowBytes;
 
-template <int STAGES>
+// CONSUMERS warpgroups of 64 query rows each (BM = 64 * CONSUMERS) plus the producer.
+template <int STAGES, int CONSUMERS>
 struct WgmmaSmem {
+  static constexpr int kBM = 64 * CONSUMERS;
+  static constexpr int kThreads = 128 * (1 + CONSUMERS);
+  // setmaxnreg: the producer keeps 24 registers, the consumers share the rest of the 64K
+  // (a multiple of 8, at most 240): 240 with 2 consumers, 160 with 3.
+  static constexpr int kConsumerRegs = (65536 / 128 - 24) / CONSUMERS / 8 * 8 > 240 ? 240 : (65536 / 128 - 24) / CONSUMERS / 8 * 8;
+  static constexpr int kTileQBytes = kBM * kRowBytes;
   static constexpr int kQ = 0;
   static constexpr int kK0 = kTileQBytes;  // stage s: K at kK0 + s*2*tile, V right after it
   static constexpr int kBarriers = kTileQBytes + STAGES * 2 * kTileKVBytes;
@@ -274,12 +277,13 @@ __device__ __forceinline__ void issuePV(float (&o)[32], const uint32_t (&p)[8][4
 }
 #endif  // FS_WGMMA_DEVICE
 
-template <int STAGES, bool OVERLAP>
-__global__ void __launch_bounds__(kThreads, 1)
+template <int STAGES, int CONSUMERS, bool OVERLAP>
+__global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
     flashFwdWgmmaKernel(const __grid_constant__ CUtensorMap tmap, __nv_bfloat16* __restrict__ out, int N, int H,
                         int64_t ldo, float scaleLog2) {
 #if FS_WGMMA_DEVICE
-  using L = WgmmaSmem<STAGES>;
+  using L = WgmmaSmem<STAGES, CONSUMERS>;
+  constexpr int kBM = L::kBM, kTileQBytes = L::kTileQBytes;
   extern __shared__ unsigned char smemRaw[];
   const uint32_t raw = smemAddr(smemRaw);
   const uint32_t base = (raw + 1023) & ~1023u;
@@ -301,7 +305,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int s = 0; s < STAGES; ++s) {
       mbarInit(fullK(s), 1);
       mbarInit(fullV(s), 1);
-      mbarInit(empty(s), 4 * kConsumers);  // one arrive per consumer warp
+      mbarInit(empty(s), 4 * CONSUMERS);  // one arrive per consumer warp
     }
     // Make the initialised barriers visible to the TMA unit (async proxy).
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -328,7 +332,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
 
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(L::kConsumerRegs));
   const int cw = wg - 1;                 // consumer index
   const int ct = tid - 128 * wg;         // thread within the consumer warpgroup
   const int warp = ct >> 5, lane = ct & 31;
@@ -437,7 +441,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           *reinterpret_cast<const uint4*>(stage + r * kRowBytes + ((c ^ (r & 7)) << 4));
   }
 #else
-  using L = WgmmaSmem<STAGES>;
+  using L = WgmmaSmem<STAGES, CONSUMERS>;
   (void)L::kQ;
   (void)L::kK0;
   (void)tmap;
@@ -478,17 +482,17 @@ CUtensorMap qkvTensorMap(const void* qkv, int B, int N, int H, int64_t ldqkv) {
   return map;
 }
 
-template <int STAGES, bool OVERLAP>
+template <int STAGES, int CONSUMERS, bool OVERLAP>
 void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
                  float scaleLog2, cudaStream_t stream) {
-  using L = WgmmaSmem<STAGES>;
-  auto kernel = flashFwdWgmmaKernel<STAGES, OVERLAP>;
+  using L = WgmmaSmem<STAGES, CONSUMERS>;
+  auto kernel = flashFwdWgmmaKernel<STAGES, CONSUMERS, OVERLAP>;
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kDynamicBytes));
   FS_CUDA_CHECK(attr);
   const CUtensorMap map = qkvTensorMap(qkv, B, N, H, ldqkv);
-  const dim3 grid((N + kBM - 1) / kBM, H, B);
-  kernel<<<grid, kThreads, L::kDynamicBytes, stream>>>(map, out, N, H, ldo, scaleLog2);
+  const dim3 grid((N + L::kBM - 1) / L::kBM, H, B);
+  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map, out, N, H, ldo, scaleLog2);
   FS_CUDA_CHECK_LAUNCH("flashFwdWgmmaKernel");
 }
 
@@ -510,12 +514,17 @@ bool flashWgmmaAvailable() {
 }
 
 void flashWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
-                   float scaleLog2, cudaStream_t stream, int stages, bool overlap) {
-  if (stages == 2 && !overlap) return launchWgmma<2, false>(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
-  if (stages == 2 && overlap) return launchWgmma<2, true>(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
-  if (stages == 3 && overlap) return launchWgmma<3, true>(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
-  throw Error("bad_input", "wgmma flash attention: no build for " + std::to_string(stages) + " stages, overlap " +
-                               std::to_string(overlap));
+                   float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap) {
+  using Fn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float, cudaStream_t);
+  Fn fn = nullptr;
+  if (stages == 2 && consumers == 2) fn = overlap ? launchWgmma<2, 2, true> : launchWgmma<2, 2, false>;
+  if (stages == 3 && consumers == 2) fn = overlap ? launchWgmma<3, 2, true> : launchWgmma<3, 2, false>;
+  if (stages == 2 && consumers == 3) fn = overlap ? launchWgmma<2, 3, true> : launchWgmma<2, 3, false>;
+  if (stages == 3 && consumers == 3 && !overlap) fn = launchWgmma<3, 3, false>;
+  if (fn == nullptr)
+    throw Error("bad_input", "wgmma flash attention: no build for " + std::to_string(stages) + " stages, " +
+                                 std::to_string(consumers) + " consumer warpgroups");
+  fn(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
 }
 
 }  // namespace cuda
