@@ -421,11 +421,11 @@ void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int
 }
 
 // WARPS = consumer warps: 4 per warpgroup of 64 query rows.
-template <int WARPS, int FLAGS>
-void launchWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
-                    float scaleLog2, cudaStream_t stream) {
-  flashWgmmaD64(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, WARPS / 4,
-                (FLAGS & kOverlap) != 0);
+template <int D, int WARPS, int FLAGS>
+void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
+                 float scaleLog2, cudaStream_t stream) {
+  flashWgmma(qkv, out, B, N, H, D, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, WARPS / 4,
+             (FLAGS & kOverlap) != 0);
 }
 
 struct VariantEntry {
@@ -446,18 +446,21 @@ const std::vector<VariantEntry>& registry() {
       {{64, 8, 2, 64, 1, kSub2}, launchFlash<64, 8, 2, 64, 1, kSub2>},
       {{64, 8, 2, 64, 1, kLazyRescale | kSub2}, launchFlash<64, 8, 2, 64, 1, kLazyRescale | kSub2>},
       // wgmma: 2 or 3 consumer warpgroups (8 or 12 warps) x 64 rows = BM 128 or 192, 128-key stages.
-      {{64, 8, 1, 128, 1, kWgmma}, launchWgmmaD64<8, kWgmma>},
-      {{64, 8, 1, 128, 1, kWgmma | kOverlap}, launchWgmmaD64<8, kWgmma | kOverlap>},
-      {{64, 8, 1, 128, 1, kWgmma | kStages3}, launchWgmmaD64<8, kWgmma | kStages3>},
-      {{64, 8, 1, 128, 1, kWgmma | kOverlap | kStages3}, launchWgmmaD64<8, kWgmma | kOverlap | kStages3>},
-      {{64, 12, 1, 128, 1, kWgmma}, launchWgmmaD64<12, kWgmma>},
-      {{64, 12, 1, 128, 1, kWgmma | kOverlap}, launchWgmmaD64<12, kWgmma | kOverlap>},
-      {{64, 12, 1, 128, 1, kWgmma | kStages3}, launchWgmmaD64<12, kWgmma | kStages3>},
+      {{64, 8, 1, 128, 1, kWgmma}, launchWgmma<64, 8, kWgmma>},
+      {{64, 8, 1, 128, 1, kWgmma | kOverlap}, launchWgmma<64, 8, kWgmma | kOverlap>},
+      {{64, 8, 1, 128, 1, kWgmma | kStages3}, launchWgmma<64, 8, kWgmma | kStages3>},
+      {{64, 8, 1, 128, 1, kWgmma | kOverlap | kStages3}, launchWgmma<64, 8, kWgmma | kOverlap | kStages3>},
+      {{64, 12, 1, 128, 1, kWgmma}, launchWgmma<64, 12, kWgmma>},
+      {{64, 12, 1, 128, 1, kWgmma | kOverlap}, launchWgmma<64, 12, kWgmma | kOverlap>},
+      {{64, 12, 1, 128, 1, kWgmma | kStages3}, launchWgmma<64, 12, kWgmma | kStages3>},
+      {{80, 8, 1, 128, 1, kWgmma}, launchWgmma<80, 8, kWgmma>},
+      {{80, 12, 1, 128, 1, kWgmma}, launchWgmma<80, 12, kWgmma>},
       {{80, 4, 2, 64, 1, kQSmem}, launchFlash<80, 4, 2, 64, 1, kQSmem>},
       {{80, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<80, 4, 2, 64, 1, kQSmem | kLazyRescale>},
       {{80, 4, 2, 64, 1, kQSmem | kSub2}, launchFlash<80, 4, 2, 64, 1, kQSmem | kSub2>},
       {{80, 4, 2, 64, 1, 0}, launchFlash<80, 4, 2, 64, 1, 0>},
       {{80, 8, 1, 64, 1, 0}, launchFlash<80, 8, 1, 64, 1, 0>},
+      {{128, 8, 1, 128, 1, kWgmma}, launchWgmma<128, 8, kWgmma>},
       {{128, 4, 2, 64, 1, kQSmem}, launchFlash<128, 4, 2, 64, 1, kQSmem>},
       {{128, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<128, 4, 2, 64, 1, kQSmem | kLazyRescale>},
       {{128, 8, 1, 64, 1, 0}, launchFlash<128, 8, 1, 64, 1, 0>},
@@ -476,7 +479,7 @@ std::string FlashVariant::name() const {
          ((flags & kWgmma) ? "_wgmma" : "") + ((flags & kOverlap) ? "_ov" : "") + ((flags & kStages3) ? "_st3" : "");
 }
 
-// Default tile per head dim and length, from the H100 measurements in bench/NOTES.md
+// Default tile per head dim and length. Off Hopper (mma.sync), from the H100 measurements in bench/NOTES.md
 // ("CUDA tuning (issue 5)"; run-to-run spread there is ~+-4%). d=64: 256-row CTAs (w8_m2,
 // one per SM) halve the K/V traffic per FLOP and, with 128-key stages (s2: one barrier per
 // two 64-key tiles), win at long N (323-327 vs 304-309 TFLOP/s); at N ~ 4k the padding of the
@@ -490,7 +493,11 @@ std::string flashDefaultVariantName(int d, int B, int N, int H) {
   // "Hopper attention"); the intra-warpgroup overlap variants were slower. Short sequences
   // (224 px: N = 201) keep the 128-row CTA, which pads less: ViT-L attention at 224 px took
   // 9.2 ms with it against 12.7 ms with the 192-row one.
-  if (d == 64 && flashWgmmaAvailable()) return N < 512 ? "d64_w8_m1_n128_wgmma" : "d64_w12_m1_n128_wgmma";
+  // d=80 (Virchow) runs the same kernel with a 16-column second panel: 516 TFLOP/s at N = 5330
+  // (389 with 2 consumer warpgroups); d=128 fits 2 consumers only (64 O registers): 583.
+  const std::string prefix = "d" + std::to_string(d);
+  if (flashWgmmaAvailable() && d != 128) return prefix + (N < 512 ? "_w8_m1_n128_wgmma" : "_w12_m1_n128_wgmma");
+  if (flashWgmmaAvailable()) return "d128_w8_m1_n128_wgmma";
   if (d == 64) return N >= 8192 ? "d64_w8_m2_n64_s2" : "d64_w4_m2_n64";
   if (d == 80) return "d80_w4_m2_n64_qs_lr";
   return "d128_w4_m2_n64_qs_lr";

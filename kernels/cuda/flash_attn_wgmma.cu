@@ -3,39 +3,47 @@
 // file is only the faster engine for it on H100/H200, selected through the variant registry.
 //
 // Algorithm (one-pass online softmax, FlashAttention-2/3), per CTA = one (batch b, head h,
-// query tile of BM = 128 rows), 3 warpgroups (384 threads):
+// query tile of BM = 64 x CONSUMERS rows), 1 + CONSUMERS warpgroups:
 //   WG0, producer (setmaxnreg 24): one thread issues TMA bulk-tensor loads: the Q tile once,
-//       then K_j and V_j into a ring of kStages stages. Completion is counted in bytes on the
+//       then K_j and V_j into a ring of STAGES stages. Completion is counted in bytes on the
 //       stage's "full" mbarriers (separate for K and V, so S = Q K^T starts before V lands);
 //       consumers hand a stage back on its "empty" mbarrier (one arrive per consumer warp).
-//   WG1, WG2, consumers (setmaxnreg 240): 64 query rows each, all state in registers:
-//       S   = Q K_j^T        wgmma m64n128k16 x 4, A = Q and B = K from shared memory
+//   WG1.., consumers (setmaxnreg 240 with 2 consumers, 160 with 3): 64 query rows each, all
+//   state in registers:
+//       S   = Q K_j^T        wgmma m64n128k16 x D/16, A = Q and B = K from shared memory
 //       m'  = max(m, rowmax S); P = exp2(S c - m' c), c = scale * log2(e)
 //       l   = l exp2((m - m') c) + rowsum P;  O *= exp2((m - m') c)
-//       O  += P V_j          wgmma m64n64k16 x 8, A = P from registers (bf16, repacked from
-//                            S's accumulators), B = V from shared memory, transposed by wgmma
-//     kOverlap (FA3's intra-warpgroup overlap): tile j's S GEMM and tile j-1's PV GEMM are
+//       O  += P V_j          wgmma m64n64k16 (+ m64n16k16 or m64n64k16 for the second panel)
+//                            x 8, A = P from registers (bf16, repacked from S's accumulators),
+//                            B = V from shared memory, transposed by wgmma
+//     OVERLAP (FA3's intra-warpgroup overlap): tile j's S GEMM and tile j-1's PV GEMM are
 //       issued back to back; the softmax of S_j runs while PV_{j-1} is still on the tensor
 //       cores. Costs no registers here: P_{j-1} lives packed in bf16 while S_j is in fp32.
-//   Epilogue: O / l, staged through the consumer's own (no longer needed) Q rows, written with
-//   16-byte stores; query rows >= N are never stored.
+//   Epilogue: O / l. D = 64: staged through the consumer's own (no longer needed) Q rows and
+//   written with 16-byte stores; other D: 4-byte stores straight from registers. Query rows
+//   >= N are never stored.
 //
 // Register layouts (per warp w of a consumer warpgroup, rows 16w..16w+15, g = lane / 4,
 // t = lane % 4): the wgmma fp32 accumulator of an m64nX tile holds, for every 8-column block
 // jb, d[4jb + 0..1] = row g, cols 8jb + 2t + {0,1}; d[4jb + 2..3] = row g + 8, same cols.
 // That is also the A-register fragment order of an m64k16 wgmma, so P needs no shuffles.
 //
+// Head dims D = 64, 80, 128, as column panels: every tile is stored as panel 0 (columns 0-63,
+// 128-byte rows, 128-byte swizzle) followed by panel 1 (columns 64..D-1: none for 64; 16
+// columns = 32-byte rows in the 32-byte swizzle for 80, so 80 is not padded to 96; 64 columns
+// in the 128-byte swizzle for 128). One TMA box per panel and 64 rows, its swizzle matching
+// the wgmma descriptor's (both act on address bits, so panel bases are 1024-byte aligned).
+//
 // Memory layout:
-//   global qkv [B, N, 3, H, 64] (row stride ldqkv elements): one TMA tensor map over
-//     {3*H*64, N, B} (strides ldqkv*2, N*ldqkv*2 bytes), box {64 elements, 64 rows, 1}; rows
-//     >= N of the last tile are zero-filled by TMA (so no garbage reaches the MMAs) and their
-//     scores masked to -inf. out [B, N, H, 64], row stride ldo.
-//   shared: Q [128][64], per stage K [128][64] and V [128][64], bf16, 128-byte rows in TMA's
-//     128-byte swizzle (16-byte chunk c of row r at chunk c ^ (r % 8)), 1024-byte aligned as
-//     the wgmma descriptors' swizzle mode requires. K is K-major for S = Q K^T (descriptor
-//     start advanced by 32 bytes per 16-wide k-step inside the swizzle atom); V is MN-major for
-//     O = P V (start advanced by 16 rows = 2048 bytes per k-step; 8-row groups 1024 bytes apart).
-// Shared memory: 16 KB (Q) + kStages x 32 KB (K, V) + barriers: one CTA per SM.
+//   global qkv [B, N, 3, H, D] (row stride ldqkv elements): TMA tensor maps over
+//     {3*H*D, N, B} (strides ldqkv*2, N*ldqkv*2 bytes), boxes {64 or D-64 elements, 64 rows,
+//     1}; rows >= N of the last tile are zero-filled by TMA (so no garbage reaches the MMAs)
+//     and their scores masked to -inf. out [B, N, H, D], row stride ldo.
+//   shared: Q [BM][D], per stage K [128][D] and V [128][D], bf16, each as its panels. K is
+//     K-major for S = Q K^T (descriptor start advanced by 32 bytes per 16-wide k-step inside
+//     a 128-byte swizzle atom); V is MN-major for O = P V (start advanced by 16 rows per
+//     k-step; 8-row groups 8 x row-bytes apart).
+// Shared memory: BM x D x 2 (Q) + STAGES x 2 x 128 x D x 2 (K, V) + barriers: one CTA per SM.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_bf16.h>
@@ -61,27 +69,36 @@ namespace cuda {
 
 namespace {
 
-constexpr int kD = 64;               // head dim
-constexpr int kRowBytes = kD * 2;    // one bf16 row: 128 bytes = the swizzle width
 constexpr int kBoxRows = 64;         // rows per TMA box
 constexpr int kBN = 128;             // keys per K/V stage
-constexpr int kTileKVBytes = kBN * kRowBytes;
+
+// Column panels of a D-wide row (see the header): panel 0 is 64 wide, panel 1 D - 64.
+template <int D>
+struct Panels {
+  static_assert(D == 64 || D == 80 || D == 128, "wgmma attention: head dim 64, 80 or 128");
+  static constexpr int kW1 = D - 64;                 // 0, 16 or 64 elements
+  static constexpr int kRowBytes1 = kW1 * 2;         // 0, 32 or 128
+  static constexpr int kRowBytes = D * 2;
+  static constexpr int kTileKVBytes = kBN * kRowBytes;
+};
 
 // CONSUMERS warpgroups of 64 query rows each (BM = 64 * CONSUMERS) plus the producer.
-template <int STAGES, int CONSUMERS>
+template <int D, int STAGES, int CONSUMERS>
 struct WgmmaSmem {
+  using P = Panels<D>;
   static constexpr int kBM = 64 * CONSUMERS;
   static constexpr int kThreads = 128 * (1 + CONSUMERS);
   // setmaxnreg: the producer keeps 24 registers, the consumers share the rest of the 64K
   // (a multiple of 8, at most 240): 240 with 2 consumers, 160 with 3.
   static constexpr int kConsumerRegs = (65536 / 128 - 24) / CONSUMERS / 8 * 8 > 240 ? 240 : (65536 / 128 - 24) / CONSUMERS / 8 * 8;
-  static constexpr int kTileQBytes = kBM * kRowBytes;
+  static constexpr int kTileQBytes = kBM * P::kRowBytes;
   static constexpr int kQ = 0;
   static constexpr int kK0 = kTileQBytes;  // stage s: K at kK0 + s*2*tile, V right after it
-  static constexpr int kBarriers = kTileQBytes + STAGES * 2 * kTileKVBytes;
+  static constexpr int kBarriers = kTileQBytes + STAGES * 2 * P::kTileKVBytes;
   // barriers: q, fullK[S], fullV[S], empty[S]
   static constexpr int kBytesUsed = kBarriers + 8 * (1 + 3 * STAGES);
   static constexpr size_t kDynamicBytes = size_t(kBytesUsed) + 1024;  // + alignment slack
+  static_assert(kDynamicBytes <= 227 * 1024, "wgmma attention: tiles exceed shared memory");
 };
 
 #if FS_WGMMA_DEVICE
@@ -123,17 +140,22 @@ __device__ __forceinline__ void tmaLoad3d(uint32_t dst, const CUtensorMap* map, 
 // ---- wgmma ------------------------------------------------------------------------------
 // Shared-memory matrix descriptor (PTX ISA "matrix descriptor format"): start address,
 // leading- and stride-dimension byte offsets, all in 16-byte units, and the swizzle mode in
-// bits 62-63 (1 = 128-byte). Tiles here are 8-row x 128-byte swizzle atoms stacked along
-// the rows, so the stride between 8-row groups is 1024 bytes for both operand majors; the
-// other offset is never used at these shapes (K-major: a k-step stays inside one 128-byte
-// row; MN-major: N = 64 is exactly one atom wide), and is set to what the canonical layouts
-// would put there.
-__device__ __forceinline__ uint64_t descSw128(uint32_t addr, uint32_t leadingBytes) {
-  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(leadingBytes >> 4) << 16) | (uint64_t(1024 >> 4) << 32) |
-         (uint64_t(1) << 62);
+// bits 62-63 (1 = 128-byte, 3 = 32-byte). Tiles here are swizzle atoms of 8 rows stacked along
+// the rows, so the stride between 8-row groups is 8 x the panel's row bytes for both operand
+// majors; the other offset is never used at these shapes (K-major: a k-step stays inside one
+// row of the atom; MN-major: each wgmma's N is exactly one atom wide), and is set to what the
+// canonical layouts would put there.
+template <int ROW_BYTES>
+__device__ __forceinline__ uint64_t descSwizzled(uint32_t addr, uint32_t leadingBytes) {
+  static_assert(ROW_BYTES == 128 || ROW_BYTES == 32, "panel rows are 128 or 32 bytes");
+  constexpr uint64_t mode = ROW_BYTES == 128 ? 1 : 3;
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(leadingBytes >> 4) << 16) | (uint64_t(8 * ROW_BYTES >> 4) << 32) |
+         (mode << 62);
 }
-__device__ __forceinline__ uint64_t descKMajor(uint32_t addr) { return descSw128(addr, 16); }
-__device__ __forceinline__ uint64_t descMNMajor(uint32_t addr) { return descSw128(addr, 1024); }
+template <int ROW_BYTES>
+__device__ __forceinline__ uint64_t descKMajor(uint32_t addr) { return descSwizzled<ROW_BYTES>(addr, 16); }
+template <int ROW_BYTES>
+__device__ __forceinline__ uint64_t descMNMajor(uint32_t addr) { return descSwizzled<ROW_BYTES>(addr, 8 * ROW_BYTES); }
 
 __device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -172,6 +194,15 @@ __device__ __forceinline__ void wgmma64x64RS(float (&d)[32], const uint32_t (&a)
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB));
+}
+
+// D[64 x 16] += A[64 x 16] (registers) * B[16 x 16] (smem, MN-major: imm-trans-b = 1)
+__device__ __forceinline__ void wgmma64x16RS(float (&d)[8], const uint32_t (&a)[4], uint64_t descB) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB));
 }
 
@@ -252,42 +283,87 @@ __device__ __forceinline__ void packP(const float (&s)[64], uint32_t (&p)[8][4])
   }
 }
 
-__device__ __forceinline__ void scaleO(float (&o)[32], const float (&alpha)[2]) {
+template <int N>
+__device__ __forceinline__ void scaleRows(float (&o)[N], const float (&alpha)[2]) {
 #pragma unroll
-  for (int jb = 0; jb < 8; ++jb) {
+  for (int jb = 0; jb < N / 4; ++jb) {
     o[4 * jb + 0] *= alpha[0];
     o[4 * jb + 1] *= alpha[0];
     o[4 * jb + 2] *= alpha[1];
     o[4 * jb + 3] *= alpha[1];
   }
 }
+#endif  // FS_WGMMA_DEVICE
 
-// S = Q K^T for one tile: 4 k-steps of 16 along the head dim, each 32 bytes further into the
-// 128-byte swizzled rows of both operands.
-__device__ __forceinline__ void issueQK(float (&s)[64], uint32_t q, uint32_t k) {
-  wgmma64x128SS<0>(s, descKMajor(q), descKMajor(k));
-  wgmma64x128SS<1>(s, descKMajor(q + 32), descKMajor(k + 32));
-  wgmma64x128SS<1>(s, descKMajor(q + 64), descKMajor(k + 64));
-  wgmma64x128SS<1>(s, descKMajor(q + 96), descKMajor(k + 96));
-}
-// O += P V for one tile: 8 k-steps of 16 keys, each 16 rows = 2048 bytes further into V.
-__device__ __forceinline__ void issuePV(float (&o)[32], const uint32_t (&p)[8][4], uint32_t v) {
+// O accumulators of one consumer thread: panel 0 (64 columns) and panel 1 (D - 64 columns;
+// a 1-element placeholder at D = 64 that no code touches).
+template <int D>
+struct OAcc {
+  float o0[32];
+  float o1[Panels<D>::kW1 > 0 ? Panels<D>::kW1 / 2 : 1];
+};
+
+#if FS_WGMMA_DEVICE
+// Shared-memory addresses of one tile's two panels.
+struct TileAddr {
+  uint32_t p0, p1;
+};
+
+// S = Q K^T for one tile: D/16 k-steps of 16 along the head dim; in panel 0 each is 32 bytes
+// further into the 128-byte rows, the 80-dim panel 1 is a single 32-byte k-step.
+template <int D>
+__device__ __forceinline__ void issueQK(float (&s)[64], TileAddr q, TileAddr k) {
+  using P = Panels<D>;
+  wgmma64x128SS<0>(s, descKMajor<128>(q.p0), descKMajor<128>(k.p0));
 #pragma unroll
-  for (int kk = 0; kk < 8; ++kk) wgmma64x64RS(o, p[kk], descMNMajor(v + kk * 16 * kRowBytes));
+  for (int kk = 1; kk < 4; ++kk) wgmma64x128SS<1>(s, descKMajor<128>(q.p0 + 32 * kk), descKMajor<128>(k.p0 + 32 * kk));
+  if constexpr (P::kW1 == 64) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma64x128SS<1>(s, descKMajor<128>(q.p1 + 32 * kk), descKMajor<128>(k.p1 + 32 * kk));
+  } else if constexpr (P::kW1 == 16) {
+    wgmma64x128SS<1>(s, descKMajor<32>(q.p1), descKMajor<32>(k.p1));
+  }
+}
+// O += P V for one tile: 8 k-steps of 16 keys, each 16 rows further into V's panels.
+template <int D>
+__device__ __forceinline__ void issuePV(OAcc<D>& o, const uint32_t (&p)[8][4], TileAddr v) {
+  using P = Panels<D>;
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) wgmma64x64RS(o.o0, p[kk], descMNMajor<128>(v.p0 + kk * 16 * 128));
+  if constexpr (P::kW1 == 64) {
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) wgmma64x64RS(o.o1, p[kk], descMNMajor<128>(v.p1 + kk * 16 * 128));
+  } else if constexpr (P::kW1 == 16) {
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) wgmma64x16RS(o.o1, p[kk], descMNMajor<32>(v.p1 + kk * 16 * 32));
+  }
+}
+template <int D>
+__device__ __forceinline__ void fenceO(OAcc<D>& o) {
+  fenceRegs(o.o0);
+  if constexpr (Panels<D>::kW1 > 0) fenceRegs(o.o1);
+}
+template <int D>
+__device__ __forceinline__ void scaleO(OAcc<D>& o, const float (&alpha)[2]) {
+  scaleRows(o.o0, alpha);
+  if constexpr (Panels<D>::kW1 > 0) scaleRows(o.o1, alpha);
 }
 #endif  // FS_WGMMA_DEVICE
 
-template <int STAGES, int CONSUMERS, bool OVERLAP>
-__global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
-    flashFwdWgmmaKernel(const __grid_constant__ CUtensorMap tmap, __nv_bfloat16* __restrict__ out, int N, int H,
-                        int64_t ldo, float scaleLog2) {
+template <int D, int STAGES, int CONSUMERS, bool OVERLAP>
+__global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
+    flashFwdWgmmaKernel(const __grid_constant__ CUtensorMap tmap0, const __grid_constant__ CUtensorMap tmap1,
+                        __nv_bfloat16* __restrict__ out, int N, int H, int64_t ldo, float scaleLog2) {
 #if FS_WGMMA_DEVICE
-  using L = WgmmaSmem<STAGES, CONSUMERS>;
-  constexpr int kBM = L::kBM, kTileQBytes = L::kTileQBytes;
+  using L = WgmmaSmem<D, STAGES, CONSUMERS>;
+  using P = Panels<D>;
+  constexpr int kBM = L::kBM, kTileQBytes = L::kTileQBytes, kTileKVBytes = P::kTileKVBytes;
   extern __shared__ unsigned char smemRaw[];
   const uint32_t raw = smemAddr(smemRaw);
   const uint32_t base = (raw + 1023) & ~1023u;
   unsigned char* smem = smemRaw + (base - raw);  // generic pointer to the aligned base
+  // A tile of `rows` rows at `at`: panel 0 first, panel 1 after it.
+  auto tile = [](uint32_t at, int rows) { return TileAddr{at, at + rows * 128}; };
   const uint32_t sQ = base + L::kQ;
   auto sK = [&](int s) { return base + L::kK0 + s * 2 * kTileKVBytes; };
   auto sV = [&](int s) { return base + L::kK0 + s * 2 * kTileKVBytes + kTileKVBytes; };
@@ -316,17 +392,24 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
     // Producer: gives registers to the consumers; one thread drives every load.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
     if (tid == 0) {
-      const int cq = h * kD, ck = (H + h) * kD, cv = (2 * H + h) * kD;
+      // `rows` rows from global row `row0` of column block `col` into the tile at `dst`, one
+      // box per 64 rows and panel.
+      auto load = [&](uint32_t dst, int rows, int col, int row0, uint32_t bar) {
+        for (int r = 0; r < rows; r += kBoxRows) {
+          tmaLoad3d(dst + r * 128, &tmap0, bar, col, row0 + r, b);
+          if constexpr (P::kW1 > 0) tmaLoad3d(dst + rows * 128 + r * P::kRowBytes1, &tmap1, bar, col + 64, row0 + r, b);
+        }
+      };
       mbarExpectTx(barQ, kTileQBytes);
-      for (int r = 0; r < kBM; r += kBoxRows) tmaLoad3d(sQ + r * kRowBytes, &tmap, barQ, cq, q0 + r, b);
+      load(sQ, kBM, h * D, q0, barQ);
       for (int j = 0; j < nTiles; ++j) {
         const int s = j % STAGES;
         const uint32_t phase = (j / STAGES) & 1;
         mbarWait(empty(s), phase ^ 1);
         mbarExpectTx(fullK(s), kTileKVBytes);
-        for (int r = 0; r < kBN; r += kBoxRows) tmaLoad3d(sK(s) + r * kRowBytes, &tmap, fullK(s), ck, j * kBN + r, b);
+        load(sK(s), kBN, (H + h) * D, j * kBN, fullK(s));
         mbarExpectTx(fullV(s), kTileKVBytes);
-        for (int r = 0; r < kBN; r += kBoxRows) tmaLoad3d(sV(s) + r * kRowBytes, &tmap, fullV(s), cv, j * kBN + r, b);
+        load(sV(s), kBN, (2 * H + h) * D, j * kBN, fullV(s));
       }
     }
     return;
@@ -336,13 +419,16 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
   const int cw = wg - 1;                 // consumer index
   const int ct = tid - 128 * wg;         // thread within the consumer warpgroup
   const int warp = ct >> 5, lane = ct & 31;
-  const uint32_t myQ = sQ + cw * 64 * kRowBytes;
+  // This consumer's 64 rows inside each panel of the Q tile.
+  const TileAddr myQ{sQ + cw * 64 * 128, sQ + kBM * 128 + cw * 64 * P::kRowBytes1};
 
-  float o[32];
+  OAcc<D> o;
   float s[64];
   uint32_t p[8][4];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) o[i] = 0.f;
+  for (int i = 0; i < 32; ++i) o.o0[i] = 0.f;
+#pragma unroll
+  for (int i = 0; i < int(sizeof(o.o1) / sizeof(float)); ++i) o.o1[i] = 0.f;
 #pragma unroll
   for (int i = 0; i < 64; ++i) s[i] = 0.f;
   RowState st{{-INFINITY, -INFINITY}, {0.f, 0.f}};
@@ -355,7 +441,7 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
       const uint32_t phase = (j / STAGES) & 1;
       mbarWait(fullK(stg), phase);
       wgmmaFence();
-      issueQK(s, myQ, sK(stg));
+      issueQK<D>(s, myQ, tile(sK(stg), kBN));
       wgmmaCommit();
       wgmmaWait<0>();
       fenceRegs(s);
@@ -364,17 +450,17 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
       scaleO(o, alpha);
       mbarWait(fullV(stg), phase);
       wgmmaFence();
-      issuePV(o, p, sV(stg));
+      issuePV<D>(o, p, tile(sV(stg), kBN));
       wgmmaCommit();
       wgmmaWait<0>();
-      fenceRegs(o);
+      fenceO(o);
       if (lane == 0) mbarArrive(empty(stg));
     }
   } else {
     // Tile 0: S_0 alone.
     mbarWait(fullK(0), 0);
     wgmmaFence();
-    issueQK(s, myQ, sK(0));
+    issueQK<D>(s, myQ, tile(sK(0), kBN));
     wgmmaCommit();
     wgmmaWait<0>();
     fenceRegs(s);
@@ -386,15 +472,15 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
       mbarWait(fullK(stg), phase);
       mbarWait(fullV(prev), prevPhase);
       wgmmaFence();
-      issueQK(s, myQ, sK(stg));
+      issueQK<D>(s, myQ, tile(sK(stg), kBN));
       wgmmaCommit();
-      issuePV(o, p, sV(prev));
+      issuePV<D>(o, p, tile(sV(prev), kBN));
       wgmmaCommit();
       wgmmaWait<1>();  // S_j done; PV_{j-1} may still run
       fenceRegs(s);
       onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
       wgmmaWait<0>();  // PV_{j-1} done: O is ours again, P and stage j-1 are free
-      fenceRegs(o);
+      fenceO(o);
       fenceRegs(p);
       if (lane == 0) mbarArrive(empty(prev));
       scaleO(o, alpha);
@@ -403,15 +489,13 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
     const int last = (nTiles - 1) % STAGES;
     mbarWait(fullV(last), ((nTiles - 1) / STAGES) & 1);
     wgmmaFence();
-    issuePV(o, p, sV(last));
+    issuePV<D>(o, p, tile(sV(last), kBN));
     wgmmaCommit();
     wgmmaWait<0>();
-    fenceRegs(o);
+    fenceO(o);
     if (lane == 0) mbarArrive(empty(last));
   }
 
-  // Epilogue. The last wgmma reading this warpgroup's Q rows has completed, so they become
-  // the staging buffer for O (same 16-byte-chunk XOR swizzle: conflict-free both ways).
   float inv[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -420,31 +504,56 @@ __global__ void __launch_bounds__(WgmmaSmem<STAGES, CONSUMERS>::kThreads, 1)
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     inv[r] = 1.f / l;
   }
-  unsigned char* stage = smem + L::kQ + cw * 64 * kRowBytes;
   const int g = lane >> 2, t = lane & 3;
   const int r0 = warp * 16 + g, r1 = r0 + 8;
+  if constexpr (D == 64) {
+    // The last wgmma reading this warpgroup's Q rows has completed, so they become the
+    // staging buffer for O (same 16-byte-chunk XOR swizzle: conflict-free both ways).
+    unsigned char* stage = smem + L::kQ + cw * 64 * 128;
 #pragma unroll
-  for (int jb = 0; jb < 8; ++jb) {
-    *reinterpret_cast<uint32_t*>(stage + r0 * kRowBytes + ((jb ^ (r0 & 7)) << 4) + 4 * t) =
-        packBf16(o[4 * jb + 0] * inv[0], o[4 * jb + 1] * inv[0]);
-    *reinterpret_cast<uint32_t*>(stage + r1 * kRowBytes + ((jb ^ (r1 & 7)) << 4) + 4 * t) =
-        packBf16(o[4 * jb + 2] * inv[1], o[4 * jb + 3] * inv[1]);
-  }
-  __syncwarp();
+    for (int jb = 0; jb < 8; ++jb) {
+      *reinterpret_cast<uint32_t*>(stage + r0 * 128 + ((jb ^ (r0 & 7)) << 4) + 4 * t) =
+          packBf16(o.o0[4 * jb + 0] * inv[0], o.o0[4 * jb + 1] * inv[0]);
+      *reinterpret_cast<uint32_t*>(stage + r1 * 128 + ((jb ^ (r1 & 7)) << 4) + 4 * t) =
+          packBf16(o.o0[4 * jb + 2] * inv[1], o.o0[4 * jb + 3] * inv[1]);
+    }
+    __syncwarp();
 #pragma unroll
-  for (int it = 0; it < 4; ++it) {
-    const int i = it * 32 + lane;
-    const int r = warp * 16 + (i >> 3), c = i & 7;
-    const int qRow = q0 + cw * 64 + r;
-    if (qRow < N)
-      *reinterpret_cast<uint4*>(out + (int64_t(b) * N + qRow) * ldo + int64_t(h) * kD + c * 8) =
-          *reinterpret_cast<const uint4*>(stage + r * kRowBytes + ((c ^ (r & 7)) << 4));
+    for (int it = 0; it < 4; ++it) {
+      const int i = it * 32 + lane;
+      const int r = warp * 16 + (i >> 3), c = i & 7;
+      const int qRow = q0 + cw * 64 + r;
+      if (qRow < N)
+        *reinterpret_cast<uint4*>(out + (int64_t(b) * N + qRow) * ldo + int64_t(h) * D + c * 8) =
+            *reinterpret_cast<const uint4*>(stage + r * 128 + ((c ^ (r & 7)) << 4));
+    }
+  } else {
+    // Rows of 160 or 256 bytes: straight from registers, a quad writing 16 contiguous bytes.
+    const int qa = q0 + cw * 64 + r0, qb = qa + 8;
+    __nv_bfloat16* outA = out + (int64_t(b) * N + qa) * ldo + int64_t(h) * D + 2 * t;
+    __nv_bfloat16* outB = out + (int64_t(b) * N + qb) * ldo + int64_t(h) * D + 2 * t;
+#pragma unroll
+    for (int jb = 0; jb < 8; ++jb) {
+      if (qa < N) *reinterpret_cast<uint32_t*>(outA + 8 * jb) = packBf16(o.o0[4 * jb] * inv[0], o.o0[4 * jb + 1] * inv[0]);
+      if (qb < N) *reinterpret_cast<uint32_t*>(outB + 8 * jb) = packBf16(o.o0[4 * jb + 2] * inv[1], o.o0[4 * jb + 3] * inv[1]);
+    }
+#pragma unroll
+    for (int jb = 0; jb < P::kW1 / 8; ++jb) {
+      if (qa < N)
+        *reinterpret_cast<uint32_t*>(outA + 64 + 8 * jb) = packBf16(o.o1[4 * jb] * inv[0], o.o1[4 * jb + 1] * inv[0]);
+      if (qb < N)
+        *reinterpret_cast<uint32_t*>(outB + 64 + 8 * jb) = packBf16(o.o1[4 * jb + 2] * inv[1], o.o1[4 * jb + 3] * inv[1]);
+    }
+    (void)smem;
   }
 #else
-  using L = WgmmaSmem<STAGES, CONSUMERS>;
+  using L = WgmmaSmem<D, STAGES, CONSUMERS>;
   (void)L::kQ;
   (void)L::kK0;
-  (void)tmap;
+  (void)L::kConsumerRegs;
+  (void)Panels<D>::kRowBytes1;
+  (void)tmap0;
+  (void)tmap1;
   (void)out;
   (void)N;
   (void)H;
@@ -467,14 +576,17 @@ PFN_cuTensorMapEncodeTiled_v12000 tensorMapEncoder() {
   return fn;
 }
 
-CUtensorMap qkvTensorMap(const void* qkv, int B, int N, int H, int64_t ldqkv) {
+// The packed qkv tensor as TMA sees it, with boxes of `boxCols` columns x 64 rows in the
+// swizzle that matches the panel's row bytes.
+CUtensorMap qkvTensorMap(const void* qkv, int B, int N, int H, int D, int64_t ldqkv, int boxCols) {
   CUtensorMap map;
-  const cuuint64_t dims[3] = {cuuint64_t(3) * H * kD, cuuint64_t(N), cuuint64_t(B)};
+  const cuuint64_t dims[3] = {cuuint64_t(3) * H * D, cuuint64_t(N), cuuint64_t(B)};
   const cuuint64_t strides[2] = {cuuint64_t(ldqkv) * 2, cuuint64_t(ldqkv) * 2 * N};  // bytes, dims 1 and 2
-  const cuuint32_t box[3] = {kD, kBoxRows, 1};
+  const cuuint32_t box[3] = {cuuint32_t(boxCols), kBoxRows, 1};
   const cuuint32_t elementStrides[3] = {1, 1, 1};
+  const CUtensorMapSwizzle swizzle = boxCols * 2 == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_32B;
   const CUresult r = tensorMapEncoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(qkv), dims, strides,
-                                        box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                        box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
                                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
     throw Error("cuda_error", "cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) +
@@ -482,17 +594,18 @@ CUtensorMap qkvTensorMap(const void* qkv, int B, int N, int H, int64_t ldqkv) {
   return map;
 }
 
-template <int STAGES, int CONSUMERS, bool OVERLAP>
+template <int D, int STAGES, int CONSUMERS, bool OVERLAP>
 void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
                  float scaleLog2, cudaStream_t stream) {
-  using L = WgmmaSmem<STAGES, CONSUMERS>;
-  auto kernel = flashFwdWgmmaKernel<STAGES, CONSUMERS, OVERLAP>;
+  using L = WgmmaSmem<D, STAGES, CONSUMERS>;
+  auto kernel = flashFwdWgmmaKernel<D, STAGES, CONSUMERS, OVERLAP>;
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kDynamicBytes));
   FS_CUDA_CHECK(attr);
-  const CUtensorMap map = qkvTensorMap(qkv, B, N, H, ldqkv);
+  const CUtensorMap map0 = qkvTensorMap(qkv, B, N, H, D, ldqkv, 64);
+  const CUtensorMap map1 = Panels<D>::kW1 > 0 ? qkvTensorMap(qkv, B, N, H, D, ldqkv, Panels<D>::kW1) : map0;
   const dim3 grid((N + L::kBM - 1) / L::kBM, H, B);
-  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map, out, N, H, ldo, scaleLog2);
+  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map0, map1, out, N, H, ldo, scaleLog2);
   FS_CUDA_CHECK_LAUNCH("flashFwdWgmmaKernel");
 }
 
@@ -513,17 +626,25 @@ bool flashWgmmaAvailable() {
   return yes;
 }
 
-void flashWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
-                   float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap) {
+void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int d, int64_t ldqkv, int64_t ldo,
+                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap) {
   using Fn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float, cudaStream_t);
   Fn fn = nullptr;
-  if (stages == 2 && consumers == 2) fn = overlap ? launchWgmma<2, 2, true> : launchWgmma<2, 2, false>;
-  if (stages == 3 && consumers == 2) fn = overlap ? launchWgmma<3, 2, true> : launchWgmma<3, 2, false>;
-  if (stages == 2 && consumers == 3) fn = overlap ? launchWgmma<2, 3, true> : launchWgmma<2, 3, false>;
-  if (stages == 3 && consumers == 3 && !overlap) fn = launchWgmma<3, 3, false>;
+  if (d == 64) {
+    if (stages == 2 && consumers == 2) fn = overlap ? launchWgmma<64, 2, 2, true> : launchWgmma<64, 2, 2, false>;
+    if (stages == 3 && consumers == 2) fn = overlap ? launchWgmma<64, 3, 2, true> : launchWgmma<64, 3, 2, false>;
+    if (stages == 2 && consumers == 3) fn = overlap ? launchWgmma<64, 2, 3, true> : launchWgmma<64, 2, 3, false>;
+    if (stages == 3 && consumers == 3 && !overlap) fn = launchWgmma<64, 3, 3, false>;
+  } else if (d == 80) {
+    if (stages == 2 && consumers == 2 && !overlap) fn = launchWgmma<80, 2, 2, false>;
+    if (stages == 2 && consumers == 3 && !overlap) fn = launchWgmma<80, 2, 3, false>;
+  } else if (d == 128) {
+    if (stages == 2 && consumers == 2 && !overlap) fn = launchWgmma<128, 2, 2, false>;
+  }
   if (fn == nullptr)
-    throw Error("bad_input", "wgmma flash attention: no build for " + std::to_string(stages) + " stages, " +
-                                 std::to_string(consumers) + " consumer warpgroups");
+    throw Error("bad_input", "wgmma flash attention: no build for d=" + std::to_string(d) + ", " +
+                                 std::to_string(stages) + " stages, " + std::to_string(consumers) +
+                                 " consumer warpgroups, overlap " + std::to_string(overlap));
   fn(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
 }
 

@@ -15,12 +15,13 @@ namespace cuda {
 // sm_90a machine code runs on.
 bool flashWgmmaAvailable();
 
-// Head dim 64, same layouts and contract as flashAttentionForward. stages: K/V ring depth
-// (2 or 3); consumers: warpgroups of 64 query rows per CTA (2 or 3); overlap: FA3's
-// intra-warpgroup overlap of softmax with the PV GEMM. Built: (2|3 stages, 2 consumers) and
-// (2 stages, 3 consumers), each with and without overlap; (3 stages, 3 consumers) without.
-void flashWgmmaD64(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
-                   float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap);
+// Head dim d = 64, 80 or 128, same layouts and contract as flashAttentionForward. stages:
+// K/V ring depth (2 or 3); consumers: warpgroups of 64 query rows per CTA (2 or 3); overlap:
+// FA3's intra-warpgroup overlap of softmax with the PV GEMM. Built: d = 64 with (2|3 stages,
+// 2 consumers) and (2 stages, 3 consumers), each with and without overlap, and (3 stages,
+// 3 consumers) without; d = 80 with 2 stages and 2 or 3 consumers; d = 128 with 2 and 2.
+void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int d, int64_t ldqkv, int64_t ldo,
+                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap);
 
 }  // namespace cuda
 }  // namespace flashslide
