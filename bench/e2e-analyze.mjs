@@ -2,11 +2,12 @@
 // End-to-end benchmark of `flashslide analyze` on a synthetic gigapixel slide.
 //
 //   node bench/e2e-analyze.mjs [--size 40000] [--device cpu|cuda|auto] [--region-size 1024] [--keep]
+//                              [--model demo|W.safetensors] [--slide PATH (reused if it exists)]
 //
 // The slide is a mosaic of real tissue (test/fixtures/slides/CMU-1-Small-Region.svs, with flips)
 // separated by glass gaps, written by libvips as a tiled JPEG pyramidal TIFF with the original
 // 0.499 µm/px in its resolution tags. The analysis runs as the CLI would, in a child process,
-// with the demo model; the table gives tissue megapixels per second (level-0 tissue area over
+// with the demo model (or --model: a timm safetensors file with its config beside it); the table gives tissue megapixels per second (level-0 tissue area over
 // wall time), the per-stage times from summary.json, and the child's peak RSS.
 // Record results with machine and date in bench/NOTES.md.
 import { spawnSync } from 'node:child_process';
@@ -25,38 +26,45 @@ const { values } = parseArgs({
     'region-size': { type: 'string', default: '1024' },
     'batch-size': { type: 'string', default: '4' },
     'keep': { type: 'boolean', default: false },
+    'model': { type: 'string', default: 'demo' },
+    // A mosaic to reuse (e.g. across models) or to write: synthesis takes a minute or more.
+    'slide': { type: 'string' },
   },
 });
 const size = Number(values.size);
 const work = mkdtempSync(join(tmpdir(), 'flashslide-e2e-'));
-const slide = join(work, `mosaic-${size}.tif`);
+const slide = values.slide ?? join(work, `mosaic-${size}.tif`);
 const MPP = 0.499;
 
 // --- synthesise -------------------------------------------------------------------------
 const t0 = performance.now();
-const src = join(root, 'test', 'fixtures', 'slides', 'CMU-1-Small-Region.svs');
-const base = await sharp(src).raw().toBuffer({ resolveWithObject: true });
-const { width: tw, height: th } = base.info;
-const variants = await Promise.all(
-  [
-    (s) => s,
-    (s) => s.flop(),
-    (s) => s.flip(),
-    (s) => s.flip().flop(),
-  ].map(async (f) => f(sharp(base.data, { raw: { width: tw, height: th, channels: 3 } })).png({ compressionLevel: 0 }).toBuffer()),
-);
-const gap = 400; // glass between tiles: regions there must be skipped
-const overlays = [];
-let k = 0;
-for (let y = 0; y + th <= size; y += th + gap) {
-  for (let x = 0; x + tw <= size; x += tw + gap) {
-    overlays.push({ input: variants[k++ % variants.length], left: x, top: y });
+async function synthesise() {
+  const src = join(root, 'test', 'fixtures', 'slides', 'CMU-1-Small-Region.svs');
+  const base = await sharp(src).raw().toBuffer({ resolveWithObject: true });
+  const { width: tw, height: th } = base.info;
+  const variants = await Promise.all(
+    [
+      (s) => s,
+      (s) => s.flop(),
+      (s) => s.flip(),
+      (s) => s.flip().flop(),
+    ].map(async (f) => f(sharp(base.data, { raw: { width: tw, height: th, channels: 3 } })).png({ compressionLevel: 0 }).toBuffer()),
+  );
+  const gap = 400; // glass between tiles: regions there must be skipped
+  const overlays = [];
+  let k = 0;
+  for (let y = 0; y + th <= size; y += th + gap) {
+    for (let x = 0; x + tw <= size; x += tw + gap) {
+      overlays.push({ input: variants[k++ % variants.length], left: x, top: y });
+    }
   }
+  await sharp({ create: { width: size, height: size, channels: 3, background: { r: 242, g: 242, b: 240 } }, limitInputPixels: false })
+    .composite(overlays)
+    .tiff({ tile: true, tileWidth: 256, tileHeight: 256, pyramid: true, compression: 'jpeg', quality: 85, resolutionUnit: 'cm', xres: 1000 / MPP, yres: 1000 / MPP /* px per mm */, bigtiff: true })
+    .toFile(slide);
 }
-await sharp({ create: { width: size, height: size, channels: 3, background: { r: 242, g: 242, b: 240 } }, limitInputPixels: false })
-  .composite(overlays)
-  .tiff({ tile: true, tileWidth: 256, tileHeight: 256, pyramid: true, compression: 'jpeg', quality: 85, resolutionUnit: 'cm', xres: 1000 / MPP, yres: 1000 / MPP /* px per mm */, bigtiff: true })
-  .toFile(slide);
+const reused = values.slide !== undefined && existsSync(slide);
+if (!reused) await synthesise();
 const synthS = (performance.now() - t0) / 1000;
 
 // --- analyse ------------------------------------------------------------------------------
@@ -64,6 +72,7 @@ const data = join(work, 'data');
 const args = [
   join(root, 'bin', 'flashslide.js'), 'analyze', slide, '--data', data, '--json',
   '--device', values.device, '--region-size', values['region-size'], '--batch-size', values['batch-size'],
+  '--model', values.model,
 ];
 const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 const t1 = performance.now();
@@ -84,7 +93,8 @@ const partsBytes = readdirSync(join(outcome.resultDir, 'work', 'parts')).reduce(
 const tissueMpx = (plan.tissue.fraction * size * size) / 1e6;
 const s = (ms) => (ms / 1000).toFixed(1);
 const rows = [
-  ['slide', `${size} x ${size} px (${(size * size / 1e9).toFixed(2)} Gpx, ${(statSync(slide).size / 2 ** 20).toFixed(0)} MiB JPEG TIFF, synthesised in ${synthS.toFixed(0)} s)`],
+  ['slide', `${size} x ${size} px (${(size * size / 1e9).toFixed(2)} Gpx, ${(statSync(slide).size / 2 ** 20).toFixed(0)} MiB JPEG TIFF, ${reused ? 'reused' : `synthesised in ${synthS.toFixed(0)} s`})`],
+  ['model', values.model === 'demo' ? 'demo (ViT-S/16-like, random)' : values.model],
   ['machine', `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; device ${values.device}`],
   ['tissue', `${(plan.tissue.fraction * 100).toFixed(1)} % = ${tissueMpx.toFixed(0)} Mpx at level 0`],
   ['regions', `${plan.regionPlan.regions.length} of ${plan.regionPlan.cols * plan.regionPlan.rows} grid cells, ${plan.regionPlan.regionSize} px, batch ${values['batch-size']}`],

@@ -20,6 +20,7 @@
         "src/addon.cc",
         "src/openslide_binding.cc",
         "src/engine_binding.cc",
+        "src/score_binding.cc",
         "../kernels/engine/json.cpp",
         "../kernels/engine/safetensors.cpp",
         "../kernels/engine/vit_config.cpp",
@@ -27,7 +28,9 @@
         "../kernels/engine/weights.cpp",
         "../kernels/engine/engine.cpp",
         "../kernels/cpu/attention_cpu.cpp",
-        "../kernels/cpu/vit_cpu.cpp"
+        "../kernels/cpu/vit_cpu.cpp",
+        "../kernels/cpu/knn_cpu.cpp",
+        "../kernels/cpu/centered_gemm_cpu.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

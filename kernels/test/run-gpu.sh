@@ -19,6 +19,10 @@
 #             register/spill report of the flash kernel
 #   attn-test kernels/build/cuda/test_attention (float64 + reference-kernel checks)
 #   engine-test kernels/build/cuda/test_engine_cuda: Engine(Device::Cuda) vs the timm fixtures
+#   knn-test  kernels/build/cuda/test_knn_cuda: nearest-neighbour distances on the GPU (cuBLASLt
+#             fp32 + row minimum) vs the CPU double loop, plus one 100k x 20k x 1024 timing
+#   knn-node  node bench/knn.mjs --devices cuda: the same search through the addon, checked
+#             against the JavaScript search (fails beyond 1e-4 relative), with timings
 #   model-*   node bin/flashslide.js model check <fixture> --device cuda, each timm fixture
 #   bench     python3 bench/gpu/bench.py: one table, ours vs PyTorch SDPA and timm
 # Logs go to $OUT (default /tmp/flashslide-gpu): build.log, gpu-tests.log, bench.txt,
@@ -83,6 +87,17 @@ show_env() {
 }
 step env build.log 60 show_env
 
+# The GPU machine has no OpenBLAS package. A carried one (.device/openblas.tar.xz: the Debian
+# 12 libopenblas.so.0 + libgfortran/libquadmath + cblas.h, made on the dev machine) is installed
+# under /opt/openblas, so the CPU parts of a CUDA analysis (the self scorer's products) run
+# at BLAS speed; without it the CPU backend links the plain-loop shim (correct, slow).
+if [ -f .device/openblas.tar.xz ] && [ ! -d /opt/openblas ]; then
+  tar -xJf .device/openblas.tar.xz -C /opt && echo /opt/openblas/lib >/etc/ld.so.conf.d/flashslide-openblas.conf &&
+    ldconfig && echo "openblas: installed the carried copy under /opt/openblas" | tee -a "$OUT/build.log"
+fi
+if [ -d /opt/openblas ]; then
+  export CPATH="/opt/openblas/include${CPATH:+:$CPATH}" LIBRARY_PATH="/opt/openblas/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+fi
 # No OpenBLAS on the machine: the CPU backend (linked, never timed here) uses the shim.
 export MAKE_BLAS=BLAS_SHIM=0
 if ! { echo '#include <cblas.h>' | g++ -E -x c++ - >/dev/null 2>&1 && ldconfig -p | grep -q libopenblas; }; then
@@ -160,20 +175,33 @@ analyze_cuda() {
   tar -cf "$OUT/analyze-cuda.tar" -C "$d" heatmap.npy heatmap.json summary.json regions.geojson
 }
 
-# FLASHSLIDE_GPU_STEPS=tests|bench|all (default all): the bench can run in a second call on the
-# same (still warm) machine, so that each call stays inside the device tool's 10 minutes.
+# FLASHSLIDE_GPU_STEPS=tests|bench|all|e2e|all-e2e (default all: tests + bench; e2e: only the
+# end-to-end runs): steps can run in separate calls on the same (still warm) machine, so that
+# each call stays inside the device tool's 10 minutes.
 STEPS=${FLASHSLIDE_GPU_STEPS:-all}
-if [ "$STEPS" != bench ]; then
+if [ "$STEPS" = all ] || [ "$STEPS" = tests ] || [ "$STEPS" = all-e2e ]; then
   step attn-test gpu-tests.log 240 ./kernels/build/cuda/test_attention
   step engine-test gpu-tests.log 120 ./kernels/build/cuda/test_engine_cuda test/fixtures/timm
+  step knn-test gpu-tests.log 180 ./kernels/build/cuda/test_knn_cuda
+  step knn-node gpu-tests.log 300 node bench/knn.mjs --devices cuda --queries 100000 --bank 20000 --dims 384,1024
   for io in test/fixtures/timm/*.io.safetensors; do
     w=${io%.io.safetensors}.safetensors
     step "model-$(basename "${w%.safetensors}")" gpu-tests.log 120 node bin/flashslide.js model check "$w" "$io" --device cuda
   done
   step analyze-cuda gpu-tests.log 180 analyze_cuda
 fi
-if [ "$STEPS" != tests ]; then
+if [ "$STEPS" = all ] || [ "$STEPS" = bench ] || [ "$STEPS" = all-e2e ]; then
   step bench bench.txt 420 python3 bench/gpu/bench.py
+fi
+# e2e: the whole pipeline on a synthetic 40000 x 40000 slide on the GPU, with the demo model and
+# with a UNI-shaped ViT-L/16 (random weights), as bench/e2e-analyze.mjs prints it.
+e2e_vit_l() {
+  python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif --model /tmp/vit_l16.safetensors
+}
+if [ "$STEPS" = e2e ] || [ "$STEPS" = all-e2e ]; then
+  step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
+  step e2e-vit-l e2e.txt 420 e2e_vit_l
 fi
 
 {

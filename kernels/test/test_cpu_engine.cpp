@@ -8,7 +8,9 @@
 // fixture (<name>.json config, <name>.safetensors weights, <name>.io.safetensors
 // input_u8/features), plus F16/BF16 re-encodings of one fixture; (4) error paths:
 // each must throw flashslide::Error with the right code and a message naming the
-// problem. Prints "N passed, M failed"; exit status 1 on any failure.
+// problem; (5) nearest-neighbour distances (blocked sgemm + row minimum) against the plain
+// double loop; (6) the self scorer's centred float32 products against double loops.
+// Prints "N passed, M failed"; exit status 1 on any failure.
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +27,8 @@
 #include <vector>
 
 #include "../cpu/attention_cpu.h"
+#include "../cpu/centered_gemm_cpu.h"
+#include "../cpu/knn_cpu.h"
 #include "../engine/engine.h"
 #include "../engine/json.h"
 #include "../engine/pos_embed.h"
@@ -456,6 +460,109 @@ static void testErrors(const std::vector<Fixture>& fx, const std::string& tmp) {
   }
 }
 
+// ------------------------------------------------------------------ (5) nearest neighbour
+static void testNearestNeighbour() {
+  std::printf("[knn] CpuNearestIndex (sgemm blocks + row min) vs the double loop\n");
+  struct Case {
+    int64_t bank, queries;
+    int dim;
+    float offset;  // common shift of every row: ViT embeddings share a large mean
+    KnnCpuOptions blocks;
+  };
+  const Case cases[] = {{1, 1, 1, 0, {}},           {7, 5, 3, 0, {}},           {131, 71, 37, 0, {32, 64}},
+                        {300, 1000, 64, 0, {16, 100}}, {1000, 513, 384, 0, {}},  {2000, 300, 1024, 0, {}},
+                        {500, 200, 192, 50, {}},     {4097, 257, 17, 3, {64, 1000}}};
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const Case& c : cases) {
+    std::vector<float> bank(static_cast<size_t>(c.bank) * c.dim), q(static_cast<size_t>(c.queries) * c.dim);
+    for (auto& v : bank) v = nd(rng) + c.offset;
+    for (auto& v : q) v = nd(rng) + c.offset;
+    // Some queries are exact copies of bank rows: their distance is 0, not a negative rounding error.
+    const int64_t dups = std::min<int64_t>(3, std::min(c.queries, c.bank));
+    for (int64_t i = 0; i < dups; ++i)
+      std::copy(bank.begin() + (c.bank - 1 - i) * c.dim, bank.begin() + (c.bank - i) * c.dim, q.begin() + i * c.dim);
+    std::vector<float> ref(static_cast<size_t>(c.queries)), got(ref.size(), NAN), again(ref.size(), NAN);
+    nearestDistancesReference(bank.data(), c.bank, q.data(), c.queries, c.dim, ref.data());
+    CpuNearestIndex index(bank.data(), c.bank, c.dim, c.blocks);
+    index.search(q.data(), c.queries, got.data());
+    index.search(q.data(), c.queries, again.data());
+    // Squared-distance error relative to the centred rows' energy (2 dim for unit normals):
+    // the scale of the float32 products the formula subtracts.
+    double maxErr2 = 0, maxRel = 0;
+    bool finite = true;
+    for (int64_t i = 0; i < c.queries; ++i) {
+      finite = finite && std::isfinite(got[i]);
+      maxErr2 = std::max(maxErr2, std::fabs(double(got[i]) * got[i] - double(ref[i]) * ref[i]) / (2.0 * c.dim));
+      if (ref[i] > 0.5) maxRel = std::max(maxRel, std::fabs(double(got[i]) - ref[i]) / ref[i]);
+    }
+    double dupMax = 0;
+    for (int64_t i = 0; i < dups; ++i) dupMax = std::max(dupMax, double(got[i]));
+    char buf[220];
+    std::snprintf(buf, sizeof buf,
+                  "bank %5lld x queries %5lld x dim %4d offset %2.0f blocks %dx%d: d^2 err/(2 dim) %.1e, rel %.1e, dup %.1e",
+                  static_cast<long long>(c.bank), static_cast<long long>(c.queries), c.dim, c.offset,
+                  c.blocks.queryBlock, c.blocks.bankBlock, maxErr2, maxRel, dupMax);
+    check(finite && maxErr2 < 1e-5 && maxRel < 1e-4 && dupMax < 1e-2 * std::sqrt(c.dim) && got == again, buf);
+  }
+  expectError("empty bank", "bad_input", "non-empty bank", [] {
+    float x = 0;
+    CpuNearestIndex(&x, 0, 1);
+  });
+}
+
+// ------------------------------------------------------------------ (6) centred products
+static void testCenteredGemm() {
+  std::printf("[centred gemm] projectCenteredCpu / combineCenteredCpu vs double loops\n");
+  struct Case {
+    int64_t n;
+    int dim, k;
+  };
+  const Case cases[] = {{1, 1, 1}, {257, 37, 5}, {1000, 192, 40}, {700, 1024, 33}, {300, 64, 0}};
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const Case& c : cases) {
+    std::vector<float> x(static_cast<size_t>(c.n) * c.dim), basis(static_cast<size_t>(c.k) * c.dim),
+        weights(static_cast<size_t>(c.k) * c.n);
+    std::vector<double> center(static_cast<size_t>(c.dim));
+    for (auto& v : center) v = 30.0 + nd(rng);  // a large common offset, removed exactly by centring
+    for (int64_t i = 0; i < c.n; ++i)
+      for (int j = 0; j < c.dim; ++j) x[i * c.dim + j] = static_cast<float>(center[j] + nd(rng));
+    for (auto& v : basis) v = nd(rng);
+    for (auto& v : weights) v = nd(rng);
+    std::vector<double> refP(static_cast<size_t>(c.n) * c.k, 0.0), refN(static_cast<size_t>(c.n), 0.0),
+        refC(static_cast<size_t>(c.k) * c.dim, 0.0);
+    for (int64_t i = 0; i < c.n; ++i) {
+      for (int j = 0; j < c.dim; ++j) {
+        const double v = double(x[i * c.dim + j]) - center[j];
+        refN[i] += v * v;
+        for (int a = 0; a < c.k; ++a) {
+          refP[i * c.k + a] += v * basis[a * c.dim + j];
+          refC[a * c.dim + j] += double(weights[a * c.n + i]) * v;
+        }
+      }
+    }
+    std::vector<float> p(refP.size(), NAN), comb(refC.size(), NAN);
+    std::vector<double> norms(refN.size(), NAN);
+    projectCenteredCpu(x.data(), c.n, c.dim, center.data(), basis.data(), c.k, p.data(), norms.data());
+    combineCenteredCpu(x.data(), c.n, c.dim, center.data(), weights.data(), c.k, comb.data());
+    auto rel = [](const auto& a, const std::vector<double>& b) {
+      double num = 0, den = 0;
+      for (size_t i = 0; i < b.size(); ++i) {
+        const double d = double(a[i]) - b[i];
+        num += d * d;
+        den += b[i] * b[i];
+      }
+      return b.empty() ? 0.0 : (den > 0 ? std::sqrt(num / den) : std::sqrt(num));
+    };
+    const double eP = rel(p, refP), eN = rel(norms, refN), eC = rel(comb, refC);
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "n %4lld dim %4d k %2d: project relErr %.1e, sqNorms %.1e, combine %.1e",
+                  static_cast<long long>(c.n), c.dim, c.k, eP, eN, eC);
+    check(eP < 1e-5 && eN < 1e-6 && eC < 1e-5, buf);
+  }
+}
+
 int main(int argc, char** argv) {
   std::string dir = "/work/shared/fixtures/timm";
   if (const char* e = std::getenv("FLASHSLIDE_FIXTURES")) dir = e;
@@ -465,6 +572,8 @@ int main(int argc, char** argv) {
 
   testAttention();
   testPosEmbed();
+  testNearestNeighbour();
+  testCenteredGemm();
   std::vector<Fixture> fx = findFixtures(dir);
   testParity(fx, tmp);
   testConcurrency(fx);

@@ -3,11 +3,13 @@
 
 #include "engine_binding.h"
 #include "openslide_binding.h"
+#include "score_binding.h"
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitOpenSlide(env, exports);
   flashslide::InitEngine(env, exports);
+  flashslide::InitScore(env, exports);
   return exports;
 }
 }  // namespace

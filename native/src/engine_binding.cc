@@ -18,38 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "binding_util.h"
 #include "engine/engine.h"
 
 namespace flashslide {
 
 namespace {
-
-struct CaughtError {
-  std::string code;
-  std::string message;
-};
-
-// Runs `fn`, turning every engine failure into code + message for the JS side.
-template <typename Fn>
-bool capture(Fn&& fn, CaughtError& err) {
-  try {
-    fn();
-    return true;
-  } catch (const Error& e) {
-    err = {e.code(), e.what()};
-  } catch (const std::bad_alloc&) {
-    err = {"out_of_memory", "out of memory (host): use a smaller batch or region size"};
-  } catch (const std::exception& e) {
-    err = {"internal", e.what()};
-  }
-  return false;
-}
-
-Napi::Error toJsError(Napi::Env env, const CaughtError& err) {
-  Napi::Error e = Napi::Error::New(env, err.message);
-  e.Set("code", Napi::String::New(env, err.code));
-  return e;
-}
 
 Napi::Object archToJs(Napi::Env env, const ModelArch& a) {
   Napi::Object o = Napi::Object::New(env);

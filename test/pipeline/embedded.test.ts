@@ -3,6 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
+import { readPlan } from '../../worker/pipeline/plan-stage.js';
+import { gatherRows, tissueLayout } from '../../worker/pipeline/tissue-chunks.js';
+import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
+import { SelfScorer } from '../../worker/score/self-scorer.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
 import { BROKEN, CMU, tempDir } from '../helpers.js';
@@ -37,6 +42,27 @@ describe('embedded mode (analyze) on real slides', () => {
     expect(summary.timings['inferenceMs']).toBeGreaterThan(0);
     const overlay = await sharp(join(dir, 'overlay.png')).metadata();
     expect(overlay.format).toBe('png');
+
+    // The heatmap was scored part by part (two streaming passes over the part files); scoring all
+    // tissue patches at once, in memory, gives the same scores in the same cells.
+    const spec = await describeAnalysis(CMU, { dataDir: data, regionSize: 512, device: 'cpu' });
+    const plan = await readPlan(spec);
+    expect(plan).not.toBeNull();
+    const layout = await tissueLayout(plan!);
+    expect(layout.count).toBe(finite.length);
+    expect(plan!.batches.length).toBeGreaterThan(1);
+    const all = await gatherRows(plan!, layout, Int32Array.from({ length: layout.count }, (_, i) => i));
+    const inMemory = await scoreEmbeddings(new SelfScorer(), { count: layout.count, dim: layout.dim, data: all });
+    let worst = 0;
+    for (let cell = 0; cell < heat.length; cell++) {
+      const r = layout.row[cell] as number;
+      if (r < 0) {
+        expect(Number.isNaN(heat[cell] as number)).toBe(true);
+        continue;
+      }
+      worst = Math.max(worst, Math.abs((heat[cell] as number) - (inMemory[r] as number)) / Math.max(1e-6, Math.abs(inMemory[r] as number)));
+    }
+    expect(worst, 'largest relative difference, streamed vs in memory').toBeLessThan(1e-5);
 
     // Same slide, same options: the finished result is reused; --force recomputes it.
     const [again] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu' });

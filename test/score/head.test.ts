@@ -4,6 +4,7 @@ import { HeadScorer, readLinearHead } from '../../worker/score/head-scorer.js';
 import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
 import { ModelMismatchError, ScoreFileError, ScoreInputError } from '../../worker/score/errors.js';
 import { writeSafetensors, type TensorToWrite } from '../../worker/infer/safetensors.js';
+import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
 import { tempDir } from '../helpers.js';
 
 const CLASSES = JSON.stringify(['normal', 'inflamed', 'tumor']);
@@ -29,7 +30,7 @@ describe('head scorer', () => {
     expect(scorer).toBeInstanceOf(HeadScorer);
     expect(scorer.params).toMatchObject({ target: 'tumor', classes: ['normal', 'inflamed', 'tumor'] });
     // x = 0: exp(logits) = [1, 1, 2] -> 2/4. x = (ln 3, 0, 0, 9): [3, 1, 2] -> 2/6.
-    const s = scorer.score({ count: 2, dim: 4, data: Float32Array.from([0, 0, 0, 0, Math.log(3), 0, 0, 9]) });
+    const s = await scoreEmbeddings(scorer, { count: 2, dim: 4, data: Float32Array.from([0, 0, 0, 0, Math.log(3), 0, 0, 9]) });
     expect(s[0]).toBeCloseTo(0.5, 6);
     expect(s[1]).toBeCloseTo(1 / 3, 6);
     expect(scorer.defaultThreshold(s)).toBe(0.5);
@@ -38,17 +39,17 @@ describe('head scorer', () => {
   it('scores the target class named in the metadata, from F16 weights', async () => {
     const path = await writeHead(standard('F16'), { classes: CLASSES, target: 'normal', model: 'demo' });
     const head = await readLinearHead(path, { dim: 4, model: 'demo' });
-    const s = new HeadScorer(head, path).score({ count: 1, dim: 4, data: Float32Array.from([Math.log(3), 0, 0, 0]) });
+    const s = await scoreEmbeddings(new HeadScorer(head, path), { count: 1, dim: 4, data: Float32Array.from([Math.log(3), 0, 0, 0]) });
     expect(s[0]).toBeCloseTo(0.5, 3);
   });
 
   it('is a logistic probe with one class, and never NaN on huge logits', async () => {
     const path = await writeHead({ weight: { dtype: 'F32', shape: [1, 2], data: Float32Array.from([1, 0]) }, bias: { dtype: 'F32', shape: [1], data: Float32Array.from([0]) } }, { classes: '["tumor"]' });
     const one = new HeadScorer(await readLinearHead(path), path);
-    expect(one.score({ count: 1, dim: 2, data: Float32Array.from([Math.log(3), 5]) })[0]).toBeCloseTo(0.75, 6);
+    expect((await scoreEmbeddings(one, { count: 1, dim: 2, data: Float32Array.from([Math.log(3), 5]) }))[0]).toBeCloseTo(0.75, 6);
 
     const multi = new HeadScorer(await readLinearHead(await writeHead(standard(), { classes: CLASSES })), 'h');
-    const s = multi.score({ count: 2, dim: 4, data: Float32Array.from([1e30, 0, 0, 0, 0, 0, 1e30, 0]) });
+    const s = await scoreEmbeddings(multi, { count: 2, dim: 4, data: Float32Array.from([1e30, 0, 0, 0, 0, 0, 1e30, 0]) });
     expect(Array.from(s)).toEqual([0, 1]);
   });
 
@@ -72,6 +73,6 @@ describe('head scorer', () => {
     await expect(parseScoreMethod(`head:${path}`, { dim: 1024, model: 'uni' })).rejects.toThrow(/dim 4, this model gives 1024/);
     await expect(parseScoreMethod(`head:${path}`, { dim: 4, model: 'phikon' })).rejects.toThrow(ModelMismatchError);
     const scorer = await parseScoreMethod(`head:${path}`, { dim: 4, model: 'uni' });
-    expect(() => scorer.score({ count: 1, dim: 5, data: new Float32Array(5) })).toThrow(ScoreInputError);
+    await expect(scoreEmbeddings(scorer, { count: 1, dim: 5, data: new Float32Array(5) })).rejects.toThrow(ScoreInputError);
   });
 });

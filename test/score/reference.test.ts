@@ -8,6 +8,7 @@ import { ModelMismatchError, ScoreConfigError, ScoreFileError, ScoreInputError }
 import { SafetensorsFile, writeSafetensors } from '../../worker/infer/safetensors.js';
 import { seededRng } from '../../worker/util/random.js';
 import type { PatchEmbeddings } from '../../worker/score/types.js';
+import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
 import { tempDir } from '../helpers.js';
 import { concat, makeCloud, randomUnit, ranking, sample } from './synthetic.js';
 
@@ -28,7 +29,7 @@ function rowsOf(e: { data: Float32Array }, dim: number): string[] {
 
 /** Largest distance from any point to its nearest bank row: the coverage radius. */
 function coverageRadius(points: PatchEmbeddings, bank: { data: Float32Array; size: number; dim: number }): number {
-  return Math.max(...new JsNearestNeighbour(bank).nearest(points));
+  return Math.max(...new JsNearestNeighbour(bank).nearestSync(points));
 }
 
 describe('reference bank', () => {
@@ -137,12 +138,12 @@ describe('reference scorer', () => {
     cloud.rng = seededRng(777);
     const shift = randomUnit(DIM, seededRng(8)).map((v) => 40 * v);
     const query = concat(sample(cloud, 200), sample(cloud, 10, shift));
-    const scores = scorer.score(query);
+    const scores = await scoreEmbeddings(scorer, query);
     const top = ranking(scores).slice(0, 10).sort((a, b) => a - b);
     expect(top).toEqual([200, 201, 202, 203, 204, 205, 206, 207, 208, 209]);
     const t = scorer.defaultThreshold(scores);
     expect(Array.from(scores.subarray(200)).every((s) => s >= t)).toBe(true);
-    expect(() => scorer.score({ count: 1, dim: 8, data: new Float32Array(8) })).toThrow(ScoreInputError);
+    await expect(scoreEmbeddings(scorer, { count: 1, dim: 8, data: new Float32Array(8) })).rejects.toThrow(ScoreInputError);
   });
 });
 
@@ -155,7 +156,7 @@ describe('JS nearest neighbour', () => {
     const queries = { count: 71, dim, data: Float32Array.from({ length: 71 * dim }, () => rng() * 2 - 1) };
     // A query that is exactly a bank row is at distance 0, not sqrt of a rounding error below 0.
     queries.data.set(bank.data.subarray(130 * dim, 131 * dim), 70 * dim);
-    const got = new JsNearestNeighbour(bank).nearest(queries);
+    const got = new JsNearestNeighbour(bank).nearestSync(queries);
     for (let i = 0; i < queries.count; i++) {
       let best = Infinity;
       for (let j = 0; j < bank.size; j++) {

@@ -5,6 +5,7 @@ import { robustThreshold } from '../../worker/score/robust-stats.js';
 import { ScoreConfigError, ScoreInputError } from '../../worker/score/errors.js';
 import { seededRng } from '../../worker/util/random.js';
 import type { PatchEmbeddings } from '../../worker/score/types.js';
+import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
 import { concat, makeCloud, randomUnit, ranking, sample } from './synthetic.js';
 
 const DIM = 48;
@@ -31,10 +32,10 @@ function cloudWithOutliers(): { e: PatchEmbeddings; outliers: number[] } {
 }
 
 describe('self scorer', () => {
-  it('ranks planted outliers at the top and above the default threshold', () => {
+  it('ranks planted outliers at the top and above the default threshold', async () => {
     const { e, outliers } = cloudWithOutliers();
     const scorer = new SelfScorer();
-    const scores = scorer.score(e);
+    const scores = await scoreEmbeddings(scorer, e);
     expect(scores.length).toBe(e.count);
     expect(ranking(scores).slice(0, outliers.length).sort()).toEqual(outliers);
     const t = scorer.defaultThreshold(scores);
@@ -43,70 +44,70 @@ describe('self scorer', () => {
     expect(falseAlarms).toBeLessThanOrEqual(6);
   });
 
-  it('keeps the ranking under a slide-wide affine stain shift', () => {
+  it('keeps the ranking under a slide-wide affine stain shift', async () => {
     const { e } = cloudWithOutliers();
     const shift = randomUnit(DIM, seededRng(5)).map((v) => 25 * v);
     const shifted = new Float32Array(e.data.length);
     for (let i = 0; i < e.count; i++) for (let j = 0; j < DIM; j++) shifted[i * DIM + j] = 2.5 * (e.data[i * DIM + j] as number) + (shift[j] as number);
     const scorer = new SelfScorer();
-    const a = scorer.score(e);
-    const b = scorer.score({ ...e, data: shifted });
+    const a = await scoreEmbeddings(scorer, e);
+    const b = await scoreEmbeddings(scorer, { ...e, data: shifted });
     expect(ranking(b).slice(0, 30)).toEqual(ranking(a).slice(0, 30));
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (b[i] as number)));
     expect(maxDiff).toBeLessThan(1e-3);
   });
 
-  it('is deterministic, and the subsampled fit still finds the outliers', () => {
+  it('is deterministic, and the subsampled fit still finds the outliers', async () => {
     const { e, outliers } = cloudWithOutliers();
-    expect(new SelfScorer().score(e)).toEqual(new SelfScorer().score(e));
-    const sampled = new SelfScorer({ maxFitPatches: 200 }).score(e);
+    expect(await scoreEmbeddings(new SelfScorer(), e)).toEqual(await scoreEmbeddings(new SelfScorer(), e));
+    const sampled = await scoreEmbeddings(new SelfScorer({ maxFitPatches: 200 }), e);
     expect(ranking(sampled).slice(0, outliers.length).sort()).toEqual(outliers);
   });
 
-  it('returns zeros and an infinite threshold for fewer than 3 patches', () => {
+  it('returns zeros and an infinite threshold for fewer than 3 patches', async () => {
     const scorer = new SelfScorer();
     for (const count of [0, 1, 2]) {
-      const s = scorer.score({ count, dim: 4, data: new Float32Array(count * 4).fill(1.5) });
+      const s = await scoreEmbeddings(scorer, { count, dim: 4, data: new Float32Array(count * 4).fill(1.5) });
       expect(Array.from(s)).toEqual(new Array(count).fill(0));
       expect(scorer.defaultThreshold(s)).toBe(Infinity);
     }
   });
 
-  it('gives finite scores for tiny, constant and rank-1 inputs', () => {
+  it('gives finite scores for tiny, constant and rank-1 inputs', async () => {
     const scorer = new SelfScorer();
-    const three = scorer.score({ count: 3, dim: 2, data: Float32Array.from([0, 0, 1, 0, 0, 5]) });
+    const three = await scoreEmbeddings(scorer, { count: 3, dim: 2, data: Float32Array.from([0, 0, 1, 0, 0, 5]) });
     expect(three.every(Number.isFinite)).toBe(true);
 
-    const constant = scorer.score({ count: 50, dim: 16, data: new Float32Array(50 * 16).fill(0.7) });
+    const constant = await scoreEmbeddings(scorer, { count: 50, dim: 16, data: new Float32Array(50 * 16).fill(0.7) });
     expect(constant.every((s) => s === 0)).toBe(true);
     expect(scorer.defaultThreshold(constant)).toBe(Infinity);
 
     // 49 identical patches and one different: only it can be unusual.
     const data = new Float32Array(50 * 16).fill(0.7);
     data[20 * 16 + 3] = 4;
-    const rank1 = scorer.score({ count: 50, dim: 16, data });
+    const rank1 = await scoreEmbeddings(scorer, { count: 50, dim: 16, data });
     expect(rank1.every(Number.isFinite)).toBe(true);
     expect(ranking(rank1)[0]).toBe(20);
     expect(rank1[20]).toBeGreaterThanOrEqual(scorer.defaultThreshold(rank1));
 
-    const oneDim = scorer.score({ count: 5, dim: 1, data: Float32Array.from([1, 2, 3, 2, 1]) });
+    const oneDim = await scoreEmbeddings(scorer, { count: 5, dim: 1, data: Float32Array.from([1, 2, 3, 2, 1]) });
     expect(oneDim.every(Number.isFinite)).toBe(true);
   });
 
-  it('rejects malformed embeddings and options', () => {
+  it('rejects malformed embeddings and options', async () => {
     const scorer = new SelfScorer();
-    expect(() => scorer.score({ count: 3, dim: 4, data: new Float32Array(11) })).toThrow(ScoreInputError);
+    await expect(scoreEmbeddings(scorer, { count: 3, dim: 4, data: new Float32Array(11) })).rejects.toThrow(ScoreInputError);
     const withNaN = new Float32Array(12);
     withNaN[5] = Number.NaN;
-    expect(() => scorer.score({ count: 3, dim: 4, data: withNaN })).toThrow(/patch 1 .*component 1/);
+    await expect(scoreEmbeddings(scorer, { count: 3, dim: 4, data: withNaN })).rejects.toThrow(/patch 1 .*component 1/);
     expect(() => new SelfScorer({ trimFraction: 0.7 })).toThrow(ScoreConfigError);
     expect(() => new SelfScorer({ components: 0 })).toThrow(ScoreConfigError);
   });
 });
 
 describe('randomized PCA', () => {
-  it('recovers known principal axes and variances', () => {
+  it('recovers known principal axes and variances', async () => {
     const rng = seededRng(3);
     const n = 2000;
     const dim = 30;
@@ -118,7 +119,7 @@ describe('randomized PCA', () => {
         data[i * dim + j] = 10 + g * (sd[j] ?? 0.1);
       }
     }
-    const pca = fitPca({ count: n, dim, data }, null, { components: 4, oversample: 8, powerIterations: 3, seed: 1 });
+    const pca = await fitPca({ count: n, dim, data }, null, { components: 4, oversample: 8, powerIterations: 3, seed: 1 });
     expect(pca.k).toBe(4);
     for (let a = 0; a < 4; a++) {
       // Component a is (up to sign) the a-th axis.
@@ -127,19 +128,19 @@ describe('randomized PCA', () => {
     }
   });
 
-  it('finds no components in constant data', () => {
-    const pca = fitPca({ count: 10, dim: 5, data: new Float32Array(50).fill(3) }, null, { components: 4, oversample: 4, powerIterations: 2, seed: 1 });
+  it('finds no components in constant data', async () => {
+    const pca = await fitPca({ count: 10, dim: 5, data: new Float32Array(50).fill(3) }, null, { components: 4, oversample: 4, powerIterations: 2, seed: 1 });
     expect(pca.k).toBe(0);
   });
 });
 
 describe('robust threshold', () => {
-  it('is median + 4 x 1.4826 x MAD, ignoring NaN', () => {
+  it('is median + 4 x 1.4826 x MAD, ignoring NaN', async () => {
     // median 3, absolute deviations 2,1,0,1,2 -> MAD 1.
     expect(robustThreshold([1, 2, 3, 4, 5, Number.NaN])).toBeCloseTo(3 + 4 * 1.4826, 10);
   });
 
-  it('falls back to the mean absolute deviation when MAD is 0, and to Infinity when all are equal', () => {
+  it('falls back to the mean absolute deviation when MAD is 0, and to Infinity when all are equal', async () => {
     const t = robustThreshold([1, 1, 1, 1, 1, 1, 9]);
     expect(t).toBeGreaterThan(1);
     expect(t).toBeLessThan(9);

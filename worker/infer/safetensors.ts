@@ -135,15 +135,9 @@ export class SafetensorsFile {
       case 'F64':
         for (let i = 0; i < n; i++) out[i] = raw.readDoubleLE(i * 8);
         break;
-      case 'BF16': {
-        const u = new Uint32Array(1);
-        const f = new Float32Array(u.buffer);
-        for (let i = 0; i < n; i++) {
-          u[0] = raw.readUInt16LE(i * 2) << 16;
-          out[i] = f[0] as number;
-        }
+      case 'BF16':
+        if (n > 0) this.float32Rows(name, n, [0], out);
         break;
-      }
       case 'F16':
         for (let i = 0; i < n; i++) out[i] = halfToFloat(raw.readUInt16LE(i * 2));
         break;
@@ -155,7 +149,74 @@ export class SafetensorsFile {
     }
     return out;
   }
+
+  /**
+   * Rows of a tensor seen as [*, rowLength], converted to float32: row i of `out` is the tensor's row
+   * rows[i], for i < rows.length. Decodes only those rows, so a reader that needs a few patches of
+   * a part file does not convert all of them. F32 and BF16 (what the pipeline writes) take a typed-
+   * array fast path when the data is aligned (it is in files we write: 8-byte aligned data).
+   */
+  float32Rows(name: string, rowLength: number, rows: ArrayLike<number>, out: Float32Array): void {
+    const t = this.info(name);
+    const raw = this.raw(name);
+    const numel = raw.length / DTYPE_SIZE[t.dtype];
+    if (!Number.isInteger(rowLength) || rowLength < 1 || numel % rowLength !== 0) {
+      throw new SafetensorsError(this.path, `tensor "${name}" has ${numel} elements, not a whole number of rows of ${rowLength}`);
+    }
+    const total = numel / rowLength;
+    if (out.length < rows.length * rowLength) throw new RangeError(`float32Rows: output holds ${out.length} values, ${rows.length} rows of ${rowLength} need ${rows.length * rowLength}`);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as number;
+      if (!(Number.isInteger(r) && r >= 0 && r < total)) throw new RangeError(`float32Rows: row ${r} of tensor "${name}" is out of range (0..${total - 1})`);
+    }
+    if (t.dtype === 'BF16' && raw.byteOffset % 2 === 0) {
+      // bfloat16 is the top half of a float32: widen by a 16-bit shift, no float arithmetic.
+      const src = new Uint16Array(raw.buffer, raw.byteOffset, numel);
+      const dst = new Uint32Array(out.buffer, out.byteOffset, rows.length * rowLength);
+      for (let i = 0; i < rows.length; i++) {
+        const s0 = (rows[i] as number) * rowLength;
+        const d0 = i * rowLength;
+        for (let j = 0; j < rowLength; j++) dst[d0 + j] = (src[s0 + j] as number) << 16;
+      }
+      return;
+    }
+    if (t.dtype === 'F32' && raw.byteOffset % 4 === 0) {
+      const src = new Float32Array(raw.buffer, raw.byteOffset, numel);
+      for (let i = 0; i < rows.length; i++) {
+        const s0 = (rows[i] as number) * rowLength;
+        out.set(src.subarray(s0, s0 + rowLength), i * rowLength);
+      }
+      return;
+    }
+    let read: (e: number) => number;
+    switch (t.dtype) {
+      case 'BF16':
+        read = (e) => {
+          bf16Bits[0] = raw.readUInt16LE(e * 2) << 16;
+          return bf16Value[0] as number;
+        };
+        break;
+      case 'F32':
+        read = (e) => raw.readFloatLE(e * 4);
+        break;
+      case 'F16':
+        read = (e) => halfToFloat(raw.readUInt16LE(e * 2));
+        break;
+      case 'F64':
+        read = (e) => raw.readDoubleLE(e * 8);
+        break;
+      default:
+        throw new SafetensorsError(this.path, `tensor "${name}" has dtype ${t.dtype}, not a float type`);
+    }
+    for (let i = 0; i < rows.length; i++) {
+      const s0 = (rows[i] as number) * rowLength;
+      for (let j = 0; j < rowLength; j++) out[i * rowLength + j] = read(s0 + j);
+    }
+  }
 }
+
+const bf16Bits = new Uint32Array(1);
+const bf16Value = new Float32Array(bf16Bits.buffer);
 
 function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
@@ -176,10 +237,12 @@ export interface TensorToWrite {
 function floatToBf16(f: Float32Array): Buffer {
   const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
   const out = Buffer.alloc(f.length * 2);
+  // Buffer.alloc never hands out a pooled slice, so this view is aligned; hosts are little-endian.
+  const o = new Uint16Array(out.buffer, out.byteOffset, f.length);
   for (let i = 0; i < f.length; i++) {
     const x = u[i] as number;
     const rounded = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-    out.writeUInt16LE(Number.isNaN(f[i]) ? 0x7fc0 : rounded & 0xffff, i * 2);
+    o[i] = Number.isNaN(f[i]) ? 0x7fc0 : rounded & 0xffff;
   }
   return out;
 }

@@ -80,7 +80,33 @@ export type NativeEngineErrorCode =
   | 'out_of_memory'
   | 'internal';
 
-export interface NativeAddon {
+/** A reference bank held by the addon (host memory, or device memory for cuda) for repeated searches. */
+export interface NativeNearestIndex {
+  readonly size: number;
+  readonly dim: number;
+  readonly device: 'cpu' | 'cuda';
+  /** For each of `count` query rows (count x dim), the Euclidean distance to its nearest bank row. */
+  search(queries: Float32Array, count: number): Promise<Float32Array>;
+  /** Frees the bank now (searches already running finish first); later searches reject. */
+  close(): void;
+}
+
+/** Errors from the scoring kernels carry one of these codes. */
+export type NativeScoreErrorCode = 'bad_input' | 'unsupported_device' | 'out_of_memory' | 'cuda_error' | 'internal';
+
+/** The scoring kernels (native/src/score_binding.cc); every call runs off the event loop. */
+export interface NativeScoreKernels {
+  /** Copies (and centres) the bank [size, dim]; on cuda, uploads it to the GPU. */
+  createNearestIndex(bank: Float32Array, size: number, dim: number, device: 'cpu' | 'cuda'): Promise<NativeNearestIndex>;
+  /** One-shot: createNearestIndex + search + close. */
+  nearestDistances(bank: Float32Array, size: number, queries: Float32Array, count: number, dim: number, device: 'cpu' | 'cuda'): Promise<Float32Array>;
+  /** coords [count, k] = (rows - center) basis^T in float32; sqNorms = |rows - center|^2 (float64). */
+  projectCentered(rows: Float32Array, count: number, dim: number, center: Float64Array, basis: Float32Array, k: number): Promise<{ coords: Float32Array; sqNorms: Float64Array }>;
+  /** [l, dim] = weights [l, count] (rows - center), float32. */
+  combineCentered(rows: Float32Array, count: number, dim: number, center: Float64Array, weights: Float32Array, l: number): Promise<Float32Array>;
+}
+
+export interface NativeAddon extends NativeScoreKernels {
   /** Engine backends compiled into this build. */
   engineDevices: string[];
   loadEngine(weightsPath: string, configPath: string, device: 'cpu' | 'cuda'): Promise<NativeEngine>;

@@ -3,14 +3,20 @@
  * the slide's result folder (heatmap.npy/json, tissue.png, overlay.png, regions.geojson,
  * summary.json last). See worker/store/result-store.ts for the layout.
  *
- * Memory: the tissue cells' embeddings are held once, as float32, for scoring
- * (tissue cells x dim x 4 bytes: 100k cells of a 1024-dim model = 400 MB); regions never are.
+ * Scoring streams the part files twice (tissue-chunks.ts): pass 1 sums every tissue patch (the
+ * mean the `self` scorer centres on) and keeps the scorer's fit sample (at most maxFitPatches
+ * rows); pass 2 scores each part's patches straight into the heatmap. Memory is the fit sample
+ * (20k x dim x 4 bytes: 80 MB for a 1024-dim model) plus per-cell arrays the size of the heatmap
+ * plus one part file; it does not grow with the tissue area's embeddings, and regions are never
+ * held. Before, all tissue embeddings were gathered at once (1.5 M x 192 floats on a 40000^2 px
+ * slide: 1977 MiB peak RSS).
  */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { SafetensorsFile, readSafetensorsMetadata } from '../infer/safetensors.js';
-import { TissueMap } from '../tissue/tissue-map.js';
+import { readSafetensorsMetadata } from '../infer/safetensors.js';
 import { parseScoreMethod } from '../score/parse-score-method.js';
+import { nearestNeighbourDevice } from '../score/native-nearest-neighbour.js';
+import { RowSums } from '../score/score-embeddings.js';
 import { anomalousRegions } from '../store/contours.js';
 import { toQuPathGeoJson } from '../store/geojson.js';
 import { renderOverlay } from '../store/overlay.js';
@@ -19,8 +25,9 @@ import type { HeatmapMeta } from '../store/heatmap-json.js';
 import type { SlideFailure, SlideSummary } from '../store/summary.js';
 import type { AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
-import { buildPatchGrid, cellOf, type PatchGrid } from './patch-grid.js';
+import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
+import { gatherRows, tissueChunks, tissueLayout } from './tissue-chunks.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import sharp from 'sharp';
 
@@ -69,64 +76,38 @@ export async function readPartTimings(plan: SlidePlan): Promise<{ readMs: number
   return { readMs, inferenceMs };
 }
 
-/** The slide's patch grid and the embedding of every scored (tissue) cell, gathered from the parts. */
-export interface GatheredEmbeddings {
-  grid: PatchGrid;
-  /** For each grid cell: its row in `data`, or -1 when it is not scored. */
-  row: Int32Array;
-  count: number;
-  dim: number;
-  data: Float32Array;
-}
-
-export async function gatherTissueEmbeddings(plan: SlidePlan): Promise<GatheredEmbeddings> {
-  const { regionPlan } = plan;
-  const tissuePng = await readFile(join(workDir(plan.spec), 'tissue.png'));
-  const tissue = await TissueMap.fromPng(tissuePng, plan.slide.width, plan.slide.height, plan.tissue.mode);
-  const grid = buildPatchGrid(regionPlan, tissue);
-  const dim = plan.model.embedDim;
-  const n = grid.regionPatches;
-  const row = new Int32Array(grid.rows * grid.cols).fill(-1);
-  let count = 0;
-  for (let cell = 0; cell < row.length; cell++) if (grid.tissue[cell] === 1) row[cell] = count++;
-  const data = new Float32Array(count * dim);
-  for (let b = 0; b < plan.batches.length; b++) {
-    const part = await SafetensorsFile.read(partPath(plan, b));
-    const regions = part.float32('regions');
-    const emb = part.float32('embeddings');
-    regions.forEach((r, k) => {
-      for (let pr = 0; pr < n; pr++) {
-        for (let pc = 0; pc < n; pc++) {
-          const cell = cellOf(regionPlan, grid, r, pr, pc);
-          const dst = row[cell] as number;
-          // A cell takes its embedding from the region that owns it (see patch-grid.ts).
-          if (dst < 0 || grid.ownerRegion[cell] !== r) continue;
-          const src = ((k * n + pr) * n + pc) * dim;
-          data.set(emb.subarray(src, src + dim), dst * dim);
-        }
-      }
-    });
-  }
-  return { grid, row, count, dim, data };
-}
-
 export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings): Promise<SlideSummary> {
   const scoringStarted = performance.now();
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
   const tissuePng = await readFile(join(dir, 'tissue.png'));
-  const { grid, row, count, dim, data } = await gatherTissueEmbeddings(plan);
+  const layout = await tissueLayout(plan);
+  const { grid, count, dim } = layout;
 
-  const scorer = await parseScoreMethod(spec.scoreMethod, { dim, model: spec.modelName });
-  const scores = scorer.score({ count, dim, data });
+  const scorer = await parseScoreMethod(spec.scoreMethod, { dim, model: spec.modelName, device: nearestNeighbourDevice(spec.device) });
+  // Pass 1: the fit sample and the sums over every tissue patch.
+  const sums = new RowSums(dim);
+  const fitRows = scorer.fitRows(count);
+  const sample = await gatherRows(plan, layout, fitRows, (chunk) => sums.add(chunk.data, chunk.count));
+  if (sums.count !== count) throw new PartFileError(`the part files hold ${sums.count} of the slide's ${count} tissue patches: a part is missing or stale`);
+  const fitted = await scorer.fit({ count: fitRows.length, dim, data: sample }, sums.statistics());
+  // Pass 2: score part by part, straight into the heatmap; scores[row] keeps the cell order.
   const heatmap = new Float32Array(grid.rows * grid.cols).fill(Number.NaN);
+  const scores = new Float32Array(count);
+  try {
+    for await (const chunk of tissueChunks(plan, layout)) {
+      const s = await fitted.scoreChunk(chunk);
+      for (let i = 0; i < chunk.count; i++) {
+        heatmap[chunk.cells[i] as number] = s[i] as number;
+        scores[chunk.rows[i] as number] = s[i] as number;
+      }
+    }
+  } finally {
+    fitted.close();
+  }
   let min = Infinity;
   let max = -Infinity;
-  for (let cell = 0; cell < row.length; cell++) {
-    const r = row[cell] as number;
-    if (r < 0) continue;
-    const s = scores[r] as number;
-    heatmap[cell] = s;
+  for (const s of scores) {
     if (s < min) min = s;
     if (s > max) max = s;
   }
@@ -184,7 +165,8 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
   const top = Math.max(1, Math.ceil(sorted.length * 0.01));
   let topSum = 0;
   for (let i = sorted.length - top; i < sorted.length; i++) topSum += sorted[i] as number;
-  const anomalousCells = scores.reduce((acc, s) => acc + (s >= threshold ? 1 : 0), 0);
+  let anomalousCells = 0;
+  for (const s of scores) if (s >= threshold) anomalousCells++;
   const scoringMs = performance.now() - scoringStarted;
   const summary: SlideSummary = {
     slideId: spec.analysisId,

@@ -12,7 +12,7 @@
 import { SafetensorsError, SafetensorsFile } from '../infer/safetensors.js';
 import { ModelMismatchError, ScoreFileError } from './errors.js';
 import { dot } from './linalg.js';
-import { checkEmbeddings, type PatchEmbeddings, type Scorer } from './types.js';
+import { checkEmbeddings, checkFitInput, type FitStatistics, type FittedScorer, type PatchEmbeddings, type Scorer } from './types.js';
 
 export interface LinearHead {
   readonly classes: readonly string[];
@@ -110,7 +110,18 @@ export class HeadScorer implements Scorer {
     };
   }
 
-  score(e: PatchEmbeddings): Float32Array {
+  /** The probe was trained elsewhere: nothing is learnt from the slide. */
+  fitRows(): Int32Array {
+    return new Int32Array(0);
+  }
+
+  async fit(sample: PatchEmbeddings, stats: FitStatistics): Promise<FittedScorer> {
+    checkFitInput(sample, stats, this.head.dim);
+    return { scoreChunk: async (chunk) => this.scoreRows(chunk), close: () => undefined };
+  }
+
+  /** softmax(W x + b)[target] per row; O(rows x classes x dim), cheap next to the model. */
+  private scoreRows(e: PatchEmbeddings): Float32Array {
     checkEmbeddings(e, this.head.dim);
     const { weight, bias, dim, targetIndex } = this.head;
     const c = bias.length;

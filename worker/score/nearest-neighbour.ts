@@ -2,16 +2,23 @@
  * Exact k = 1 Euclidean nearest-neighbour distances from query patches to a reference bank.
  *
  * Distances come from |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, so the work is one big inner-product
- * matrix Q x B^T computed block by block: exactly what a native BLAS or GPU GEMM computes, and
- * `NearestNeighbourSearch` is the seam where one replaces `JsNearestNeighbour`.
+ * matrix Q x B^T computed block by block: exactly what a native BLAS or GPU GEMM computes.
+ * `NearestNeighbourSearch` is the seam: `NativeNearestNeighbour` (native-nearest-neighbour.ts,
+ * float32 sgemm on the CPU or cuBLAS on the GPU) is what the reference scorer uses when the addon
+ * is built; `JsNearestNeighbour` (float64, single-threaded) is the plain reference it is tested
+ * against and the fallback without the addon.
  */
 import { ScoreInputError } from './errors.js';
 import { dot, dotRows } from './linalg.js';
 import type { PatchEmbeddings } from './types.js';
 
 export interface NearestNeighbourSearch {
+  /** 'js-float64', 'native-cpu' or 'native-cuda': recorded with the scores. */
+  readonly name: string;
   /** For every query row, the Euclidean distance to its nearest bank row. */
-  nearest(queries: PatchEmbeddings): Float32Array;
+  nearest(queries: PatchEmbeddings): Promise<Float32Array>;
+  /** Frees what the search holds outside the JS heap (a bank on the GPU) now; a later search may rebuild it. */
+  close(): void;
 }
 
 /** The points searched: `size` rows of `dim` floats, row-major. */
@@ -41,6 +48,7 @@ function squaredNorms(data: Float32Array, n: number, dim: number): Float64Array 
 }
 
 export class JsNearestNeighbour implements NearestNeighbourSearch {
+  readonly name = 'js-float64';
   private readonly bankNorms: Float64Array;
   private readonly options: JsNearestNeighbourOptions;
 
@@ -54,7 +62,14 @@ export class JsNearestNeighbour implements NearestNeighbourSearch {
     this.bankNorms = squaredNorms(bank.data, bank.size, bank.dim);
   }
 
-  nearest(queries: PatchEmbeddings): Float32Array {
+  async nearest(queries: PatchEmbeddings): Promise<Float32Array> {
+    return this.nearestSync(queries);
+  }
+
+  close(): void {}
+
+  /** `nearest` on the calling thread (it blocks the event loop for large inputs). */
+  nearestSync(queries: PatchEmbeddings): Float32Array {
     const { dim, size, data: b } = this.bank;
     if (queries.dim !== dim) throw new ScoreInputError(`queries have dim ${queries.dim}, the bank has dim ${dim}`);
     const q = queries.data;

@@ -13,6 +13,7 @@ import { readReferenceBank } from './reference-bank.js';
 import { ReferenceScorer } from './reference-scorer.js';
 import { SelfScorer } from './self-scorer.js';
 import type { Scorer } from './types.js';
+import type { DeviceName } from '../infer/vit-engine.js';
 
 export const DEFAULT_SCORE_METHOD = 'self';
 
@@ -21,6 +22,8 @@ export interface ScoreMethodContext {
   dim: number;
   /** Name of the model in use, checked against what banks and heads were built with. */
   model: string;
+  /** Where a reference bank is searched (see nearestNeighbourDevice); the scorer's default (cpu) when absent. */
+  device?: DeviceName;
 }
 
 const USAGE = "expected 'self', 'reference:<bank.safetensors>' or 'head:<weights.safetensors>'";
@@ -38,7 +41,7 @@ export async function parseScoreMethod(spec: string, ctx: ScoreMethodContext): P
     case 'reference': {
       if (arg === null || arg === '') throw new ScoreConfigError(`score method 'reference' needs a bank file: 'reference:<bank.safetensors>'`);
       const bank = await readReferenceBank(arg, { dim: ctx.dim, model: ctx.model });
-      return new ReferenceScorer(bank, { bankPath: arg });
+      return new ReferenceScorer(bank, { bankPath: arg, ...(ctx.device === undefined ? {} : { device: ctx.device }) });
     }
     case 'head': {
       if (arg === null || arg === '') throw new ScoreConfigError(`score method 'head' needs a weights file: 'head:<weights.safetensors>'`);

@@ -7,12 +7,17 @@
  *   (fit, drop the 10 % most distant, refit, score all) -> plus a small term for the energy
  *   outside the k-dimensional subspace, which catches patches unusual in directions the bulk of
  *   the tissue never varies in.
+ *
+ * Two phases (the Scorer protocol in types.ts): fit() learns the PCA and the robust fit from a
+ * seeded sample of at most maxFitPatches patches, centred on the mean of every patch; the
+ * returned scorer then scores any chunk of the slide's patches, so a slide is scored part by part.
  */
 import { ScoreConfigError } from './errors.js';
+import { defaultCenteredProducts, type CenteredProducts } from './centered-products.js';
 import { fitPca, project, type Pca, type Projection } from './pca.js';
 import { robustThreshold } from './robust-stats.js';
 import { sampleIndices, seededRng } from '../util/random.js';
-import { checkEmbeddings, type PatchEmbeddings, type Scorer } from './types.js';
+import { checkEmbeddings, checkFitInput, type FitStatistics, type FittedScorer, type PatchEmbeddings, type Scorer } from './types.js';
 
 export interface SelfScorerOptions {
   /** PCA components; null = min(32, dim, count - 1), resolved per slide. */
@@ -32,6 +37,8 @@ export interface SelfScorerOptions {
   seed: number;
   /** defaultThreshold = median + thresholdSigmas x 1.4826 x MAD. */
   thresholdSigmas: number;
+  /** Where the PCA's products run; null = native float32 BLAS when the addon has it, else float64 JS. */
+  products: CenteredProducts | null;
 }
 
 export const SELF_SCORER_DEFAULTS: Readonly<SelfScorerOptions> = {
@@ -45,6 +52,7 @@ export const SELF_SCORER_DEFAULTS: Readonly<SelfScorerOptions> = {
   // 3 robust sigmas: the distances of whitened embeddings have a long right tail, and 4 flagged
   // nothing even for a planted foreign texture in the top 3 % of scores (test/pipeline).
   thresholdSigmas: 3,
+  products: null,
 };
 
 const MAX_DEFAULT_COMPONENTS = 32;
@@ -75,11 +83,13 @@ export class SelfScorer implements Scorer {
   readonly params: Readonly<Record<string, unknown>>;
   readonly defaultThreshold: (scores: Float32Array) => number;
   private readonly options: SelfScorerOptions;
+  private readonly products: CenteredProducts;
 
   constructor(options: Partial<SelfScorerOptions> = {}) {
     this.options = { ...SELF_SCORER_DEFAULTS, ...options };
     validate(this.options);
     const o = this.options;
+    this.products = o.products ?? defaultCenteredProducts();
     this.params = {
       components: o.components ?? `auto: min(${MAX_DEFAULT_COMPONENTS}, dim, count - 1)`,
       oversample: o.oversample,
@@ -88,34 +98,55 @@ export class SelfScorer implements Scorer {
       residualWeight: o.residualWeight,
       maxFitPatches: o.maxFitPatches,
       seed: o.seed,
+      products: this.products.name,
       threshold: `median + ${o.thresholdSigmas} x 1.4826 x MAD`,
     };
     this.defaultThreshold = (scores) => robustThreshold(scores, o.thresholdSigmas);
   }
 
-  score(e: PatchEmbeddings): Float32Array {
-    checkEmbeddings(e);
-    const out = new Float32Array(e.count);
-    // Fewer than 3 patches have no "usual" to deviate from.
-    if (e.count < 3) return out;
+  /** A seeded uniform sample of at most maxFitPatches rows (all rows when there are fewer). */
+  fitRows(count: number): Int32Array {
     const o = this.options;
-    const k = Math.min(o.components ?? MAX_DEFAULT_COMPONENTS, e.dim, e.count - 1);
-    const fitRows = e.count > o.maxFitPatches ? sampleIndices(e.count, o.maxFitPatches, seededRng(o.seed ^ 0x9e3779b9)) : allRows(e.count);
-    const pca = fitPca(e, fitRows.length === e.count ? null : fitRows, {
-      components: k,
-      oversample: o.oversample,
-      powerIterations: o.powerIterations,
-      seed: o.seed,
-    });
-    const proj = project(pca, e);
-    const useResidual = o.residualWeight > 0 && pca.k < e.dim;
+    return count > o.maxFitPatches ? sampleIndices(count, o.maxFitPatches, seededRng(o.seed ^ 0x9e3779b9)) : allRows(count);
+  }
 
+  async fit(sample: PatchEmbeddings, stats: FitStatistics): Promise<FittedScorer> {
+    checkFitInput(sample, stats);
+    const { dim } = stats;
+    // Fewer than 3 patches have no "usual" to deviate from.
+    if (stats.count < 3 || sample.count < 3) return constantScorer(dim);
+    const o = this.options;
+    const products = this.products;
+    const k = Math.min(o.components ?? MAX_DEFAULT_COMPONENTS, dim, stats.count - 1);
+    const pca = await fitPca(sample, stats.mean, { components: k, oversample: o.oversample, powerIterations: o.powerIterations, seed: o.seed }, products);
+    const proj = await project(pca, sample, products);
+    const useResidual = o.residualWeight > 0 && pca.k < dim;
+    const fitRows = allRows(sample.count);
     const first = fitDiagonal(pca, proj, fitRows, useResidual, null);
     const kept = trimmed(fitRows, (r) => distance2(pca.k, proj, r, first, o.residualWeight), o.trimFraction);
     const fit = fitDiagonal(pca, proj, kept, useResidual, first);
-    for (let i = 0; i < e.count; i++) out[i] = Math.sqrt(distance2(pca.k, proj, i, fit, o.residualWeight));
-    return out;
+    return {
+      scoreChunk: async (chunk) => {
+        checkEmbeddings(chunk, dim);
+        const p = await project(pca, chunk, products);
+        const out = new Float32Array(chunk.count);
+        for (let i = 0; i < chunk.count; i++) out[i] = Math.sqrt(distance2(pca.k, p, i, fit, o.residualWeight));
+        return out;
+      },
+      close: () => undefined,
+    };
   }
+}
+
+/** Scores 0 for every patch: there is nothing to compare with. */
+function constantScorer(dim: number): FittedScorer {
+  return {
+    scoreChunk: async (chunk) => {
+      checkEmbeddings(chunk, dim);
+      return new Float32Array(chunk.count);
+    },
+    close: () => undefined,
+  };
 }
 
 function allRows(n: number): Int32Array {
