@@ -125,6 +125,7 @@ constexpr int kSub2 = 4;         // each K/V stage holds 2 compute tiles of BN k
 constexpr int kWgmma = 8;
 constexpr int kOverlap = 16;  // with kWgmma: softmax of tile j overlaps the PV GEMM of tile j-1
 constexpr int kStages3 = 32;  // with kWgmma: 3-deep K/V ring instead of 2
+constexpr int kPersistent = 64;  // with kWgmma: one CTA per SM looping over the query tiles
 
 template <int D, int WARPS, int MT, int BN, int SUB = 1>
 struct FlashTraits {
@@ -425,7 +426,7 @@ template <int D, int WARPS, int FLAGS>
 void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
                  float scaleLog2, cudaStream_t stream) {
   flashWgmma(qkv, out, B, N, H, D, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, WARPS / 4,
-             (FLAGS & kOverlap) != 0);
+             (FLAGS & kOverlap) != 0, (FLAGS & kPersistent) != 0);
 }
 
 struct VariantEntry {
@@ -453,8 +454,10 @@ const std::vector<VariantEntry>& registry() {
       {{64, 12, 1, 128, 1, kWgmma}, launchWgmma<64, 12, kWgmma>},
       {{64, 12, 1, 128, 1, kWgmma | kOverlap}, launchWgmma<64, 12, kWgmma | kOverlap>},
       {{64, 12, 1, 128, 1, kWgmma | kStages3}, launchWgmma<64, 12, kWgmma | kStages3>},
+      {{64, 12, 1, 128, 1, kWgmma | kPersistent}, launchWgmma<64, 12, kWgmma | kPersistent>},
       {{80, 8, 1, 128, 1, kWgmma}, launchWgmma<80, 8, kWgmma>},
       {{80, 12, 1, 128, 1, kWgmma}, launchWgmma<80, 12, kWgmma>},
+      {{80, 12, 1, 128, 1, kWgmma | kPersistent}, launchWgmma<80, 12, kWgmma | kPersistent>},
       {{80, 4, 2, 64, 1, kQSmem}, launchFlash<80, 4, 2, 64, 1, kQSmem>},
       {{80, 4, 2, 64, 1, kQSmem | kLazyRescale}, launchFlash<80, 4, 2, 64, 1, kQSmem | kLazyRescale>},
       {{80, 4, 2, 64, 1, kQSmem | kSub2}, launchFlash<80, 4, 2, 64, 1, kQSmem | kSub2>},
@@ -476,7 +479,7 @@ std::string FlashVariant::name() const {
   return "d" + std::to_string(headDim) + "_w" + std::to_string(warps) + "_m" + std::to_string(mTiles) + "_n" +
          std::to_string(blockN) + (minBlocks > 1 ? "_b" + std::to_string(minBlocks) : "") +
          ((flags & kQSmem) ? "_qs" : "") + ((flags & kLazyRescale) ? "_lr" : "") + ((flags & kSub2) ? "_s2" : "") +
-         ((flags & kWgmma) ? "_wgmma" : "") + ((flags & kOverlap) ? "_ov" : "") + ((flags & kStages3) ? "_st3" : "");
+         ((flags & kWgmma) ? "_wgmma" : "") + ((flags & kOverlap) ? "_ov" : "") + ((flags & kStages3) ? "_st3" : "") + ((flags & kPersistent) ? "_p" : "");
 }
 
 // Default tile per head dim and length. Off Hopper (mma.sync), from the H100 measurements in bench/NOTES.md

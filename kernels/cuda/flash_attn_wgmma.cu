@@ -48,7 +48,9 @@
 #include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -94,9 +96,12 @@ struct WgmmaSmem {
   static constexpr int kTileQBytes = kBM * P::kRowBytes;
   static constexpr int kQ = 0;
   static constexpr int kK0 = kTileQBytes;  // stage s: K at kK0 + s*2*tile, V right after it
-  static constexpr int kBarriers = kTileQBytes + STAGES * 2 * P::kTileKVBytes;
-  // barriers: q, fullK[S], fullV[S], empty[S]
-  static constexpr int kBytesUsed = kBarriers + 8 * (1 + 3 * STAGES);
+  // D = 64 stages O through its own buffer (one 128-byte row per query row), so that the next
+  // tile's Q can land while a persistent CTA is still writing this tile's O.
+  static constexpr int kO = kTileQBytes + STAGES * 2 * P::kTileKVBytes;
+  static constexpr int kBarriers = kO + (D == 64 ? kBM * 128 : 0);
+  // barriers: fullQ, emptyQ, fullK[S], fullV[S], empty[S]
+  static constexpr int kBytesUsed = kBarriers + 8 * (2 + 3 * STAGES);
   static constexpr size_t kDynamicBytes = size_t(kBytesUsed) + 1024;  // + alignment slack
   static_assert(kDynamicBytes <= 227 * 1024, "wgmma attention: tiles exceed shared memory");
 };
@@ -350,10 +355,14 @@ __device__ __forceinline__ void scaleO(OAcc<D>& o, const float (&alpha)[2]) {
 }
 #endif  // FS_WGMMA_DEVICE
 
-template <int D, int STAGES, int CONSUMERS, bool OVERLAP>
+// PERSISTENT: grid = one CTA per SM, each looping over (m-block, head, batch) work tiles,
+// m-block fastest; the K/V ring and its barrier phases run on across work tiles, and Q of the
+// next one is loaded as soon as the consumers' last S GEMM of the current one is done, so no
+// SM idles in a prologue. Otherwise one CTA per work tile (grid = m-blocks x H x B).
+template <int D, int STAGES, int CONSUMERS, bool OVERLAP, bool PERSISTENT>
 __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
     flashFwdWgmmaKernel(const __grid_constant__ CUtensorMap tmap0, const __grid_constant__ CUtensorMap tmap1,
-                        __nv_bfloat16* __restrict__ out, int N, int H, int64_t ldo, float scaleLog2) {
+                        __nv_bfloat16* __restrict__ out, int B, int N, int H, int64_t ldo, float scaleLog2) {
 #if FS_WGMMA_DEVICE
   using L = WgmmaSmem<D, STAGES, CONSUMERS>;
   using P = Panels<D>;
@@ -368,20 +377,31 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
   auto sK = [&](int s) { return base + L::kK0 + s * 2 * kTileKVBytes; };
   auto sV = [&](int s) { return base + L::kK0 + s * 2 * kTileKVBytes + kTileKVBytes; };
   const uint32_t barQ = base + L::kBarriers;
-  auto fullK = [&](int s) { return barQ + 8 * (1 + s); };
-  auto fullV = [&](int s) { return barQ + 8 * (1 + STAGES + s); };
-  auto empty = [&](int s) { return barQ + 8 * (1 + 2 * STAGES + s); };
+  const uint32_t emptyQ = barQ + 8;
+  auto fullK = [&](int s) { return barQ + 8 * (2 + s); };
+  auto fullV = [&](int s) { return barQ + 8 * (2 + STAGES + s); };
+  auto empty = [&](int s) { return barQ + 8 * (2 + 2 * STAGES + s); };
 
+  static_assert(!(OVERLAP && PERSISTENT), "the persistent kernel is built without the overlap");
   const int tid = threadIdx.x, wg = tid / 128;
-  const int q0 = blockIdx.x * kBM, h = blockIdx.y, b = blockIdx.z;
-  const int nTiles = (N + kBN - 1) / kBN;
+  const int nTiles = (N + kBN - 1) / kBN;  // K/V tiles per (b, h)
+  const int mBlocks = (N + kBM - 1) / kBM;
+  const int numWork = mBlocks * H * B;
+  // Work tiles of this CTA: first, first + stride, ... (exactly one when not persistent).
+  const int first = PERSISTENT ? int(blockIdx.x) : (int(blockIdx.z) * H + int(blockIdx.y)) * mBlocks + int(blockIdx.x);
+  const int stride = PERSISTENT ? int(gridDim.x) : numWork;
+  struct Work {
+    int q0, h, b;
+  };
+  auto workAt = [&](int w) { return Work{(w % mBlocks) * kBM, (w / mBlocks) % H, w / (mBlocks * H)}; };
 
   if (tid == 0) {
     mbarInit(barQ, 1);
+    mbarInit(emptyQ, 4 * CONSUMERS);  // one arrive per consumer warp
     for (int s = 0; s < STAGES; ++s) {
       mbarInit(fullK(s), 1);
       mbarInit(fullV(s), 1);
-      mbarInit(empty(s), 4 * CONSUMERS);  // one arrive per consumer warp
+      mbarInit(empty(s), 4 * CONSUMERS);
     }
     // Make the initialised barriers visible to the TMA unit (async proxy).
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -392,24 +412,30 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
     // Producer: gives registers to the consumers; one thread drives every load.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
     if (tid == 0) {
-      // `rows` rows from global row `row0` of column block `col` into the tile at `dst`, one
-      // box per 64 rows and panel.
-      auto load = [&](uint32_t dst, int rows, int col, int row0, uint32_t bar) {
+      // `rows` rows from global row `row0` of column block `col` of batch `b` into the tile at
+      // `dst`, one box per 64 rows and panel.
+      auto load = [&](uint32_t dst, int rows, int col, int row0, int b, uint32_t bar) {
         for (int r = 0; r < rows; r += kBoxRows) {
           tmaLoad3d(dst + r * 128, &tmap0, bar, col, row0 + r, b);
           if constexpr (P::kW1 > 0) tmaLoad3d(dst + rows * 128 + r * P::kRowBytes1, &tmap1, bar, col + 64, row0 + r, b);
         }
       };
-      mbarExpectTx(barQ, kTileQBytes);
-      load(sQ, kBM, h * D, q0, barQ);
-      for (int j = 0; j < nTiles; ++j) {
-        const int s = j % STAGES;
-        const uint32_t phase = (j / STAGES) & 1;
-        mbarWait(empty(s), phase ^ 1);
-        mbarExpectTx(fullK(s), kTileKVBytes);
-        load(sK(s), kBN, (H + h) * D, j * kBN, fullK(s));
-        mbarExpectTx(fullV(s), kTileKVBytes);
-        load(sV(s), kBN, (2 * H + h) * D, j * kBN, fullV(s));
+      int g = 0;  // K/V tiles loaded so far by this CTA: ring stage and phase
+      int local = 0;
+      for (int w = first; w < numWork; w += stride, ++local) {
+        const Work wk = workAt(w);
+        if (local > 0) mbarWait(emptyQ, (local - 1) & 1);
+        mbarExpectTx(barQ, kTileQBytes);
+        load(sQ, kBM, wk.h * D, wk.q0, wk.b, barQ);
+        for (int j = 0; j < nTiles; ++j, ++g) {
+          const int s = g % STAGES;
+          const uint32_t phase = (g / STAGES) & 1;
+          mbarWait(empty(s), phase ^ 1);
+          mbarExpectTx(fullK(s), kTileKVBytes);
+          load(sK(s), kBN, (H + wk.h) * D, j * kBN, wk.b, fullK(s));
+          mbarExpectTx(fullV(s), kTileKVBytes);
+          load(sV(s), kBN, (2 * H + wk.h) * D, j * kBN, wk.b, fullV(s));
+        }
       }
     }
     return;
@@ -421,136 +447,154 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
   const int warp = ct >> 5, lane = ct & 31;
   // This consumer's 64 rows inside each panel of the Q tile.
   const TileAddr myQ{sQ + cw * 64 * 128, sQ + kBM * 128 + cw * 64 * P::kRowBytes1};
+  const int g0 = lane >> 2, t = lane & 3;
+  const int r0 = warp * 16 + g0, r1 = r0 + 8;
 
   OAcc<D> o;
   float s[64];
   uint32_t p[8][4];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) o.o0[i] = 0.f;
-#pragma unroll
-  for (int i = 0; i < int(sizeof(o.o1) / sizeof(float)); ++i) o.o1[i] = 0.f;
-#pragma unroll
   for (int i = 0; i < 64; ++i) s[i] = 0.f;
-  RowState st{{-INFINITY, -INFINITY}, {0.f, 0.f}};
-  float alpha[2];
+  int g = 0;  // K/V tiles consumed so far (the producer's counter, mirrored)
+  int local = 0;
+  for (int w = first; w < numWork; w += stride, ++local) {
+    const Work wk = workAt(w);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o.o0[i] = 0.f;
+#pragma unroll
+    for (int i = 0; i < int(sizeof(o.o1) / sizeof(float)); ++i) o.o1[i] = 0.f;
+    RowState st{{-INFINITY, -INFINITY}, {0.f, 0.f}};
+    float alpha[2];
+    // Q is free once this warp's last S GEMM of the work tile has completed.
+    auto releaseQ = [&] {
+      if (lane == 0) mbarArrive(emptyQ);
+    };
 
-  mbarWait(barQ, 0);
-  if constexpr (!OVERLAP) {
-    for (int j = 0; j < nTiles; ++j) {
-      const int stg = j % STAGES;
-      const uint32_t phase = (j / STAGES) & 1;
-      mbarWait(fullK(stg), phase);
+    mbarWait(barQ, local & 1);
+    if constexpr (!OVERLAP) {
+      for (int j = 0; j < nTiles; ++j, ++g) {
+        const int stg = g % STAGES;
+        const uint32_t phase = (g / STAGES) & 1;
+        mbarWait(fullK(stg), phase);
+        wgmmaFence();
+        issueQK<D>(s, myQ, tile(sK(stg), kBN));
+        wgmmaCommit();
+        wgmmaWait<0>();
+        fenceRegs(s);
+        if (j == nTiles - 1) releaseQ();
+        onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+        packP(s, p);
+        scaleO(o, alpha);
+        mbarWait(fullV(stg), phase);
+        wgmmaFence();
+        issuePV<D>(o, p, tile(sV(stg), kBN));
+        wgmmaCommit();
+        wgmmaWait<0>();
+        fenceO(o);
+        if (lane == 0) mbarArrive(empty(stg));
+      }
+    } else {
+      // Tile 0: S_0 alone. (Not persistent, so g counts from 0 with the tile index.)
+      mbarWait(fullK(0), 0);
       wgmmaFence();
-      issueQK<D>(s, myQ, tile(sK(stg), kBN));
+      issueQK<D>(s, myQ, tile(sK(0), kBN));
       wgmmaCommit();
       wgmmaWait<0>();
       fenceRegs(s);
-      onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+      if (nTiles == 1) releaseQ();
+      onlineSoftmax(s, st, scaleLog2, N, lane, alpha);
       packP(s, p);
-      scaleO(o, alpha);
-      mbarWait(fullV(stg), phase);
+      for (int j = 1; j < nTiles; ++j) {
+        const int stg = j % STAGES, prev = (j - 1) % STAGES;
+        const uint32_t phase = (j / STAGES) & 1, prevPhase = ((j - 1) / STAGES) & 1;
+        mbarWait(fullK(stg), phase);
+        mbarWait(fullV(prev), prevPhase);
+        wgmmaFence();
+        issueQK<D>(s, myQ, tile(sK(stg), kBN));
+        wgmmaCommit();
+        issuePV<D>(o, p, tile(sV(prev), kBN));
+        wgmmaCommit();
+        wgmmaWait<1>();  // S_j done; PV_{j-1} may still run
+        fenceRegs(s);
+        if (j == nTiles - 1) releaseQ();
+        onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+        wgmmaWait<0>();  // PV_{j-1} done: O is ours again, P and stage j-1 are free
+        fenceO(o);
+        fenceRegs(p);
+        if (lane == 0) mbarArrive(empty(prev));
+        scaleO(o, alpha);
+        packP(s, p);
+      }
+      const int last = (nTiles - 1) % STAGES;
+      mbarWait(fullV(last), ((nTiles - 1) / STAGES) & 1);
       wgmmaFence();
-      issuePV<D>(o, p, tile(sV(stg), kBN));
+      issuePV<D>(o, p, tile(sV(last), kBN));
       wgmmaCommit();
       wgmmaWait<0>();
       fenceO(o);
-      if (lane == 0) mbarArrive(empty(stg));
+      if (lane == 0) mbarArrive(empty(last));
+      g += nTiles;
     }
-  } else {
-    // Tile 0: S_0 alone.
-    mbarWait(fullK(0), 0);
-    wgmmaFence();
-    issueQK<D>(s, myQ, tile(sK(0), kBN));
-    wgmmaCommit();
-    wgmmaWait<0>();
-    fenceRegs(s);
-    onlineSoftmax(s, st, scaleLog2, N, lane, alpha);
-    packP(s, p);
-    for (int j = 1; j < nTiles; ++j) {
-      const int stg = j % STAGES, prev = (j - 1) % STAGES;
-      const uint32_t phase = (j / STAGES) & 1, prevPhase = ((j - 1) / STAGES) & 1;
-      mbarWait(fullK(stg), phase);
-      mbarWait(fullV(prev), prevPhase);
-      wgmmaFence();
-      issueQK<D>(s, myQ, tile(sK(stg), kBN));
-      wgmmaCommit();
-      issuePV<D>(o, p, tile(sV(prev), kBN));
-      wgmmaCommit();
-      wgmmaWait<1>();  // S_j done; PV_{j-1} may still run
-      fenceRegs(s);
-      onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
-      wgmmaWait<0>();  // PV_{j-1} done: O is ours again, P and stage j-1 are free
-      fenceO(o);
-      fenceRegs(p);
-      if (lane == 0) mbarArrive(empty(prev));
-      scaleO(o, alpha);
-      packP(s, p);
-    }
-    const int last = (nTiles - 1) % STAGES;
-    mbarWait(fullV(last), ((nTiles - 1) / STAGES) & 1);
-    wgmmaFence();
-    issuePV<D>(o, p, tile(sV(last), kBN));
-    wgmmaCommit();
-    wgmmaWait<0>();
-    fenceO(o);
-    if (lane == 0) mbarArrive(empty(last));
-  }
 
-  float inv[2];
+    float inv[2];
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = st.l[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    inv[r] = 1.f / l;
-  }
-  const int g = lane >> 2, t = lane & 3;
-  const int r0 = warp * 16 + g, r1 = r0 + 8;
-  if constexpr (D == 64) {
-    // The last wgmma reading this warpgroup's Q rows has completed, so they become the
-    // staging buffer for O (same 16-byte-chunk XOR swizzle: conflict-free both ways).
-    unsigned char* stage = smem + L::kQ + cw * 64 * 128;
-#pragma unroll
-    for (int jb = 0; jb < 8; ++jb) {
-      *reinterpret_cast<uint32_t*>(stage + r0 * 128 + ((jb ^ (r0 & 7)) << 4) + 4 * t) =
-          packBf16(o.o0[4 * jb + 0] * inv[0], o.o0[4 * jb + 1] * inv[0]);
-      *reinterpret_cast<uint32_t*>(stage + r1 * 128 + ((jb ^ (r1 & 7)) << 4) + 4 * t) =
-          packBf16(o.o0[4 * jb + 2] * inv[1], o.o0[4 * jb + 3] * inv[1]);
+    for (int r = 0; r < 2; ++r) {
+      float l = st.l[r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      inv[r] = 1.f / l;
     }
-    __syncwarp();
+    const int qBase = wk.q0 + cw * 64;
+    if constexpr (D == 64) {
+      // Through this warpgroup's rows of the O staging buffer, XOR-swizzled by 16-byte chunk
+      // (conflict-free both ways), then 16-byte stores of whole rows. Each warp only touches its
+      // own 16 rows, so a warp barrier orders the two halves (and the previous work tile's reads).
+      unsigned char* stage = smem + L::kO + cw * 64 * 128;
+      __syncwarp();
 #pragma unroll
-    for (int it = 0; it < 4; ++it) {
-      const int i = it * 32 + lane;
-      const int r = warp * 16 + (i >> 3), c = i & 7;
-      const int qRow = q0 + cw * 64 + r;
-      if (qRow < N)
-        *reinterpret_cast<uint4*>(out + (int64_t(b) * N + qRow) * ldo + int64_t(h) * D + c * 8) =
-            *reinterpret_cast<const uint4*>(stage + r * 128 + ((c ^ (r & 7)) << 4));
-    }
-  } else {
-    // Rows of 160 or 256 bytes: straight from registers, a quad writing 16 contiguous bytes.
-    const int qa = q0 + cw * 64 + r0, qb = qa + 8;
-    __nv_bfloat16* outA = out + (int64_t(b) * N + qa) * ldo + int64_t(h) * D + 2 * t;
-    __nv_bfloat16* outB = out + (int64_t(b) * N + qb) * ldo + int64_t(h) * D + 2 * t;
+      for (int jb = 0; jb < 8; ++jb) {
+        *reinterpret_cast<uint32_t*>(stage + r0 * 128 + ((jb ^ (r0 & 7)) << 4) + 4 * t) =
+            packBf16(o.o0[4 * jb + 0] * inv[0], o.o0[4 * jb + 1] * inv[0]);
+        *reinterpret_cast<uint32_t*>(stage + r1 * 128 + ((jb ^ (r1 & 7)) << 4) + 4 * t) =
+            packBf16(o.o0[4 * jb + 2] * inv[1], o.o0[4 * jb + 3] * inv[1]);
+      }
+      __syncwarp();
 #pragma unroll
-    for (int jb = 0; jb < 8; ++jb) {
-      if (qa < N) *reinterpret_cast<uint32_t*>(outA + 8 * jb) = packBf16(o.o0[4 * jb] * inv[0], o.o0[4 * jb + 1] * inv[0]);
-      if (qb < N) *reinterpret_cast<uint32_t*>(outB + 8 * jb) = packBf16(o.o0[4 * jb + 2] * inv[1], o.o0[4 * jb + 3] * inv[1]);
-    }
+      for (int it = 0; it < 4; ++it) {
+        const int i = it * 32 + lane;
+        const int r = warp * 16 + (i >> 3), c = i & 7;
+        const int qRow = qBase + r;
+        if (qRow < N)
+          *reinterpret_cast<uint4*>(out + (int64_t(wk.b) * N + qRow) * ldo + int64_t(wk.h) * D + c * 8) =
+              *reinterpret_cast<const uint4*>(stage + r * 128 + ((c ^ (r & 7)) << 4));
+      }
+    } else {
+      // Rows of 160 or 256 bytes: straight from registers, a quad writing 16 contiguous bytes.
+      const int qa = qBase + r0, qb = qa + 8;
+      __nv_bfloat16* outA = out + (int64_t(wk.b) * N + qa) * ldo + int64_t(wk.h) * D + 2 * t;
+      __nv_bfloat16* outB = out + (int64_t(wk.b) * N + qb) * ldo + int64_t(wk.h) * D + 2 * t;
 #pragma unroll
-    for (int jb = 0; jb < P::kW1 / 8; ++jb) {
-      if (qa < N)
-        *reinterpret_cast<uint32_t*>(outA + 64 + 8 * jb) = packBf16(o.o1[4 * jb] * inv[0], o.o1[4 * jb + 1] * inv[0]);
-      if (qb < N)
-        *reinterpret_cast<uint32_t*>(outB + 64 + 8 * jb) = packBf16(o.o1[4 * jb + 2] * inv[1], o.o1[4 * jb + 3] * inv[1]);
+      for (int jb = 0; jb < 8; ++jb) {
+        if (qa < N) *reinterpret_cast<uint32_t*>(outA + 8 * jb) = packBf16(o.o0[4 * jb] * inv[0], o.o0[4 * jb + 1] * inv[0]);
+        if (qb < N) *reinterpret_cast<uint32_t*>(outB + 8 * jb) = packBf16(o.o0[4 * jb + 2] * inv[1], o.o0[4 * jb + 3] * inv[1]);
+      }
+#pragma unroll
+      for (int jb = 0; jb < P::kW1 / 8; ++jb) {
+        if (qa < N)
+          *reinterpret_cast<uint32_t*>(outA + 64 + 8 * jb) = packBf16(o.o1[4 * jb] * inv[0], o.o1[4 * jb + 1] * inv[0]);
+        if (qb < N)
+          *reinterpret_cast<uint32_t*>(outB + 64 + 8 * jb) = packBf16(o.o1[4 * jb + 2] * inv[1], o.o1[4 * jb + 3] * inv[1]);
+      }
+      (void)smem;
     }
-    (void)smem;
   }
 #else
   using L = WgmmaSmem<D, STAGES, CONSUMERS>;
   (void)L::kQ;
   (void)L::kK0;
   (void)L::kConsumerRegs;
+  (void)L::kO;
+  (void)B;
   (void)Panels<D>::kRowBytes1;
   (void)tmap0;
   (void)tmap1;
@@ -594,18 +638,29 @@ CUtensorMap qkvTensorMap(const void* qkv, int B, int N, int H, int D, int64_t ld
   return map;
 }
 
-template <int D, int STAGES, int CONSUMERS, bool OVERLAP>
+int multiprocessorCount() {
+  int dev = 0, sms = 0;
+  FS_CUDA_CHECK(cudaGetDevice(&dev));
+  FS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return sms;
+}
+
+template <int D, int STAGES, int CONSUMERS, bool OVERLAP, bool PERSISTENT = false>
 void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
                  float scaleLog2, cudaStream_t stream) {
   using L = WgmmaSmem<D, STAGES, CONSUMERS>;
-  auto kernel = flashFwdWgmmaKernel<D, STAGES, CONSUMERS, OVERLAP>;
+  auto kernel = flashFwdWgmmaKernel<D, STAGES, CONSUMERS, OVERLAP, PERSISTENT>;
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kDynamicBytes));
   FS_CUDA_CHECK(attr);
   const CUtensorMap map0 = qkvTensorMap(qkv, B, N, H, D, ldqkv, 64);
   const CUtensorMap map1 = Panels<D>::kW1 > 0 ? qkvTensorMap(qkv, B, N, H, D, ldqkv, Panels<D>::kW1) : map0;
-  const dim3 grid((N + L::kBM - 1) / L::kBM, H, B);
-  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map0, map1, out, N, H, ldo, scaleLog2);
+  const int mBlocks = (N + L::kBM - 1) / L::kBM;
+  if (PERSISTENT && int64_t(mBlocks) * H * B > INT32_MAX)
+    throw Error("bad_input", "flash attention: too many query tiles for the persistent kernel");
+  static const int sms = multiprocessorCount();
+  const dim3 grid = PERSISTENT ? dim3(unsigned(std::min<int64_t>(sms, int64_t(mBlocks) * H * B))) : dim3(mBlocks, H, B);
+  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map0, map1, out, B, N, H, ldo, scaleLog2);
   FS_CUDA_CHECK_LAUNCH("flashFwdWgmmaKernel");
 }
 
@@ -627,10 +682,13 @@ bool flashWgmmaAvailable() {
 }
 
 void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int d, int64_t ldqkv, int64_t ldo,
-                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap) {
+                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap, bool persistent) {
   using Fn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float, cudaStream_t);
   Fn fn = nullptr;
-  if (d == 64) {
+  if (persistent) {
+    if (d == 64 && stages == 2 && consumers == 3 && !overlap) fn = launchWgmma<64, 2, 3, false, true>;
+    if (d == 80 && stages == 2 && consumers == 3 && !overlap) fn = launchWgmma<80, 2, 3, false, true>;
+  } else if (d == 64) {
     if (stages == 2 && consumers == 2) fn = overlap ? launchWgmma<64, 2, 2, true> : launchWgmma<64, 2, 2, false>;
     if (stages == 3 && consumers == 2) fn = overlap ? launchWgmma<64, 3, 2, true> : launchWgmma<64, 3, 2, false>;
     if (stages == 2 && consumers == 3) fn = overlap ? launchWgmma<64, 2, 3, true> : launchWgmma<64, 2, 3, false>;
@@ -644,7 +702,8 @@ void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int 
   if (fn == nullptr)
     throw Error("bad_input", "wgmma flash attention: no build for d=" + std::to_string(d) + ", " +
                                  std::to_string(stages) + " stages, " + std::to_string(consumers) +
-                                 " consumer warpgroups, overlap " + std::to_string(overlap));
+                                 " consumer warpgroups, overlap " + std::to_string(overlap) + ", persistent " +
+                                 std::to_string(persistent));
   fn(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
 }
 
