@@ -6,6 +6,9 @@ import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
 import { readPlan } from '../../worker/pipeline/plan-stage.js';
 import { gatherRows, tissueLayout } from '../../worker/pipeline/tissue-chunks.js';
+import { partPath } from '../../worker/pipeline/embed-stage.js';
+import { PartFileError } from '../../worker/pipeline/errors.js';
+import { SafetensorsFile, writeSafetensors } from '../../worker/infer/safetensors.js';
 import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
 import { SelfScorer } from '../../worker/score/self-scorer.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
@@ -68,6 +71,32 @@ describe('embedded mode (analyze) on real slides', () => {
     const [again] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
     expect(again?.status).toBe('cached');
     expect(again?.resultDir).toBe(dir);
+
+    // Part files hold exactly the tissue cells, each once, from the region that owns it: no glass,
+    // no prefix tokens, no border patch another region owns.
+    let stored = 0;
+    const seen = new Uint8Array(layout.row.length);
+    for (let b = 0; b < plan!.batches.length; b++) {
+      const part = await SafetensorsFile.read(partPath(plan!, b));
+      const cells = part.int32('cells');
+      expect(part.info('embeddings').shape).toEqual([cells.length, layout.dim]);
+      const regions = Array.from(part.float32('regions'));
+      for (const cell of cells) {
+        expect(layout.row[cell], `cell ${cell} of part ${b}`).toBeGreaterThanOrEqual(0);
+        expect(regions).toContain(layout.grid.ownerRegion[cell]);
+        expect(seen[cell]).toBe(0);
+        seen[cell] = 1;
+      }
+      stored += cells.length;
+    }
+    expect(stored).toBe(layout.count);
+
+    // A part in another format (a work folder left by an older version) is refused, saying how to fix it.
+    const stale = partPath(plan!, 0);
+    const old = await SafetensorsFile.read(stale);
+    await writeSafetensors(stale, { regions: { dtype: 'F32', shape: [1], data: old.float32('regions').subarray(0, 1) } }, { partFormat: '1' });
+    await expect(gatherRows(plan!, layout, Int32Array.from([0]))).rejects.toThrow(/part format 1.*recompute/);
+    await expect(gatherRows(plan!, layout, Int32Array.from([0]))).rejects.toBeInstanceOf(PartFileError);
   });
 
   it('a batch with a broken slide: that one fails with a reason, the others succeed', async () => {

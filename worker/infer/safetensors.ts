@@ -121,6 +121,16 @@ export class SafetensorsFile {
     return this.bytes.subarray(t.begin, t.end);
   }
 
+  /** An I32 tensor as int32 (exact, unlike float32() above 2^24). */
+  int32(name: string): Int32Array {
+    const t = this.info(name);
+    if (t.dtype !== 'I32') throw new SafetensorsError(this.path, `tensor "${name}" is ${t.dtype}, expected I32`);
+    const raw = this.raw(name);
+    const out = new Int32Array(raw.length / 4);
+    new Uint8Array(out.buffer).set(raw);
+    return out;
+  }
+
   /** A tensor converted to float32 (F32, F16, BF16, F64 and integer dtypes). */
   float32(name: string): Float32Array {
     const t = this.info(name);
@@ -228,10 +238,10 @@ function halfToFloat(h: number): number {
 }
 
 export interface TensorToWrite {
-  /** Float data may be stored as F32, F16 or BF16 (rounded to nearest even); U8 data as U8. */
-  dtype: 'F32' | 'F16' | 'BF16' | 'U8';
+  /** Float data may be stored as F32, F16 or BF16 (rounded to nearest even); U8 data as U8, I32 as I32. */
+  dtype: 'F32' | 'F16' | 'BF16' | 'U8' | 'I32';
   shape: number[];
-  data: Float32Array | Uint8Array;
+  data: Float32Array | Uint8Array | Int32Array;
 }
 
 function floatToBf16(f: Float32Array): Buffer {
@@ -274,8 +284,8 @@ function floatToHalf(f: Float32Array): Buffer {
 }
 
 function tensorBytes(name: string, t: TensorToWrite): Buffer {
-  const isFloat = t.data instanceof Float32Array;
-  if (t.dtype === 'U8' ? isFloat : !isFloat) throw new Error(`tensor "${name}": dtype ${t.dtype} does not match its data`);
+  const matches = t.dtype === 'U8' ? t.data instanceof Uint8Array : t.dtype === 'I32' ? t.data instanceof Int32Array : t.data instanceof Float32Array;
+  if (!matches) throw new Error(`tensor "${name}": dtype ${t.dtype} does not match its data`);
   if (t.dtype === 'BF16') return floatToBf16(t.data as Float32Array);
   if (t.dtype === 'F16') return floatToHalf(t.data as Float32Array);
   return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);

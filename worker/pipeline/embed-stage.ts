@@ -1,10 +1,13 @@
 /**
  * Stage 2: one inference batch. Reads its regions at the model's resolution (CPU), runs them
- * through the ViT as one batch, and stores the patch-token embeddings (prefix tokens dropped) as
- * <work>/parts/batch-NNNNN.safetensors: `regions` [n] (indices into the plan), `embeddings`
- * BF16 [n, patches, dim]. BF16 halves the disk and keeps 8 bits of mantissa, plenty for
- * distances between embeddings. Written atomically; a part already on disk is not recomputed,
- * so a retried or stalled-then-resumed job costs nothing twice.
+ * through the ViT as one batch, and stores the embeddings of the patches the heatmap uses as
+ * <work>/parts/batch-NNNNN.safetensors: `regions` [n] (indices into the plan), `cells` I32
+ * [rows] (grid cell of each row) and `embeddings` BF16 [rows, dim]: for each region, only the
+ * tissue cells it owns (tissue-layout.ts). Glass, the prefix tokens and the borders another
+ * region owns are never stored: on a 40000^2 px slide that is under a third of all patches, and
+ * with a 1024-dim model the parts are gigabytes. BF16 halves the disk and keeps 8 bits of
+ * mantissa, plenty for distances between embeddings. Written atomically; a part already on disk
+ * is not recomputed, so a retried or stalled-then-resumed job costs nothing twice.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +16,10 @@ import type { SlideSource } from '../slide/slide-source.js';
 import { writeSafetensors } from '../infer/safetensors.js';
 import type { VitEngine } from '../infer/vit-engine.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
+import { cachedTissueLayout, ownedTissuePatches } from './tissue-layout.js';
+
+/** Written into every part's metadata; the aggregate stage refuses other formats (stale work folders). */
+export const PART_FORMAT = '2';
 
 export interface RegionBatch {
   readonly index: number;
@@ -51,22 +58,32 @@ export async function readBatch(plan: SlidePlan, source: SlideSource, batch: num
 export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<{ inferMs: number }> {
   const size = plan.regionPlan.regionSize;
   const n = batch.regions.length;
-  const out = await engine.forward(batch.pixels, n, size, size);
+  const [out, layout] = await Promise.all([engine.forward(batch.pixels, n, size, size), cachedTissueLayout(plan)]);
   const prefix = out.prefixTokens;
-  const patches = out.tokens - prefix;
   const dim = out.dim;
-  // Drop the prefix tokens: the heatmap is made of patches.
-  const emb = new Float32Array(n * patches * dim);
-  for (let b = 0; b < n; b++) {
-    emb.set(out.data.subarray((b * out.tokens + prefix) * dim, (b + 1) * out.tokens * dim), b * patches * dim);
+  if (out.tokens - prefix !== layout.grid.regionPatches ** 2) {
+    throw new Error(`the model gave ${out.tokens - prefix} patch tokens per region, the plan expects ${layout.grid.regionPatches ** 2}`);
   }
+  const owned = batch.regions.map((r) => ownedTissuePatches(plan, layout, r));
+  const rows = owned.reduce((a, o) => a + o.patches.length, 0);
+  const emb = new Float32Array(rows * dim);
+  const cells = new Int32Array(rows);
+  let i = 0;
+  owned.forEach((o, b) => {
+    o.patches.forEach((p, k) => {
+      const src = (b * out.tokens + prefix + p) * dim;
+      emb.set(out.data.subarray(src, src + dim), i * dim);
+      cells[i++] = o.cells[k] as number;
+    });
+  });
   await writeSafetensors(
     partPath(plan, batch.index),
     {
       regions: { dtype: 'F32', shape: [n], data: Float32Array.from(batch.regions) },
-      embeddings: { dtype: 'BF16', shape: [n, patches, dim], data: emb },
+      cells: { dtype: 'I32', shape: [rows], data: cells },
+      embeddings: { dtype: 'BF16', shape: [rows, dim], data: emb },
     },
-    { readMs: batch.readMs.toFixed(1), inferMs: out.millis.toFixed(1), device: engine.device },
+    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: out.millis.toFixed(1), device: engine.device },
   );
   return { inferMs: out.millis };
 }

@@ -1,31 +1,16 @@
 /**
  * The slide's tissue patches as they come out of the embed stage's part files, one chunk per part,
  * never all at once: a 40000^2 px slide has millions of tissue patches (gigabytes as float32),
- * a part file a few thousand.
- *
- * Rows: tissue cells are numbered in cell order (row-major over the patch grid); that number is a
- * patch's row in the scorer protocol (fitRows, the scores array). Each cell takes its embedding
- * from the one region that owns it (grid.ownerRegion, see patch-grid.ts), so every tissue row
- * appears in exactly one chunk.
+ * a part file a few thousand. Part files hold only the tissue cells their regions own (see
+ * tissue-layout.ts and embed-stage.ts), so every tissue row appears in exactly one chunk.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { SafetensorsFile } from '../infer/safetensors.js';
-import { TissueMap } from '../tissue/tissue-map.js';
-import { partPath } from './embed-stage.js';
-import { buildPatchGrid, cellOf, type PatchGrid } from './patch-grid.js';
-import { workDir, type SlidePlan } from './plan-stage.js';
+import { partPath, PART_FORMAT } from './embed-stage.js';
+import type { SlidePlan } from './plan-stage.js';
 import { PartFileError } from './errors.js';
+import type { TissueLayout } from './tissue-layout.js';
 
-/** The slide's patch grid and the row number of every tissue cell. */
-export interface TissueLayout {
-  grid: PatchGrid;
-  /** For each grid cell: its row (tissue cells in cell order), or -1 when it is not scored. */
-  row: Int32Array;
-  /** Tissue cells, i.e. rows. */
-  count: number;
-  dim: number;
-}
+export { tissueLayout, type TissueLayout } from './tissue-layout.js';
 
 /** The tissue cells one part file owns, with their embeddings. */
 export interface TissueChunk {
@@ -41,51 +26,31 @@ export interface TissueChunk {
   cells: Int32Array;
 }
 
-export async function tissueLayout(plan: SlidePlan): Promise<TissueLayout> {
-  const tissuePng = await readFile(join(workDir(plan.spec), 'tissue.png'));
-  const tissue = await TissueMap.fromPng(tissuePng, plan.slide.width, plan.slide.height, plan.tissue.mode);
-  const grid = buildPatchGrid(plan.regionPlan, tissue);
-  const row = new Int32Array(grid.rows * grid.cols).fill(-1);
-  let count = 0;
-  for (let cell = 0; cell < row.length; cell++) if (grid.tissue[cell] === 1) row[cell] = count++;
-  return { grid, row, count, dim: plan.model.embedDim };
-}
-
 /**
  * Reads the part files in order and yields each one's tissue cells. Each chunk is new memory
  * (the consumer may keep it); only one part file is read at a time.
  */
 export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout): AsyncGenerator<TissueChunk> {
-  const { regionPlan } = plan;
   const { grid, row, dim } = layout;
-  const n = grid.regionPatches;
   for (let b = 0; b < plan.batches.length; b++) {
-    const part = await SafetensorsFile.read(partPath(plan, b));
-    const regions = part.float32('regions');
-    const embeddings = part.info('embeddings');
-    if (embeddings.shape.length !== 3 || embeddings.shape[0] !== regions.length || embeddings.shape[1] !== n * n || embeddings.shape[2] !== dim) {
-      throw new PartFileError(`${partPath(plan, b)}: embeddings are ${JSON.stringify(embeddings.shape)}, expected [${regions.length}, ${n * n}, ${dim}] for this plan`);
+    const path = partPath(plan, b);
+    const part = await SafetensorsFile.read(path);
+    if (part.metadata['partFormat'] !== PART_FORMAT) {
+      throw new PartFileError(`${path}: part format ${part.metadata['partFormat'] ?? '1'}, this version reads ${PART_FORMAT}`);
     }
-    // Which patches of this part are tissue cells it owns: src patch index, row, cell.
-    const src: number[] = [];
-    const rows: number[] = [];
-    const cells: number[] = [];
-    regions.forEach((r, k) => {
-      for (let pr = 0; pr < n; pr++) {
-        for (let pc = 0; pc < n; pc++) {
-          const cell = cellOf(regionPlan, grid, r, pr, pc);
-          const dst = row[cell] as number;
-          // A cell takes its embedding from the region that owns it (see patch-grid.ts).
-          if (dst < 0 || grid.ownerRegion[cell] !== r) continue;
-          src.push((k * n + pr) * n + pc);
-          rows.push(dst);
-          cells.push(cell);
-        }
-      }
+    const cells = part.int32('cells');
+    const embeddings = part.info('embeddings');
+    if (embeddings.shape.length !== 2 || embeddings.shape[0] !== cells.length || embeddings.shape[1] !== dim) {
+      throw new PartFileError(`${path}: embeddings are ${JSON.stringify(embeddings.shape)}, expected [${cells.length}, ${dim}] for this plan`);
+    }
+    const rows = new Int32Array(cells.length);
+    cells.forEach((cell, i) => {
+      const r = cell >= 0 && cell < row.length ? (row[cell] as number) : -1;
+      if (r < 0) throw new PartFileError(`${path}: cell ${cell} is not a tissue cell of this plan`);
+      if (grid.ownerRegion[cell] === -1) throw new PartFileError(`${path}: cell ${cell} belongs to no region of this plan`);
+      rows[i] = r;
     });
-    const data = new Float32Array(src.length * dim);
-    part.float32Rows('embeddings', dim, src, data);
-    yield { part: b, count: src.length, dim, data, rows: Int32Array.from(rows), cells: Int32Array.from(cells) };
+    yield { part: b, count: cells.length, dim, data: part.float32('embeddings'), rows, cells };
   }
 }
 
