@@ -1,6 +1,7 @@
 // Entry point of flashslide.node. Each subsystem registers its own exports.
 #include <napi.h>
 
+#include "bf16_binding.h"
 #include "engine_binding.h"
 #include "openslide_binding.h"
 #include "score_binding.h"
@@ -10,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitOpenSlide(env, exports);
   flashslide::InitEngine(env, exports);
   flashslide::InitScore(env, exports);
+  flashslide::InitBf16(env, exports);
   return exports;
 }
 }  // namespace

@@ -11,6 +11,7 @@
  */
 import { open, readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { decodeBf16, encodeBf16 } from './bf16.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'U8' | 'I8' | 'I16' | 'I32' | 'I64' | 'U16' | 'U32' | 'U64' | 'BOOL';
 
@@ -182,11 +183,9 @@ export class SafetensorsFile {
     if (t.dtype === 'BF16' && raw.byteOffset % 2 === 0) {
       // bfloat16 is the top half of a float32: widen by a 16-bit shift, no float arithmetic.
       const src = new Uint16Array(raw.buffer, raw.byteOffset, numel);
-      const dst = new Uint32Array(out.buffer, out.byteOffset, rows.length * rowLength);
       for (let i = 0; i < rows.length; i++) {
         const s0 = (rows[i] as number) * rowLength;
-        const d0 = i * rowLength;
-        for (let j = 0; j < rowLength; j++) dst[d0 + j] = (src[s0 + j] as number) << 16;
+        decodeBf16(src.subarray(s0, s0 + rowLength), out.subarray(i * rowLength, (i + 1) * rowLength));
       }
       return;
     }
@@ -245,15 +244,9 @@ export interface TensorToWrite {
 }
 
 function floatToBf16(f: Float32Array): Buffer {
-  const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
   const out = Buffer.alloc(f.length * 2);
   // Buffer.alloc never hands out a pooled slice, so this view is aligned; hosts are little-endian.
-  const o = new Uint16Array(out.buffer, out.byteOffset, f.length);
-  for (let i = 0; i < f.length; i++) {
-    const x = u[i] as number;
-    const rounded = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-    o[i] = Number.isNaN(f[i]) ? 0x7fc0 : rounded & 0xffff;
-  }
+  encodeBf16(f, new Uint16Array(out.buffer, out.byteOffset, f.length));
   return out;
 }
 

@@ -38,6 +38,8 @@ export interface AggregateTimings {
   planMs: number;
   readMs: number;
   inferenceMs: number;
+  /** Writing the part files (selecting tissue patches, BF16, write), when this process did it. */
+  writeMs?: number;
   /** performance.now() or epoch ms when the analysis started, for the total. */
   startedAt?: number;
 }
@@ -83,6 +85,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
   const tissuePng = await readFile(join(dir, 'tissue.png'));
   const layout = await tissueLayout(plan);
   const { grid, count, dim } = layout;
+  const tLayout = performance.now();
 
   const scorer = await parseScoreMethod(spec.scoreMethod, { dim, model: spec.modelName, device: nearestNeighbourDevice(spec.device) });
   // Pass 1: the fit sample and the sums over every tissue patch.
@@ -90,7 +93,9 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
   const fitRows = scorer.fitRows(count);
   const sample = await gatherRows(plan, layout, fitRows, (chunk) => sums.add(chunk.data, chunk.count));
   if (sums.count !== count) throw new PartFileError(`the part files hold ${sums.count} of the slide's ${count} tissue patches: a part is missing or stale`);
+  const tPass1 = performance.now();
   const fitted = await scorer.fit({ count: fitRows.length, dim, data: sample }, sums.statistics());
+  const tFit = performance.now();
   // Pass 2: score part by part, straight into the heatmap; scores[row] keeps the cell order.
   const heatmap = new Float32Array(grid.rows * grid.cols).fill(Number.NaN);
   const scores = new Float32Array(count);
@@ -105,6 +110,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
   } finally {
     fitted.close();
   }
+  const tPass2 = performance.now();
   let min = Infinity;
   let max = -Infinity;
   for (const s of scores) {
@@ -185,7 +191,15 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
       planMs: timings.planMs,
       readMs: timings.readMs,
       inferenceMs: timings.inferenceMs,
+      ...(timings.writeMs === undefined ? {} : { writeMs: timings.writeMs }),
       scoringMs,
+      scoringSteps: {
+        layoutMs: tLayout - scoringStarted,
+        pass1Ms: tPass1 - tLayout,
+        fitMs: tFit - tPass1,
+        pass2Ms: tPass2 - tFit,
+        storeMs: performance.now() - tPass2,
+      },
       totalMs: timings.startedAt === undefined ? scoringMs : Math.max(0, (timings.startedAt > 1e12 ? Date.now() : performance.now()) - timings.startedAt),
     },
   };

@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { readPlannedRegion } from '../regions/read-region.js';
 import type { SlideSource } from '../slide/slide-source.js';
 import { writeSafetensors } from '../infer/safetensors.js';
-import type { VitEngine } from '../infer/vit-engine.js';
+import type { EmbeddingBatch, VitEngine } from '../infer/vit-engine.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
-import { cachedTissueLayout, ownedTissuePatches } from './tissue-layout.js';
+import { cachedTissueLayout, ownedTissuePatches, type TissueLayout } from './tissue-layout.js';
 
 /** Written into every part's metadata; the aggregate stage refuses other formats (stale work folders). */
 export const PART_FORMAT = '2';
@@ -54,16 +54,35 @@ export async function readBatch(plan: SlidePlan, source: SlideSource, batch: num
   return { index: batch, regions: indices, pixels, readMs: performance.now() - started };
 }
 
-/** Runs a read batch through the model and writes its part file. Returns the inference time. */
-export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<{ inferMs: number }> {
+/** A batch through the model, its part file not yet written. */
+export interface ForwardedBatch {
+  readonly batch: RegionBatch;
+  readonly out: EmbeddingBatch;
+  readonly layout: TissueLayout;
+  readonly device: string;
+}
+
+/** Runs a read batch through the model (and has the slide's tissue layout ready for writePart). */
+export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<ForwardedBatch> {
   const size = plan.regionPlan.regionSize;
+  const [out, layout] = await Promise.all([engine.forward(batch.pixels, batch.regions.length, size, size), cachedTissueLayout(plan)]);
+  if (out.tokens - out.prefixTokens !== layout.grid.regionPatches ** 2) {
+    throw new Error(`the model gave ${out.tokens - out.prefixTokens} patch tokens per region, the plan expects ${layout.grid.regionPatches ** 2}`);
+  }
+  return { batch, out, layout, device: engine.device };
+}
+
+/**
+ * Writes a forwarded batch's part file: the tissue cells each region owns, BF16. Returns the
+ * milliseconds spent (selecting, converting, writing), which embedded mode overlaps with the
+ * next batch's forward.
+ */
+export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Promise<number> {
+  const started = performance.now();
+  const { batch, out, layout } = forwarded;
   const n = batch.regions.length;
-  const [out, layout] = await Promise.all([engine.forward(batch.pixels, n, size, size), cachedTissueLayout(plan)]);
   const prefix = out.prefixTokens;
   const dim = out.dim;
-  if (out.tokens - prefix !== layout.grid.regionPatches ** 2) {
-    throw new Error(`the model gave ${out.tokens - prefix} patch tokens per region, the plan expects ${layout.grid.regionPatches ** 2}`);
-  }
   const owned = batch.regions.map((r) => ownedTissuePatches(plan, layout, r));
   const rows = owned.reduce((a, o) => a + o.patches.length, 0);
   const emb = new Float32Array(rows * dim);
@@ -83,7 +102,13 @@ export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: Regi
       cells: { dtype: 'I32', shape: [rows], data: cells },
       embeddings: { dtype: 'BF16', shape: [rows, dim], data: emb },
     },
-    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: out.millis.toFixed(1), device: engine.device },
+    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: out.millis.toFixed(1), device: forwarded.device },
   );
-  return { inferMs: out.millis };
+  return performance.now() - started;
+}
+
+/** Runs a read batch through the model and writes its part file. */
+export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<{ inferMs: number; writeMs: number }> {
+  const forwarded = await forwardBatch(plan, engine, batch);
+  return { inferMs: forwarded.out.millis, writeMs: await writePart(plan, forwarded) };
 }

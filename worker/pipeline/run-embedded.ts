@@ -10,7 +10,7 @@ import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
-import { embedBatch, partExists, readBatch, type RegionBatch } from './embed-stage.js';
+import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
 import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
 import { getEngine } from './engine-cache.js';
 import type { ProgressListener } from './progress.js';
@@ -53,17 +53,35 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
   const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
   const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
   try {
-    let next: Promise<RegionBatch> | null = todo.length > 0 ? readBatch(plan, source, todo[0] as number) : null;
-    for (let k = 0; k < todo.length; k++) {
-      const batch = await (next as Promise<RegionBatch>);
-      // Start decoding the next batch before this one occupies the engine.
-      next = k + 1 < todo.length ? readBatch(plan, source, todo[k + 1] as number) : null;
-      next?.catch(() => undefined); // its error surfaces when awaited
+    // Three things overlap: decoding batch k+2 (thread pool), the forward of batch k+1 (engine)
+    // and writing batch k's part file (this thread). With a large model the part files are
+    // gigabytes, and writing them in series with the forwards left the GPU idle.
+    const read = (k: number): Promise<RegionBatch> | null => {
+      if (k >= todo.length) return null;
+      const p = readBatch(plan, source, todo[k] as number);
+      p.catch(() => undefined); // its error surfaces when awaited
+      return p;
+    };
+    const forward = async (p: Promise<RegionBatch> | null): Promise<ForwardedBatch | null> => {
+      if (p === null) return null;
+      const batch = await p;
       timings.readMs += batch.readMs;
-      timings.inferenceMs += (await embedBatch(plan, engine, batch)).inferMs;
-      done += batch.regions.length;
+      return forwardBatch(plan, engine, batch);
+    };
+    const first = read(0);
+    let next = read(1);
+    let inFlight = forward(first);
+    for (let k = 0; k < todo.length; k++) {
+      const forwarded = (await inFlight) as ForwardedBatch;
+      inFlight = forward(next);
+      inFlight.catch(() => undefined); // awaited next iteration (or its error is moot after ours)
+      next = read(k + 2);
+      timings.inferenceMs += forwarded.out.millis;
+      timings.writeMs = (timings.writeMs ?? 0) + (await writePart(plan, forwarded));
+      done += forwarded.batch.regions.length;
       progress('embed', done, total);
     }
+    await inFlight;
   } finally {
     await source.close();
   }

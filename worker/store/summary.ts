@@ -7,8 +7,25 @@ export interface SlideTimings {
   planMs?: number;
   readMs: number;
   inferenceMs: number;
+  /** Part files written (embedded mode; queue workers write them in their batch jobs). */
+  writeMs?: number;
+  /** Scoring and storing the result, all of it; `scoringSteps` splits it. */
   scoringMs: number;
+  scoringSteps?: ScoringSteps;
   totalMs: number;
+}
+
+/** Where the aggregate stage's time goes (see aggregate-stage.ts). */
+export interface ScoringSteps {
+  /** Patch grid and tissue rows. */
+  layoutMs: number;
+  /** Pass 1 over the part files: sums and the fit sample. */
+  pass1Ms: number;
+  fitMs: number;
+  /** Pass 2: every part scored into the heatmap. */
+  pass2Ms: number;
+  /** Threshold, regions, overlay and the result files. */
+  storeMs: number;
 }
 
 export interface SlideSummary {
