@@ -155,7 +155,7 @@ build_all() {
   node -e 'const a = require("./native/build/Release/flashslide.node"); console.log("addon engineDevices:", a.engineDevices)'
   # Resources of every flash variant on sm_90a (registers, spills, shared memory).
   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -c kernels/cuda/flash_attn_fwd.cu \
-    -o /dev/null 2>&1 | grep -E "Compiling entry|registers|spill" | sed -E "s/.*flashFwdKernelILi([0-9]+)ELi([0-9]+)ELi([0-9]+)ELi([0-9]+)E.* for '(sm_[0-9a]+)'/flash d\1_w\2_m\3_n\4 (\5)/"
+    -o /dev/null 2>&1 | grep -E "Compiling entry|registers|spill" | sed -E "s/.*flashFwdKernelILi([0-9]+)ELi([0-9]+)ELi([0-9]+)ELi([0-9]+)ELi([0-9]+)ELi([0-9]+)E.* for '(sm_[0-9a]+)'/flash d\1_w\2_m\3_n\4 minBlocks \5 flags \6 (\7)/"
   # The Hopper kernel: resources, and proof that it runs on wgmma/TMA (HGMMA, UTMALDG in SASS;
   # ptxas warns here if it had to serialise the wgmma's).
   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -c kernels/cuda/flash_attn_wgmma.cu \
