@@ -74,6 +74,9 @@ const args = [
   '--device', values.device, '--region-size', values['region-size'], '--batch-size', values['batch-size'],
   '--model', values.model,
 ];
+// Extra flags for the analysing node process, e.g. FLASHSLIDE_E2E_NODE_FLAGS="--cpu-prof
+// --cpu-prof-dir=prof" (node refuses --cpu-prof in NODE_OPTIONS).
+args.unshift(...(process.env.FLASHSLIDE_E2E_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
 const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 const t1 = performance.now();
 const r = timeBin

@@ -21,7 +21,7 @@
         "src/openslide_binding.cc",
         "src/engine_binding.cc",
         "src/score_binding.cc",
-        "src/bf16_binding.cc",
+        "src/array_binding.cc",
         "../kernels/engine/json.cpp",
         "../kernels/engine/safetensors.cpp",
         "../kernels/engine/vit_config.cpp",

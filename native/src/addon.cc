@@ -1,7 +1,7 @@
 // Entry point of flashslide.node. Each subsystem registers its own exports.
 #include <napi.h>
 
-#include "bf16_binding.h"
+#include "array_binding.h"
 #include "engine_binding.h"
 #include "openslide_binding.h"
 #include "score_binding.h"
@@ -11,7 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitOpenSlide(env, exports);
   flashslide::InitEngine(env, exports);
   flashslide::InitScore(env, exports);
-  flashslide::InitBf16(env, exports);
+  flashslide::InitArrays(env, exports);
   return exports;
 }
 }  // namespace

@@ -1,44 +1,50 @@
 /**
  * BF16 <-> float32 for whole arrays: natively (all cores, memory speed) when the addon has the
- * codec, else in JavaScript (one value at a time, ~150-200 M values/s). Both give identical bits:
+ * kernels, else in JavaScript (one value at a time, 0.3-0.7 G values/s). Both give identical bits:
  * decoding is exact (bf16 is the top half of a float32); encoding rounds to nearest even and
  * keeps NaN a NaN. The part files of a 1024-dim model are gigabytes, so this is on the hot path.
  */
-import { loadNativeAddon } from '../native/addon.js';
+import { arrayKernels } from '../native/array-kernels.js';
 
-interface Bf16Codec {
-  bf16ToFloat32(src: Uint16Array, dst: Float32Array): void;
-  float32ToBf16(src: Float32Array, dst: Uint16Array): void;
+export interface CodecOptions {
+  /** false: the JavaScript twin even when the addon is there (tests compare the two). */
+  native?: boolean;
 }
 
-let codec: Bf16Codec | null | undefined;
+const native = (options: CodecOptions) => (options.native === false ? null : arrayKernels());
 
-function nativeCodec(): Bf16Codec | null {
-  if (codec === undefined) {
-    const addon = loadNativeAddon();
-    const c = addon instanceof Error ? null : (addon as Partial<Bf16Codec>);
-    codec = c !== null && typeof c.bf16ToFloat32 === 'function' && typeof c.float32ToBf16 === 'function' ? (c as Bf16Codec) : null;
-  }
-  return codec;
+function toBf16(x: number): number {
+  // x: the float32's bits as an unsigned integer.
+  return (x & 0x7fffffff) > 0x7f800000 ? 0x7fc0 : ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /** dst[i] = src[i] widened to float32, for i < src.length. */
-export function decodeBf16(src: Uint16Array, dst: Float32Array, options: { native?: boolean } = {}): void {
+export function decodeBf16(src: Uint16Array, dst: Float32Array, options: CodecOptions = {}): void {
   if (dst.length < src.length) throw new RangeError(`decodeBf16: dst holds ${dst.length} values, src has ${src.length}`);
-  const c = options.native === false ? null : nativeCodec();
-  if (c !== null) return c.bf16ToFloat32(src, dst);
+  const k = native(options);
+  if (k !== null) return k.bf16ToFloat32(src, dst);
   const d = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) d[i] = (src[i] as number) << 16;
 }
 
 /** dst[i] = src[i] rounded to bf16 (nearest even; NaN -> 0x7fc0), for i < src.length. */
-export function encodeBf16(src: Float32Array, dst: Uint16Array, options: { native?: boolean } = {}): void {
+export function encodeBf16(src: Float32Array, dst: Uint16Array, options: CodecOptions = {}): void {
   if (dst.length < src.length) throw new RangeError(`encodeBf16: dst holds ${dst.length} values, src has ${src.length}`);
-  const c = options.native === false ? null : nativeCodec();
-  if (c !== null) return c.float32ToBf16(src, dst);
+  const k = native(options);
+  if (k !== null) return k.float32ToBf16(src, dst);
   const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = u[i] as number;
-    dst[i] = (x & 0x7fffffff) > 0x7f800000 ? 0x7fc0 : ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-  }
+  for (let i = 0; i < src.length; i++) dst[i] = toBf16(u[i] as number);
+}
+
+/** dst row i = src row rows[i] (rows of `dim` values) rounded to bf16: a selection and encode in one pass. */
+export function gatherRowsToBf16(src: Float32Array, rows: Int32Array, dim: number, dst: Uint16Array, options: CodecOptions = {}): void {
+  if (dst.length < rows.length * dim) throw new RangeError(`gatherRowsToBf16: dst holds ${dst.length} values, ${rows.length} rows of ${dim} need ${rows.length * dim}`);
+  const k = native(options);
+  if (k !== null) return k.gatherRowsToBf16(src, rows, dim, dst);
+  const srcRows = Math.floor(src.length / dim);
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  rows.forEach((r, i) => {
+    if (!(r >= 0 && r < srcRows)) throw new RangeError(`gatherRowsToBf16: row ${r} is outside the source's ${srcRows} rows`);
+    for (let j = 0; j < dim; j++) dst[i * dim + j] = toBf16(u[r * dim + j] as number);
+  });
 }

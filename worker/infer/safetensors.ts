@@ -237,10 +237,13 @@ function halfToFloat(h: number): number {
 }
 
 export interface TensorToWrite {
-  /** Float data may be stored as F32, F16 or BF16 (rounded to nearest even); U8 data as U8, I32 as I32. */
+  /**
+   * Float data may be stored as F32, F16 or BF16 (rounded to nearest even); U8 data as U8, I32 as
+   * I32; BF16 also takes already-encoded bits as a Uint16Array.
+   */
   dtype: 'F32' | 'F16' | 'BF16' | 'U8' | 'I32';
   shape: number[];
-  data: Float32Array | Uint8Array | Int32Array;
+  data: Float32Array | Uint8Array | Int32Array | Uint16Array;
 }
 
 function floatToBf16(f: Float32Array): Buffer {
@@ -277,8 +280,10 @@ function floatToHalf(f: Float32Array): Buffer {
 }
 
 function tensorBytes(name: string, t: TensorToWrite): Buffer {
-  const matches = t.dtype === 'U8' ? t.data instanceof Uint8Array : t.dtype === 'I32' ? t.data instanceof Int32Array : t.data instanceof Float32Array;
+  const bf16Bits = t.dtype === 'BF16' && t.data instanceof Uint16Array;
+  const matches = t.dtype === 'U8' ? t.data instanceof Uint8Array : t.dtype === 'I32' ? t.data instanceof Int32Array : bf16Bits || t.data instanceof Float32Array;
   if (!matches) throw new Error(`tensor "${name}": dtype ${t.dtype} does not match its data`);
+  if (bf16Bits) return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   if (t.dtype === 'BF16') return floatToBf16(t.data as Float32Array);
   if (t.dtype === 'F16') return floatToHalf(t.data as Float32Array);
   return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
@@ -286,6 +291,11 @@ function tensorBytes(name: string, t: TensorToWrite): Buffer {
 
 /** Serialises tensors into safetensors bytes, 8-byte aligned data as the format recommends. */
 export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
+  return Buffer.concat(encodeSafetensorsChunks(tensors, metadata));
+}
+
+/** The same bytes as encodeSafetensors, as the pieces to write one after another (no big copy). */
+export function encodeSafetensorsChunks(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer[] {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
   const chunks: Buffer[] = [];
@@ -302,11 +312,11 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([len, Buffer.from(json, 'utf8'), ...chunks]);
+  return [len, Buffer.from(json, 'utf8'), ...chunks];
 }
 
 export async function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  await writeFileAtomic(path, encodeSafetensorsChunks(tensors, metadata));
 }
 
 /** The `__metadata__` of a safetensors file, reading only its header (not the tensor data). */

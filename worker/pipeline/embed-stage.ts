@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { readPlannedRegion } from '../regions/read-region.js';
 import type { SlideSource } from '../slide/slide-source.js';
 import { writeSafetensors } from '../infer/safetensors.js';
+import { gatherRowsToBf16 } from '../infer/bf16.js';
 import type { EmbeddingBatch, VitEngine } from '../infer/vit-engine.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
 import { cachedTissueLayout, ownedTissuePatches, type TissueLayout } from './tissue-layout.js';
@@ -85,16 +86,18 @@ export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Pro
   const dim = out.dim;
   const owned = batch.regions.map((r) => ownedTissuePatches(plan, layout, r));
   const rows = owned.reduce((a, o) => a + o.patches.length, 0);
-  const emb = new Float32Array(rows * dim);
+  // Token rows of the forward's output to keep, and their cells; then select + BF16 in one pass.
+  const tokenRows = new Int32Array(rows);
   const cells = new Int32Array(rows);
   let i = 0;
   owned.forEach((o, b) => {
     o.patches.forEach((p, k) => {
-      const src = (b * out.tokens + prefix + p) * dim;
-      emb.set(out.data.subarray(src, src + dim), i * dim);
+      tokenRows[i] = b * out.tokens + prefix + p;
       cells[i++] = o.cells[k] as number;
     });
   });
+  const emb = new Uint16Array(rows * dim);
+  gatherRowsToBf16(out.data, tokenRows, dim, emb);
   await writeSafetensors(
     partPath(plan, batch.index),
     {

@@ -4,7 +4,9 @@
  * same steps streaming over part files; this is what tests and small callers use, and what the
  * streaming result must equal.
  */
-import type { FitStatistics, PatchEmbeddings, Scorer } from './types.js';
+import { checkEmbeddings, type FitStatistics, type PatchEmbeddings, type Scorer } from './types.js';
+import { ScoreInputError } from './errors.js';
+import { arrayKernels } from '../native/array-kernels.js';
 
 /** Running float64 column sums of embedding rows: the mean that `fit` centres on. */
 export class RowSums {
@@ -15,9 +17,18 @@ export class RowSums {
     this.sums = new Float64Array(dim);
   }
 
-  /** Adds the first `count` rows of `data` (count x dim). */
-  add(data: Float32Array, count: number): void {
+  /** Adds the first `count` rows of `data` (count x dim). `native: false`: the JavaScript loop (same bits). */
+  add(data: Float32Array, count: number, options: { native?: boolean } = {}): void {
     const { dim, sums } = this;
+    if (!(Number.isInteger(count) && count >= 0 && data.length >= count * dim)) {
+      throw new ScoreInputError(`row sums: ${count} rows of ${dim} need ${count * dim} values, the data has ${data.length}`);
+    }
+    const k = options.native === false ? null : arrayKernels();
+    if (k !== null) {
+      k.addColumnSums(data, count, dim, sums);
+      this.count += count;
+      return;
+    }
     for (let i = 0; i < count; i++) {
       const off = i * dim;
       for (let j = 0; j < dim; j++) sums[j] = (sums[j] as number) + (data[off + j] as number);
@@ -49,6 +60,7 @@ export const SCORE_EMBEDDINGS_DEFAULTS: Readonly<ScoreEmbeddingsOptions> = { chu
 /** Fits `scorer` to `e` and scores every row of it. */
 export async function scoreEmbeddings(scorer: Scorer, e: PatchEmbeddings, options: Partial<ScoreEmbeddingsOptions> = {}): Promise<Float32Array> {
   const { chunkRows } = { ...SCORE_EMBEDDINGS_DEFAULTS, ...options };
+  checkEmbeddings(e);
   const sums = new RowSums(e.dim);
   sums.add(e.data, e.count);
   const fitted = await scorer.fit(selectRows(e, scorer.fitRows(e.count)), sums.statistics());

@@ -3,6 +3,7 @@
  * caller keeps the mapping from rows back to grid cells, so scorers never see empty cells.
  */
 import { ScoreInputError } from './errors.js';
+import { arrayKernels } from '../native/array-kernels.js';
 
 export interface PatchEmbeddings {
   count: number;
@@ -78,9 +79,11 @@ export function checkEmbeddings(e: PatchEmbeddings, expectedDim?: number): void 
     throw new ScoreInputError(`embeddings have dim ${e.dim}, this scorer was set up for dim ${expectedDim} (a different model?)`);
   }
   const d = e.data;
-  for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i] as number)) {
-      throw new ScoreInputError(`embedding of patch ${Math.floor(i / e.dim)} has a non-finite value (${d[i]}) at component ${i % e.dim}; the model produced NaN/Inf`);
-    }
+  const k = arrayKernels();
+  let bad = -1;
+  if (k !== null) bad = k.firstNonFinite(d);
+  else for (let i = 0; i < d.length && bad < 0; i++) if (!Number.isFinite(d[i] as number)) bad = i;
+  if (bad >= 0) {
+    throw new ScoreInputError(`embedding of patch ${Math.floor(bad / e.dim)} has a non-finite value (${d[bad]}) at component ${bad % e.dim}; the model produced NaN/Inf`);
   }
 }

@@ -2,20 +2,45 @@
  * Write-then-rename, so a reader (or a worker that restarts after a crash) sees either the old
  * file or the complete new one, never a half-written file.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/** `data` as pieces is written in order, without first joining it into one buffer. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   // Same directory, so rename never crosses a filesystem boundary.
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await writeFile(tmp, data, { flush: true });
+    if (typeof data === 'string' || data instanceof Uint8Array) await writeFile(tmp, data, { flush: true });
+    else await writeChunks(tmp, data);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  }
+}
+
+async function writeChunks(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    // writev may write less than asked (large totals): continue from where it stopped.
+    let pending = chunks.filter((c) => c.length > 0);
+    while (pending.length > 0) {
+      let { bytesWritten } = await fh.writev(pending);
+      const rest: Uint8Array[] = [];
+      for (const c of pending) {
+        if (bytesWritten >= c.length) bytesWritten -= c.length;
+        else {
+          rest.push(c.subarray(bytesWritten));
+          bytesWritten = 0;
+        }
+      }
+      pending = rest;
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
