@@ -38,17 +38,7 @@ void projectCenteredCpu(const float* rows, int64_t n, int dim, const double* cen
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t r0 = blk * kRowBlock;
       const int64_t m = std::min(kRowBlock, n - r0);
-      for (int64_t i = 0; i < m; ++i) {
-        const float* x = rows + (r0 + i) * dim;
-        float* y = xc.data() + i * dim;
-        double s = 0;
-        for (int c = 0; c < dim; ++c) {
-          const float v = static_cast<float>(static_cast<double>(x[c]) - center[c]);
-          y[c] = v;
-          s += static_cast<double>(v) * v;
-        }
-        sqNorms[r0 + i] = s;
-      }
+      for (int64_t i = 0; i < m; ++i) sqNorms[r0 + i] = centerRow(rows + (r0 + i) * dim, center, dim, xc.data() + i * dim);
       if (k > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), k, dim, 1.0f, xc.data(), dim, basis,
                     dim, 0.0f, coords + r0 * k, k);

@@ -41,16 +41,9 @@ void knnCenterRows(const float* rows, int64_t n, int dim, const double* center, 
                    double* sqNorms) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; ++r) {
-    const float* x = rows + r * dim;
     float* y = out + r * ld;
-    double s = 0;
-    for (int c = 0; c < dim; ++c) {
-      const float v = static_cast<float>(static_cast<double>(x[c]) - center[c]);
-      y[c] = v;
-      s += static_cast<double>(v) * v;
-    }
+    sqNorms[r] = centerRow(rows + r * dim, center, dim, y);
     for (int c = dim; c < ld; ++c) y[c] = 0.0f;
-    sqNorms[r] = s;
   }
 }
 
@@ -101,17 +94,7 @@ void CpuNearestIndex::search(const float* queries, int64_t n, float* out) const 
       const int64_t q0 = blk * qb;
       const int64_t m = std::min(qb, n - q0);
       // Centring runs inside this thread (the outer team is already busy).
-      for (int64_t i = 0; i < m; ++i) {
-        const float* x = queries + (q0 + i) * dim;
-        float* y = q.data() + i * dim;
-        double acc = 0;
-        for (int c = 0; c < dim; ++c) {
-          const float v = static_cast<float>(static_cast<double>(x[c]) - center_[c]);
-          y[c] = v;
-          acc += static_cast<double>(v) * v;
-        }
-        qNorm[i] = acc;
-      }
+      for (int64_t i = 0; i < m; ++i) qNorm[i] = centerRow(queries + (q0 + i) * dim, center_.data(), dim, q.data() + i * dim);
       std::fill(best.begin(), best.begin() + m, std::numeric_limits<float>::infinity());
       for (int64_t b0 = 0; b0 < size; b0 += bb) {
         const int64_t nb = std::min(bb, size - b0);

@@ -32,6 +32,18 @@ struct CenteredRows {
 // Column mean of rows [n, dim] in double (zeros for n == 0).
 std::vector<double> knnColumnMean(const float* rows, int64_t n, int dim);
 
+// One row centred on `center` (double) into y (float32); returns the squared norm of the float32
+// values (double), i.e. of what the GEMM will see. Every centring in the scoring kernels is this.
+inline double centerRow(const float* x, const double* center, int dim, float* y) {
+  double s = 0;
+  for (int c = 0; c < dim; ++c) {
+    const float v = static_cast<float>(static_cast<double>(x[c]) - center[c]);
+    y[c] = v;
+    s += static_cast<double>(v) * v;
+  }
+  return s;
+}
+
 // Centres rows [n, dim] on `center` (double, dim) into out [n, ld] (float32, padding
 // zeroed) and writes the squared norms of the centred rows (double, from the float32
 // values that the GEMM will see). OpenMP over rows.

@@ -27,7 +27,8 @@ import type { AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
-import { gatherRows, tissueChunks, tissueLayout } from './tissue-chunks.js';
+import { gatherRows, tissueChunks } from './tissue-chunks.js';
+import { cachedTissueLayout } from './tissue-layout.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import sharp from 'sharp';
 
@@ -83,7 +84,8 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
   const tissuePng = await readFile(join(dir, 'tissue.png'));
-  const layout = await tissueLayout(plan);
+  // The embed stage built it in this process already (embedded mode, or a worker that ran batches).
+  const layout = await cachedTissueLayout(plan);
   const { grid, count, dim } = layout;
   const tLayout = performance.now();
 

@@ -4,7 +4,7 @@
  * same steps streaming over part files; this is what tests and small callers use, and what the
  * streaming result must equal.
  */
-import { checkEmbeddings, type FitStatistics, type PatchEmbeddings, type Scorer } from './types.js';
+import type { FitStatistics, PatchEmbeddings, Scorer } from './types.js';
 import { ScoreInputError } from './errors.js';
 import { arrayKernels } from '../native/array-kernels.js';
 
@@ -60,7 +60,6 @@ export const SCORE_EMBEDDINGS_DEFAULTS: Readonly<ScoreEmbeddingsOptions> = { chu
 /** Fits `scorer` to `e` and scores every row of it. */
 export async function scoreEmbeddings(scorer: Scorer, e: PatchEmbeddings, options: Partial<ScoreEmbeddingsOptions> = {}): Promise<Float32Array> {
   const { chunkRows } = { ...SCORE_EMBEDDINGS_DEFAULTS, ...options };
-  checkEmbeddings(e);
   const sums = new RowSums(e.dim);
   sums.add(e.data, e.count);
   const fitted = await scorer.fit(selectRows(e, scorer.fitRows(e.count)), sums.statistics());
