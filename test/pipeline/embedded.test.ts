@@ -13,7 +13,8 @@ import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
 import { SelfScorer } from '../../worker/score/self-scorer.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
-import { BROKEN, CMU, tempDir } from '../helpers.js';
+import { BOXES, BROKEN, CMU, KIDNEY, NDPI, SLIDES, TINY, tempDir } from '../helpers.js';
+import { findSlides } from '../../worker/submit/find-slides.js';
 
 type HeatmapJson = HeatmapMeta;
 
@@ -38,8 +39,8 @@ describe('embedded mode (analyze) on real slides', () => {
     expect(Number.isNaN(at(2219 + 100, 100))).toBe(true); // past the slide edge
     const finite = Array.from(heat).filter(Number.isFinite);
     expect(finite.length).toBeGreaterThan(0.2 * meta.rows * meta.cols);
-    expect(Math.min(...finite)).toBeCloseTo(meta.min, 4);
-    expect(Math.max(...finite)).toBeCloseTo(meta.max, 4);
+    expect(Math.min(...finite)).toBeCloseTo(meta.min as number, 4);
+    expect(Math.max(...finite)).toBeCloseTo(meta.max as number, 4);
     const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { tissueCells: number; timings: Record<string, number> };
     expect(summary.tissueCells).toBe(finite.length);
     expect(summary.timings['inferenceMs']).toBeGreaterThan(0);
@@ -99,12 +100,35 @@ describe('embedded mode (analyze) on real slides', () => {
     await expect(gatherRows(plan!, layout, Int32Array.from([0]))).rejects.toBeInstanceOf(PartFileError);
   });
 
-  it('a batch with a broken slide: that one fails with a reason, the others succeed', async () => {
+  it('every real slide of the fixtures folder, broken.svs among them: results, or a reason a person can act on; one failure stops no other slide', async () => {
     const data = tempDir();
-    const outcomes = await analyzeEmbedded([BROKEN, CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
-    expect(outcomes.map((o) => o.status)).toEqual(['failed', 'done']);
-    expect(outcomes[0]?.reason).toMatch(/broken\.svs: not a slide format/);
-    const failure = JSON.parse(readFileSync(join(outcomes[0]!.resultDir!, 'failure.json'), 'utf8')) as { reason: string };
+    const slides = await findSlides([SLIDES]);
+    expect(slides).toEqual([BOXES, BROKEN, CMU, NDPI, KIDNEY, TINY]);
+    const outcomes = await analyzeEmbedded(slides, { dataDir: data, regionSize: 512, device: 'cpu' });
+    const by = new Map(outcomes.map((o) => [o.slidePath, o]));
+    // No scan resolution in the file: refused before any work, with the flag that fixes it.
+    for (const s of [BOXES, KIDNEY]) {
+      expect(by.get(s)?.status).toBe('failed');
+      expect(by.get(s)?.reason).toMatch(/no microns-per-pixel in the slide.*pass --mpp/);
+    }
+    expect(by.get(BROKEN)?.reason).toMatch(/broken\.svs: not a slide format/);
+    const failure = JSON.parse(readFileSync(join(by.get(BROKEN)!.resultDir!, 'failure.json'), 'utf8')) as { reason: string };
     expect(failure.reason).toMatch(/not a slide format/);
+    // H&E (Aperio) and fluorescence (Hamamatsu NDPI through OpenSlide) both give scored tissue.
+    for (const s of [CMU, NDPI]) {
+      const o = by.get(s);
+      expect(o?.status, o?.reason).toBe('done');
+      const summary = JSON.parse(readFileSync(join(o!.resultDir!, 'summary.json'), 'utf8')) as { tissueCells: number; slideScore: number | null };
+      expect(summary.tissueCells).toBeGreaterThan(1000);
+      expect(Number.isFinite(summary.slideScore)).toBe(true);
+    }
+    // 16 x 16 px of glass: a complete result that says "no tissue", not a score of 0.
+    const tiny = by.get(TINY);
+    expect(tiny?.status, tiny?.reason).toBe('done');
+    expect(tiny?.slideScore).toBeNull();
+    const meta = JSON.parse(readFileSync(join(tiny!.resultDir!, 'heatmap.json'), 'utf8')) as HeatmapJson;
+    expect([meta.min, meta.max]).toEqual([null, null]);
+    expect(Array.from(decodeNpyFloat32(readFileSync(join(tiny!.resultDir!, 'heatmap.npy'))).data).every(Number.isNaN)).toBe(true);
+    expect(JSON.parse(readFileSync(join(tiny!.resultDir!, 'regions.geojson'), 'utf8'))).toMatchObject({ type: 'FeatureCollection', features: [] });
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
-import { BROKEN, CMU, NDPI, ROOT, tempDir } from '../helpers.js';
+import { BOXES, BROKEN, CMU, KIDNEY, NDPI, ROOT, SLIDES, TINY, tempDir } from '../helpers.js';
 
 const BIN = join(ROOT, 'bin', 'flashslide.js');
 let redis: RedisHandle;
@@ -68,28 +68,32 @@ const opts = (data: string): string[] => ['--redis', '', '--data', data, '--regi
 const withRedis = (args: string[]): string[] => args.map((a, i) => (a === '' && args[i - 1] === '--redis' ? redis.url : a));
 
 describe('queue mode: BullMQ on a real Redis', () => {
-  it('a batch of slides with one broken: the broken one fails with a reason, the others get heatmaps; resubmission is deduplicated', async () => {
+  it('the fixtures folder as one batch: broken.svs and the slides without mpp fail with a reason, the others get heatmaps; resubmission is deduplicated', async () => {
     const data = tempDir();
     const w = startWorker();
     try {
-      const r = await cli(withRedis(['submit', CMU, NDPI, BROKEN, '--wait', '--json', ...opts(data)]));
-      expect(r.code, r.stderr + w.log()).toBe(3); // one slide failed
+      const r = await cli(withRedis(['submit', SLIDES, '--wait', '--json', ...opts(data)]));
+      expect(r.code, r.stderr + w.log()).toBe(3); // some slides failed
       const statuses = JSON.parse(r.stdout) as Status[];
-      expect(statuses.map((s) => s.state)).toEqual(['done', 'done', 'failed']);
-      expect(statuses[2]?.reason).toMatch(/broken\.svs: not a slide format/);
-      for (const s of statuses.slice(0, 2)) {
+      const state = new Map(statuses.map((s) => [s.slidePath, s]));
+      expect(statuses.map((s) => s.slidePath)).toEqual([BOXES, BROKEN, CMU, NDPI, KIDNEY, TINY]);
+      expect(statuses.map((s) => s.state)).toEqual(['failed', 'failed', 'done', 'done', 'failed', 'done']);
+      expect(state.get(BROKEN)?.reason).toMatch(/broken\.svs: not a slide format/);
+      expect(state.get(KIDNEY)?.reason).toMatch(/no microns-per-pixel.*pass --mpp/);
+      for (const s of [CMU, NDPI].map((p) => state.get(p)!)) {
         const meta = JSON.parse(readFileSync(join(s.resultDir, 'heatmap.json'), 'utf8')) as { rows: number; cols: number };
         expect(decodeNpyFloat32(readFileSync(join(s.resultDir, 'heatmap.npy'))).shape).toEqual([meta.rows, meta.cols]);
       }
+      const statusesOk = [CMU, NDPI].map((p) => state.get(p)!);
 
       const again = await cli(withRedis(['submit', CMU, NDPI, '--json', ...opts(data)]));
       const second = JSON.parse(again.stdout) as Status[];
       expect(second.map((s) => s.submitted)).toEqual(['already-done', 'already-done']);
-      expect(second.map((s) => s.analysisId)).toEqual(statuses.slice(0, 2).map((s) => s.analysisId));
+      expect(second.map((s) => s.analysisId)).toEqual(statusesOk.map((s) => s.analysisId));
 
       const st = await cli(['status', '--json', '--redis', redis.url]);
       const known = JSON.parse(st.stdout) as Status[];
-      expect(known.length).toBeGreaterThanOrEqual(3);
+      expect(known.length).toBeGreaterThanOrEqual(6);
     } finally {
       await stopWorker(w);
     }

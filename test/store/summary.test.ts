@@ -7,7 +7,7 @@ describe('slide summary numbers', () => {
     const scores = Float32Array.from({ length: 1000 }, (_, i) => i + 1);
     expect(slideScore(scores)).toBe(995.5);
     expect(slideScore(Float32Array.from([3, Number.NaN, 7, 5]))).toBe(7);
-    expect(slideScore(Float32Array.from([Number.NaN]))).toBe(0);
+    expect(slideScore(Float32Array.from([Number.NaN]))).toBeNull();
   });
 
   it('counts tissue and anomalous cells, and the score range, ignoring NaN', () => {

@@ -8,6 +8,7 @@ import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js'
 import { progressBar } from '../pipeline/progress.js';
 import { buildReferenceFromSlides } from '../pipeline/reference-build.js';
 import { findSlides } from '../submit/find-slides.js';
+import { scoreText } from '../store/summary.js';
 import { redisUrl } from '../queue/connection.js';
 import { SlideWorker } from '../queue/slide-worker.js';
 import { knownAnalyses, slideStatuses, submitSlides, waitForSlides, type SlideStatus } from '../queue/submit.js';
@@ -73,7 +74,7 @@ function helpRequested(p: Parsed, text: string): boolean {
 
 function outcomeLine(o: SlideOutcome): string {
   if (o.status === 'failed') return `FAILED  ${o.slidePath}: ${o.reason}`;
-  const score = o.slideScore === undefined ? '' : ` score ${o.slideScore.toFixed(3)},`;
+  const score = o.slideScore === undefined ? '' : ` ${scoreText(o.slideScore)},`;
   return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${o.slidePath}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${o.resultDir}`;
 }
 

@@ -21,8 +21,8 @@ import { anomalousRegions } from '../store/contours.js';
 import { toQuPathGeoJson } from '../store/geojson.js';
 import { renderOverlay } from '../store/overlay.js';
 import { ResultStore } from '../store/result-store.js';
-import type { HeatmapMeta } from '../store/heatmap-json.js';
-import type { SlideFailure, SlideSummary } from '../store/summary.js';
+import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
+import { slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
 import type { AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
@@ -113,16 +113,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
     fitted.close();
   }
   const tPass2 = performance.now();
-  let min = Infinity;
-  let max = -Infinity;
-  for (const s of scores) {
-    if (s < min) min = s;
-    if (s > max) max = s;
-  }
-  if (count === 0) {
-    min = 0;
-    max = 0;
-  }
+  const range = scoreRange(scores);
   const threshold = count === 0 ? Infinity : scorer.defaultThreshold(scores);
   const regions = anomalousRegions(heatmap, grid.rows, grid.cols, threshold, {
     originX: grid.originX,
@@ -148,8 +139,8 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
     model: spec.modelName,
     scoreMethod: scorer.method,
     scoreParams: scorer.params,
-    min,
-    max,
+    min: range?.min ?? null,
+    max: range?.max ?? null,
     threshold,
     createdAt: new Date().toISOString(),
     flashslideVersion: FLASHSLIDE_VERSION,
@@ -162,17 +153,13 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
     heatmap,
     rows: grid.rows,
     cols: grid.cols,
-    min,
-    max,
+    min: range?.min ?? 0,
+    max: range?.max ?? 0,
     threshold,
     // The grid may hang over the slide's right/bottom edge; the overlay covers the slide only.
     coverage: { width: (grid.cols * grid.cellSizeLevel0) / plan.slide.width, height: (grid.rows * grid.cellSizeLevel0) / plan.slide.height },
   });
 
-  const sorted = Float32Array.from(scores).sort();
-  const top = Math.max(1, Math.ceil(sorted.length * 0.01));
-  let topSum = 0;
-  for (let i = sorted.length - top; i < sorted.length; i++) topSum += sorted[i] as number;
   let anomalousCells = 0;
   for (const s of scores) if (s >= threshold) anomalousCells++;
   const scoringMs = performance.now() - scoringStarted;
@@ -180,7 +167,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
     slideId: spec.analysisId,
     slidePath: spec.slidePath,
     status: 'done',
-    slideScore: count === 0 ? 0 : topSum / top,
+    slideScore: slideScore(scores),
     tissueCells: count,
     anomalousCells,
     regionsCount: regions.length,

@@ -21,7 +21,8 @@ export interface SlideOutcome {
   resultDir: string | null;
   status: 'done' | 'cached' | 'failed';
   reason?: string;
-  slideScore?: number;
+  /** null: the slide has no tissue, nothing was scored. */
+  slideScore?: number | null;
   regions?: number;
   anomalousRegions?: number;
 }

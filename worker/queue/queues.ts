@@ -3,7 +3,7 @@
  * BullMQ itself deduplicates: adding a job whose id exists returns the existing job.
  *
  *   flashslide-plan       one job per analysis: open, find tissue, plan; then adds the flow below
- *   flashslide-aggregate  parent, one per analysis: score and store, once every batch is embedded
+ *   flashslide-aggregate  the parent `slide` job of each flow: score and store, once every batch is embedded
  *   flashslide-embed      children, one per region batch: read regions, run the ViT, store embeddings
  */
 import type { AnalysisSpec } from '../pipeline/analysis-spec.js';

@@ -20,6 +20,7 @@ import { aggregateSlide, readPartTimings, writeFailure } from '../pipeline/aggre
 import { getEngine } from '../pipeline/engine-cache.js';
 import { isSlideFailure } from '../pipeline/run-embedded.js';
 import { openSlide } from '../slide/open-slide.js';
+import { scoreText } from '../store/summary.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
 
 export interface SlideWorkerOptions {
@@ -85,10 +86,11 @@ export class SlideWorker {
       const plan = await planSlide(spec, engine.arch);
       const regionsTotal = plan.regionPlan.regions.length;
       await this.redis.hset(progressKey(spec.analysisId), 'total', regionsTotal);
-      // Children fail the parent on failure: without that a failed batch would leave the
-      // aggregate job waiting for its children forever.
+      // One flow per slide: the parent `slide` job (aggregate queue) runs once its children, the
+      // region batches, are done. Children fail the parent on failure: without that a failed
+      // batch would leave the parent waiting for its children forever.
       await this.flow.add({
-        name: 'aggregate',
+        name: 'slide',
         queueName: QUEUES.aggregate,
         data: { spec } satisfies AggregateJobData,
         opts: { jobId: jobIds.aggregate(spec.analysisId), ...KEEP },
@@ -142,14 +144,14 @@ export class SlideWorker {
     return { regions: n };
   }
 
-  private async aggregate(job: BullJob<AggregateJobData>): Promise<{ slideScore: number; regionsCount: number }> {
+  private async aggregate(job: BullJob<AggregateJobData>): Promise<{ slideScore: number | null; regionsCount: number }> {
     const { spec } = job.data;
     const plan = await readPlan(spec);
     if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir}`);
     const timings = await readPartTimings(plan);
     const summary = await aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp });
     await this.redis.del(progressKey(spec.analysisId));
-    this.o.log(`done ${spec.slideName}: score ${summary.slideScore.toFixed(3)}, ${summary.regionsCount} anomalous regions -> ${spec.resultDir}`);
+    this.o.log(`done ${spec.slideName}: ${scoreText(summary.slideScore)}, ${summary.regionsCount} anomalous regions -> ${spec.resultDir}`);
     return { slideScore: summary.slideScore, regionsCount: summary.regionsCount };
   }
 

@@ -29,9 +29,9 @@ export interface HeatmapMeta {
   model: string;
   scoreMethod: string;
   scoreParams: Readonly<Record<string, unknown>>;
-  /** Range of the tissue cells' scores (NaN cells excluded). */
-  min: number;
-  max: number;
+  /** Range of the tissue cells' scores (NaN cells excluded); null when the slide has no tissue. */
+  min: number | null;
+  max: number | null;
   /**
    * Cells with score >= threshold are anomalous. Infinity (written as null, JSON has no Infinity)
    * when the method could not set one, e.g. too few tissue cells.

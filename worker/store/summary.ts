@@ -32,8 +32,11 @@ export interface SlideSummary {
   slideId: string;
   slidePath?: string;
   status: 'done';
-  /** Mean of the top 1 % of tissue cell scores: robust to one stray cell, sensitive to a small lesion. */
-  slideScore: number;
+  /**
+   * Mean of the top 1 % of tissue cell scores: robust to one stray cell, sensitive to a small
+   * lesion. null when the slide has no tissue: nothing was scored, which is not "normal".
+   */
+  slideScore: number | null;
   tissueCells: number;
   anomalousCells: number;
   regionsCount: number;
@@ -58,16 +61,19 @@ export interface SlideFailure {
   at: string;
 }
 
+/** How a slide score reads in a log line or a table. */
+export const scoreText = (score: number | null): string => (score === null ? 'no tissue' : `score ${score.toFixed(3)}`);
+
 export const SLIDE_SCORE_TOP_FRACTION = 0.01;
 
-/** Mean of the top 1 % (at least one) of the finite scores; 0 without any. */
-export function slideScore(scores: ArrayLike<number>, topFraction = SLIDE_SCORE_TOP_FRACTION): number {
+/** Mean of the top 1 % (at least one) of the finite scores; null without any. */
+export function slideScore(scores: ArrayLike<number>, topFraction = SLIDE_SCORE_TOP_FRACTION): number | null {
   const finite: number[] = [];
   for (let i = 0; i < scores.length; i++) {
     const v = scores[i] as number;
     if (Number.isFinite(v)) finite.push(v);
   }
-  if (finite.length === 0) return 0;
+  if (finite.length === 0) return null;
   const sorted = Float64Array.from(finite).sort();
   const top = Math.max(1, Math.ceil(sorted.length * topFraction));
   let sum = 0;
