@@ -90,8 +90,9 @@ if (r.status !== 0) {
 const peakKb = Number(/peakRssKb=(\d+)/.exec(r.stderr)?.[1] ?? NaN);
 const [outcome] = JSON.parse(r.stdout);
 const summary = JSON.parse(readFileSync(join(outcome.resultDir, 'summary.json'), 'utf8'));
-const plan = JSON.parse(readFileSync(join(outcome.resultDir, 'work', 'plan.json'), 'utf8'));
-const partsBytes = readdirSync(join(outcome.resultDir, 'work', 'parts')).reduce((a, f) => a + statSync(join(outcome.resultDir, 'work', 'parts', f)).size, 0);
+const embeddingsDir = summary.embeddings.dir;
+const plan = JSON.parse(readFileSync(join(embeddingsDir, 'plan.json'), 'utf8'));
+const partsBytes = readdirSync(join(embeddingsDir, 'parts')).reduce((a, f) => a + statSync(join(embeddingsDir, 'parts', f)).size, 0);
 
 const tissueMpx = (plan.tissue.fraction * size * size) / 1e6;
 const s = (ms) => (ms / 1000).toFixed(1);

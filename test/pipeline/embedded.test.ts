@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
@@ -21,7 +21,7 @@ type HeatmapJson = HeatmapMeta;
 const RESULT_FILES = ['heatmap.npy', 'heatmap.json', 'tissue.png', 'overlay.png', 'regions.geojson', 'summary.json'];
 
 describe('embedded mode (analyze) on real slides', () => {
-  it('CMU-1: every result file, heatmap geometry on the region grid, NaN outside tissue', async () => {
+  it('CMU-1: every result file, heatmap geometry on the region grid, NaN outside tissue; another score method reuses the embeddings', async () => {
     const data = tempDir();
     const [o] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
     expect(o?.status, o?.reason).toBe('done');
@@ -41,7 +41,7 @@ describe('embedded mode (analyze) on real slides', () => {
     expect(finite.length).toBeGreaterThan(0.2 * meta.rows * meta.cols);
     expect(Math.min(...finite)).toBeCloseTo(meta.min as number, 4);
     expect(Math.max(...finite)).toBeCloseTo(meta.max as number, 4);
-    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { tissueCells: number; timings: Record<string, number> };
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { tissueCells: number; timings: Record<string, number>; embeddings: unknown };
     expect(summary.tissueCells).toBe(finite.length);
     expect(summary.timings['inferenceMs']).toBeGreaterThan(0);
     const overlay = await sharp(join(dir, 'overlay.png')).metadata();
@@ -72,6 +72,22 @@ describe('embedded mode (analyze) on real slides', () => {
     const [again] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
     expect(again?.status).toBe('cached');
     expect(again?.resultDir).toBe(dir);
+
+    // Another score method on the same slide is another result, from the same embeddings: the
+    // ViT does not run again and the part files are not rewritten.
+    expect(summary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: plan!.batches.length });
+    const partTimes = plan!.batches.map((_, b) => statSync(partPath(plan!, b)).mtimeMs);
+    const probe = join(tempDir(), 'probe.safetensors');
+    const weight = Float32Array.from({ length: 2 * layout.dim }, (_, i) => Math.sin(i * 12.9898) * 0.05);
+    await writeSafetensors(probe, { weight: { dtype: 'F32', shape: [2, layout.dim], data: weight }, bias: { dtype: 'F32', shape: [2], data: Float32Array.from([0, 0]) } }, { classes: '["normal","tumor"]' });
+    const [probed] = await analyzeEmbedded([CMU], { dataDir: data, regionSize: 512, device: 'cpu', scoreMethod: `head:${probe}` });
+    expect(probed?.status, probed?.reason).toBe('done');
+    expect(probed?.resultDir).not.toBe(dir);
+    const probedSummary = JSON.parse(readFileSync(join(probed!.resultDir!, 'summary.json'), 'utf8')) as typeof summary;
+    expect(probedSummary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: 0 });
+    expect(probedSummary.timings['inferenceMs']).toBe(0);
+    expect(probedSummary.tissueCells).toBe(layout.count);
+    expect(plan!.batches.map((_, b) => statSync(partPath(plan!, b)).mtimeMs)).toEqual(partTimes);
 
     // Part files hold exactly the tissue cells, each once, from the region that owns it: no glass,
     // no prefix tokens, no border patch another region owns.

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
+import { writeSafetensors } from '../../worker/infer/safetensors.js';
+import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
 import { BOXES, BROKEN, CMU, KIDNEY, NDPI, ROOT, SLIDES, TINY, tempDir } from '../helpers.js';
 
 const BIN = join(ROOT, 'bin', 'flashslide.js');
@@ -68,7 +70,7 @@ const opts = (data: string): string[] => ['--redis', '', '--data', data, '--regi
 const withRedis = (args: string[]): string[] => args.map((a, i) => (a === '' && args[i - 1] === '--redis' ? redis.url : a));
 
 describe('queue mode: BullMQ on a real Redis', () => {
-  it('the fixtures folder as one batch: broken.svs and the slides without mpp fail with a reason, the others get heatmaps; resubmission is deduplicated', async () => {
+  it('the fixtures folder as one batch: broken.svs and the slides without mpp fail with a reason, the others get heatmaps; resubmission is deduplicated; another score method reuses the embeddings', async () => {
     const data = tempDir();
     const w = startWorker();
     try {
@@ -91,9 +93,24 @@ describe('queue mode: BullMQ on a real Redis', () => {
       expect(second.map((s) => s.submitted)).toEqual(['already-done', 'already-done']);
       expect(second.map((s) => s.analysisId)).toEqual(statusesOk.map((s) => s.analysisId));
 
+      // Another score method: a new analysis that the flow's parent scores from the embeddings
+      // already on disk; every embed child finds its part file and runs no model.
+      const probe = join(tempDir(), 'probe.safetensors');
+      const dim = DEMO_MODEL_SPEC.embedDim;
+      const weight = Float32Array.from({ length: 2 * dim }, (_, i) => Math.cos(i * 7.77) * 0.05);
+      await writeSafetensors(probe, { weight: { dtype: 'F32', shape: [2, dim], data: weight }, bias: { dtype: 'F32', shape: [2], data: Float32Array.from([0, 0]) } }, { classes: '["normal","tumor"]' });
+      const probed = await cli(withRedis(['submit', CMU, '--wait', '--json', '--score', `head:${probe}`, ...opts(data)]));
+      const [p] = JSON.parse(probed.stdout) as Status[];
+      expect(p?.state, probed.stderr + w.log()).toBe('done');
+      expect(p?.analysisId).not.toBe(state.get(CMU)?.analysisId);
+      const ps = JSON.parse(readFileSync(join(p!.resultDir, 'summary.json'), 'utf8')) as { embeddings: { batches: number; batchesComputed: number }; timings: { inferenceMs: number } };
+      expect(ps.embeddings.batches).toBeGreaterThan(1);
+      expect(ps.embeddings.batchesComputed).toBe(0);
+      expect(ps.timings.inferenceMs).toBe(0);
+
       const st = await cli(['status', '--json', '--redis', redis.url]);
       const known = JSON.parse(st.stdout) as Status[];
-      expect(known.length).toBeGreaterThanOrEqual(6);
+      expect(known.length).toBeGreaterThanOrEqual(7);
     } finally {
       await stopWorker(w);
     }

@@ -67,11 +67,11 @@ export async function readFailure(spec: AnalysisSpec): Promise<SlideFailure | nu
   return store.readFailure(id);
 }
 
-/** Read and inference times recorded in the part files (queue mode, where batches ran elsewhere). */
-export async function readPartTimings(plan: SlidePlan): Promise<{ readMs: number; inferenceMs: number }> {
+/** Read and inference times recorded in the given batches' part files (queue mode, where batches ran elsewhere). */
+export async function readPartTimings(plan: SlidePlan, batches: readonly number[]): Promise<{ readMs: number; inferenceMs: number }> {
   let readMs = 0;
   let inferenceMs = 0;
-  for (let b = 0; b < plan.batches.length; b++) {
+  for (const b of batches) {
     const meta = await readSafetensorsMetadata(partPath(plan, b));
     readMs += Number(meta['readMs'] ?? 0);
     inferenceMs += Number(meta['inferMs'] ?? 0);
@@ -79,7 +79,11 @@ export async function readPartTimings(plan: SlidePlan): Promise<{ readMs: number
   return { readMs, inferenceMs };
 }
 
-export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings): Promise<SlideSummary> {
+/**
+ * batchesComputed: how many of the plan's batches the embed stage ran for this analysis (the
+ * others' part files were already there, e.g. from an analysis with another score method).
+ */
+export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number): Promise<SlideSummary> {
   const scoringStarted = performance.now();
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
@@ -176,6 +180,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings)
     scoreMethod: scorer.method,
     regionsAnalysed: regionPlan.regions.length,
     effectiveMpp: regionPlan.effectiveMpp,
+    embeddings: { dir: spec.workDir, batches: plan.batches.length, batchesComputed },
     timings: {
       planMs: timings.planMs,
       readMs: timings.readMs,

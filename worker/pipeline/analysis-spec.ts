@@ -3,6 +3,12 @@
  * hash of their contents, so resubmitting the same slide with the same model and parameters is the
  * same job (deduplicated), and the result folder name follows from it.
  *
+ * Two ids, because the expensive part does not depend on the score: the embedding id (slide,
+ * model, resolution, regions) names the work folder holding the plan and the patch embeddings,
+ * and the analysis id (embedding id + score method) names the result folder. Scoring a slide
+ * again with another method (self, a reference bank, a probe) reuses its embeddings instead of
+ * running the ViT again.
+ *
  * The spec is plain JSON: it travels in queue job data and is stored in the result folder.
  */
 import { basename, extname, join, resolve } from 'node:path';
@@ -47,6 +53,8 @@ export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
 
 export interface AnalysisSpec {
   analysisId: string;
+  /** Hash of what the embeddings depend on; shared by analyses that differ only in scoring. */
+  embeddingId: string;
   slidePath: string;
   slideName: string;
   slideFingerprint: string;
@@ -63,7 +71,12 @@ export interface AnalysisSpec {
   mpp: number | null;
   /** Absolute path of this analysis's result folder. */
   resultDir: string;
+  /** Absolute path of the work folder (plan, tissue, per-batch embeddings): <data>/embeddings/<slide>-<embeddingId>. */
+  workDir: string;
 }
+
+/** Folder under --data that holds the work folders (embeddings) of every slide. */
+export const EMBEDDINGS_FOLDER = 'embeddings';
 
 function modelName(weights: string, model: string): string {
   return model === 'demo' ? DEMO_MODEL_SPEC.name : basename(weights, extname(weights));
@@ -87,19 +100,21 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     fingerprintFile(files.weights),
     scoreFingerprint(o.scoreMethod),
   ]);
-  const analysisId = stableHash({
+  const embeddingId = stableHash({
     slide: slideFingerprint,
     model: modelFingerprint,
     config: await fingerprintFile(files.config),
     targetMpp: o.targetMpp,
     regionSize: o.regionSize ?? null,
     overlap: o.overlap,
-    score: scoreId,
     mpp: o.mpp ?? null,
   }).slice(0, 24);
+  const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
   const slideName = basename(abs, extname(abs));
+  const folderName = slideName.replace(/[^\w.-]+/g, '_');
   return {
     analysisId,
+    embeddingId,
     slidePath: abs,
     slideName,
     slideFingerprint,
@@ -114,6 +129,7 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     batchSize: o.batchSize,
     scoreMethod: o.scoreMethod,
     mpp: o.mpp ?? null,
-    resultDir: resolve(join(o.dataDir, `${slideName.replace(/[^\w.-]+/g, '_')}-${analysisId.slice(0, 12)}`)),
+    resultDir: resolve(join(o.dataDir, `${folderName}-${analysisId.slice(0, 12)}`)),
+    workDir: resolve(join(o.dataDir, EMBEDDINGS_FOLDER, `${folderName}-${embeddingId.slice(0, 12)}`)),
   };
 }

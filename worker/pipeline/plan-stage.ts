@@ -1,7 +1,8 @@
 /**
  * Stage 1 of an analysis: open the slide, find tissue, plan the regions and split them into
- * inference batches. Writes <resultDir>/work/{plan.json, tissue.png, overview.png}; a plan already
- * there for the same analysis is reused, so a retried or resubmitted job does not redo it.
+ * inference batches. Writes <workDir>/{plan.json, tissue.png, overview.png}; a plan already there
+ * for the same embedding id is reused, so a retried or resubmitted job does not redo it, and an
+ * analysis that differs only in its score method shares the plan (and the embeddings) of the first.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -16,7 +17,9 @@ import type { MppSource, SlideLevel } from '../slide/slide-source.js';
 import type { ModelArch } from '../infer/vit-engine.js';
 
 export interface SlidePlan {
+  /** The analysis this plan is being used for (on disk: the one that made it). */
   spec: AnalysisSpec;
+  embeddingId: string;
   slide: {
     width: number;
     height: number;
@@ -34,13 +37,14 @@ export interface SlidePlan {
   planMs: number;
 }
 
-export const workDir = (spec: AnalysisSpec): string => join(spec.resultDir, 'work');
+export const workDir = (spec: AnalysisSpec): string => spec.workDir;
 export const planPath = (spec: AnalysisSpec): string => join(workDir(spec), 'plan.json');
 
+/** The plan of spec's embeddings, whichever analysis made it, with spec as its analysis. */
 export async function readPlan(spec: AnalysisSpec): Promise<SlidePlan | null> {
   if (!existsSync(planPath(spec))) return null;
   const plan = JSON.parse(await readFile(planPath(spec), 'utf8')) as SlidePlan;
-  return plan.spec.analysisId === spec.analysisId ? plan : null;
+  return plan.embeddingId === spec.embeddingId ? { ...plan, spec } : null;
 }
 
 export function defaultRegionSize(patchSize: number): number {
@@ -67,6 +71,7 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<Sl
     const mpp = source.mpp as { x: number; y: number }; // planRegions has thrown if it were null
     const plan: SlidePlan = {
       spec,
+      embeddingId: spec.embeddingId,
       slide: {
         width: source.width,
         height: source.height,

@@ -38,7 +38,7 @@ export async function buildReferenceFromSlides(slides: readonly string[], out: s
   const sets: PatchEmbeddings[] = [];
   let model = '';
   for (const [i, slide] of slides.entries()) {
-    // The bank depends only on the embeddings, whatever score the analysis id would carry.
+    // Only the embeddings matter here; they are shared with every analysis of the slide, whatever its score.
     const spec = await describeAnalysis(slide, { ...options, scoreMethod: 'self' });
     model = spec.modelName;
     const { plan } = await embedSlide(spec, options);

@@ -39,7 +39,7 @@ export function isSlideFailure(err: unknown): err is Error {
 }
 
 /** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
-export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<{ plan: SlidePlan; timings: AggregateTimings }> {
+export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<{ plan: SlidePlan; timings: AggregateTimings; batchesComputed: number }> {
   const started = performance.now();
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
   const progress = (stage: 'plan' | 'embed' | 'aggregate' | 'done', done: number, total: number): void =>
@@ -87,13 +87,13 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
     await source.close();
   }
   progress('aggregate', total, total);
-  return { plan, timings: { ...timings, startedAt: started } };
+  return { plan, timings: { ...timings, startedAt: started }, batchesComputed: todo.length };
 }
 
 export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<SlideOutcome> {
-  const { plan, timings } = await embedSlide(spec, options);
+  const { plan, timings, batchesComputed } = await embedSlide(spec, options);
   const total = plan.regionPlan.regions.length;
-  const summary = await aggregateSlide(plan, timings);
+  const summary = await aggregateSlide(plan, timings, batchesComputed);
   options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage: 'done', regionsDone: total, regionsTotal: total });
   return {
     slidePath: spec.slidePath,

@@ -43,6 +43,13 @@ export const DEFAULT_WORKER_OPTIONS: Readonly<Omit<SlideWorkerOptions, 'redisUrl
 
 const progressKey = (analysisId: string): string => `flashslide:progress:${analysisId}`;
 
+/** What an embed job returns (its parent reads them all): whether it ran the model or found its part on disk. */
+interface EmbedJobResult {
+  batch: number;
+  regions: number;
+  computed: boolean;
+}
+
 export class SlideWorker {
   private readonly workers: Worker[] = [];
   private readonly flow: FlowProducer;
@@ -112,12 +119,13 @@ export class SlideWorker {
     }
   }
 
-  private async embed(job: BullJob<EmbedJobData>): Promise<{ regions: number }> {
+  private async embed(job: BullJob<EmbedJobData>): Promise<EmbedJobResult> {
     const { spec, batch, regionsTotal } = job.data;
     const plan = await readPlan(spec);
     if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir} (is the data folder shared by all workers?)`);
     const n = plan.batches[batch]?.length ?? 0;
-    if (!partExists(plan, batch)) {
+    const computed = !partExists(plan, batch);
+    if (computed) {
       try {
         const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
         const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
@@ -141,15 +149,18 @@ export class SlideWorker {
       const parent = await Job.fromId(this.workers[2] as Worker, parentId).catch(() => undefined);
       await parent?.updateProgress({ regionsDone: Math.min(done, regionsTotal), regionsTotal });
     }
-    return { regions: n };
+    return { batch, regions: n, computed };
   }
 
   private async aggregate(job: BullJob<AggregateJobData>): Promise<{ slideScore: number | null; regionsCount: number }> {
     const { spec } = job.data;
     const plan = await readPlan(spec);
     if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir}`);
-    const timings = await readPartTimings(plan);
-    const summary = await aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp });
+    // Read and inference times of the batches this analysis ran, recorded in their part files.
+    const children = Object.values(await job.getChildrenValues<EmbedJobResult>());
+    const computed = children.filter((c) => c.computed).map((c) => c.batch);
+    const timings = await readPartTimings(plan, computed);
+    const summary = await aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp }, computed.length);
     await this.redis.del(progressKey(spec.analysisId));
     this.o.log(`done ${spec.slideName}: ${scoreText(summary.slideScore)}, ${summary.regionsCount} anomalous regions -> ${spec.resultDir}`);
     return { slideScore: summary.slideScore, regionsCount: summary.regionsCount };

@@ -47,8 +47,16 @@ export interface SlideSummary {
   timings: SlideTimings;
   regionsAnalysed?: number;
   effectiveMpp?: number;
+  /** Where the patch embeddings are, and how many of their batches this analysis computed (the rest it reused). */
+  embeddings?: EmbeddingsReport;
   createdAt?: string;
   flashslideVersion?: string;
+}
+
+export interface EmbeddingsReport {
+  dir: string;
+  batches: number;
+  batchesComputed: number;
 }
 
 /** failure.json: why a slide has no result. */
