@@ -15,6 +15,7 @@ import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
 import { BOXES, BROKEN, CMU, KIDNEY, NDPI, SLIDES, TINY, tempDir } from '../helpers.js';
 import { findSlides } from '../../worker/submit/find-slides.js';
+import { writeSlideWithDamagedTiles } from '../damaged-slide.js';
 
 type HeatmapJson = HeatmapMeta;
 
@@ -146,5 +147,18 @@ describe('embedded mode (analyze) on real slides', () => {
     expect([meta.min, meta.max]).toEqual([null, null]);
     expect(Array.from(decodeNpyFloat32(readFileSync(join(tiny!.resultDir!, 'heatmap.npy'))).data).every(Number.isNaN)).toBe(true);
     expect(JSON.parse(readFileSync(join(tiny!.resultDir!, 'regions.geojson'), 'utf8'))).toMatchObject({ type: 'FeatureCollection', features: [] });
+  });
+
+  it('a slide whose tissue tiles are damaged: planned, then failed by the batch that reads them, with where and why; the next slide goes on', async () => {
+    const data = tempDir();
+    const damaged = join(data, 'damaged.tif');
+    await writeSlideWithDamagedTiles(CMU, damaged, 0.499, [[1100, 2600]]); // dense tissue, bottom
+    const outcomes = await analyzeEmbedded([damaged, CMU], { dataDir: data, regionSize: 512, device: 'cpu' });
+    expect(outcomes.map((o) => o.status)).toEqual(['failed', 'done']);
+    expect(outcomes[0]?.reason).toMatch(/damaged\.tif: cannot decode level 0 at \(1024, 2560\) 512x407: the image data there is damaged/);
+    const spec = await describeAnalysis(damaged, { dataDir: data, regionSize: 512, device: 'cpu' });
+    expect(await readPlan(spec), 'the plan was made: the damage is only in level 0').not.toBeNull();
+    expect(existsSync(join(spec.resultDir, 'summary.json'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(spec.resultDir, 'failure.json'), 'utf8'))).toMatchObject({ reason: outcomes[0]?.reason });
   });
 });

@@ -6,6 +6,7 @@ import { startRedis, type RedisHandle } from '../redis-server.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { writeSafetensors } from '../../worker/infer/safetensors.js';
+import { writeSlideWithDamagedTiles } from '../damaged-slide.js';
 import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
 import { BOXES, BROKEN, CMU, KIDNEY, NDPI, ROOT, SLIDES, TINY, tempDir } from '../helpers.js';
 
@@ -111,6 +112,23 @@ describe('queue mode: BullMQ on a real Redis', () => {
       const st = await cli(['status', '--json', '--redis', redis.url]);
       const known = JSON.parse(st.stdout) as Status[];
       expect(known.length).toBeGreaterThanOrEqual(7);
+    } finally {
+      await stopWorker(w);
+    }
+  });
+
+  it('a slide whose tissue tiles are damaged fails in its embed batch, for good (no retries), with the reason; the other slide completes', async () => {
+    const data = tempDir();
+    const damaged = join(data, 'damaged.tif');
+    await writeSlideWithDamagedTiles(CMU, damaged, 0.499, [[1100, 2600]]);
+    const w = startWorker();
+    try {
+      const r = await cli(withRedis(['submit', damaged, CMU, '--wait', '--json', ...opts(data)]));
+      const [bad, good] = JSON.parse(r.stdout) as Status[];
+      expect([bad?.state, good?.state], r.stderr + w.log()).toEqual(['failed', 'done']);
+      expect(bad?.reason).toMatch(/damaged\.tif: cannot decode level 0 at \(1024, 2560\) 512x407: the image data there is damaged/);
+      expect(w.log()).toMatch(/job embed-\w+-\d+ failed: .*damaged\.tif: cannot decode/);
+      expect(w.log(), 'a damaged file is not retried').not.toMatch(/damaged\.tif.*\(will retry\)|will retry.*damaged/);
     } finally {
       await stopWorker(w);
     }

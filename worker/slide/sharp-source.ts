@@ -73,7 +73,7 @@ export class SharpSlideSource implements SlideSource {
     } catch (err) {
       throw new CorruptSlideError(
         this.path,
-        `cannot decode level ${level} at (${win.ix}, ${win.iy}) ${win.iw}x${win.ih}: ${firstLine(err)}`,
+        `cannot decode level ${level} at (${win.ix}, ${win.iy}) ${win.iw}x${win.ih}: the image data there is damaged or unreadable (${firstLine(err)})`,
         err,
       );
     }

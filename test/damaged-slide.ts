@@ -1,0 +1,46 @@
+/**
+ * A real slide with some level-0 tiles destroyed: the overview (read from a coarse level) and the
+ * region plan are fine, and the damage shows only when the regions over it are read for the model.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+
+/** Offsets and byte counts of the tiles of a classic little-endian TIFF's first IFD. */
+function firstIfdTiles(bytes: Buffer): { offsets: number[]; counts: number[]; tileWidth: number; width: number } {
+  if (bytes.readUInt16LE(0) !== 0x4949 || bytes.readUInt16LE(2) !== 42) throw new Error('expected a classic little-endian TIFF');
+  const ifd = bytes.readUInt32LE(4);
+  const n = bytes.readUInt16LE(ifd);
+  const tags = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const e = ifd + 2 + i * 12;
+    const [tag, type, count] = [bytes.readUInt16LE(e), bytes.readUInt16LE(e + 2), bytes.readUInt32LE(e + 4)];
+    const size = type === 3 ? 2 : 4;
+    const at = count * size <= 4 ? e + 8 : bytes.readUInt32LE(e + 8);
+    tags.set(tag, Array.from({ length: count }, (_, k) => (size === 2 ? bytes.readUInt16LE(at + k * 2) : bytes.readUInt32LE(at + k * 4))));
+  }
+  const get = (tag: number): number[] => {
+    const v = tags.get(tag);
+    if (v === undefined) throw new Error(`TIFF tag ${tag} missing`);
+    return v;
+  };
+  return { offsets: get(324), counts: get(325), tileWidth: get(322)[0] as number, width: get(256)[0] as number };
+}
+
+/**
+ * Writes `source` as a tiled JPEG pyramid at `mpp` and overwrites the level-0 tiles containing the
+ * given level-0 points with garbage.
+ */
+export async function writeSlideWithDamagedTiles(source: string, out: string, mpp: number, points: readonly [number, number][]): Promise<void> {
+  const pxPerMm = 1000 / mpp;
+  await sharp(source).tiff({ tile: true, pyramid: true, compression: 'jpeg', quality: 90, resolutionUnit: 'cm', xres: pxPerMm, yres: pxPerMm }).toFile(out);
+  const bytes = readFileSync(out);
+  const { offsets, counts, tileWidth, width } = firstIfdTiles(bytes);
+  const across = Math.ceil(width / tileWidth);
+  for (const [x, y] of points) {
+    const t = Math.floor(y / tileWidth) * across + Math.floor(x / tileWidth);
+    const [o, c] = [offsets[t], counts[t]];
+    if (o === undefined || c === undefined) throw new Error(`no tile at (${x}, ${y})`);
+    bytes.fill(0x5a, o, o + c);
+  }
+  writeFileSync(out, bytes);
+}
