@@ -6,6 +6,9 @@
 // residual stream; see vit_cuda.cu). geluErfInPlace and residualAddBf16 serve the exact-
 // GELU option and the fallback when cuBLASLt offers no fp32-output algorithm.
 // All three are grid-stride loops over 8-byte (4 x bf16) vectors where alignment allows.
+// gatherRowsBf16 is the engine's output stage for the pipeline: the token rows a region keeps,
+// fp32 -> BF16 with the host's exact bit rule (engine/bf16.h), so the device-to-host copy is
+// only those rows at half the bytes.
 #include <cuda_bf16.h>
 
 #include "cuda_check.h"
@@ -64,7 +67,31 @@ __global__ void residualAddKernel(float* __restrict__ x, const __nv_bfloat16* __
   }
 }
 
+// engine/bf16.h's rule on the float's bits (not __float2bfloat16_rn: its NaN payloads differ).
+__device__ __forceinline__ uint16_t bf16Bits(float f) {
+  const uint32_t x = __float_as_uint(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+__global__ void gatherRowsBf16Kernel(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t nRows,
+                                     int D, uint16_t* __restrict__ out) {
+  const int64_t n = nRows * D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / D;
+    const int c = int(i - r * D);
+    out[i] = bf16Bits(x[int64_t(rows[r]) * D + c]);
+  }
+}
+
 }  // namespace
+
+void gatherRowsBf16(const float* x, const int32_t* rows, int64_t nRows, int D, void* out, cudaStream_t stream) {
+  const int64_t n = nRows * D;
+  if (n == 0) return;
+  gatherRowsBf16Kernel<<<gridFor(n, 256), 256, 0, stream>>>(x, rows, nRows, D, static_cast<uint16_t*>(out));
+  FS_CUDA_CHECK_LAUNCH("gatherRowsBf16Kernel");
+}
 
 void swigluInPlace(void* h, int M, int Hm, int64_t ldh, cudaStream_t stream) {
   const int64_t n = int64_t(M) * Hm;

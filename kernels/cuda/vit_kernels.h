@@ -33,6 +33,10 @@ void geluErfInPlace(void* h, int M, int F, int64_t ldh, cudaStream_t stream);
 // the fp32 residual stream itself (fallback path; layer scale is folded into y's weights).
 void residualAddBf16(float* x, const void* y, const float* bias, int M, int D, cudaStream_t stream);
 
+// out[i, :] = BF16(x[rows[i], :]) for i < nRows; x is [*, D] fp32, rows on the device, in range.
+// Rounding as engine/bf16.h (nearest even, NaN -> 0x7fc0): bit-identical to the host.
+void gatherRowsBf16(const float* x, const int32_t* rows, int64_t nRows, int D, void* out, cudaStream_t stream);
+
 // patch_embed.cu --------------------------------------------------------------------------
 // rgb [B, H, W, 3] uint8 -> cols [B*gh*gw, ldc] bf16, one row per patch, columns ordered
 // (channel, ky, kx) like the conv weight [D, 3, p, p]; value (u/255 - mean[c]) / std[c].

@@ -3,8 +3,12 @@
 #include "engine.h"
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <new>
+#include <string>
 
+#include "bf16.h"
 #include "pos_embed.h"
 
 namespace flashslide {
@@ -82,6 +86,52 @@ ForwardResult Engine::forward(const uint8_t* rgb, int B, int H, int W, float* ou
     throw Error("out_of_memory", "out of memory running a " + std::to_string(B) + "x" +
                                      std::to_string(H) + "x" + std::to_string(W) +
                                      " forward (" + std::to_string(T) +
+                                     " tokens per image); use a smaller batch or tile");
+  }
+  r.millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
+                              size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out) {
+  // new[] without (): no zero-fill of a buffer forward() overwrites anyway.
+  std::unique_ptr<float[]> all(new float[static_cast<size_t>(B) * T * D]);
+  forward(rgb, B, H, W, pos, all.get());
+#pragma omp parallel for schedule(static) if (nRows * D >= (1u << 16))
+  for (int64_t i = 0; i < static_cast<int64_t>(nRows); ++i) {
+    const float* in = all.get() + static_cast<size_t>(rows[i]) * D;
+    uint16_t* o = out + static_cast<size_t>(i) * D;
+    for (size_t j = 0; j < D; ++j) o[j] = toBf16(in[j]);
+  }
+}
+
+ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const int32_t* rows,
+                                      size_t nRows, uint16_t* out) {
+  const ModelArch& a = weights_->arch;
+  if (B <= 0) throw Error("bad_input", "batch size must be >= 1, got " + std::to_string(B));
+  if (!rgb || (nRows > 0 && (!rows || !out))) throw Error("bad_input", "forwardRowsBf16: null input, rows or output buffer");
+  const size_t T = tokens(H, W);
+  const int64_t total = static_cast<int64_t>(B) * static_cast<int64_t>(T);
+  for (size_t i = 0; i < nRows; ++i) {
+    if (rows[i] < 0 || rows[i] >= total) {
+      throw Error("bad_input", "forwardRowsBf16: row " + std::to_string(rows[i]) + " (index " + std::to_string(i) +
+                                   ") is outside the " + std::to_string(B) + "x" + std::to_string(T) + " output token rows");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ForwardResult r;
+  r.batch = B;
+  r.tokens = static_cast<int>(T);
+  r.dim = a.embedDim;
+  r.gridH = H / a.patchSize;
+  r.gridW = W / a.patchSize;
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    const PosEmbedView& pos = posEmbedFor(r.gridH, r.gridW);
+    backend_->forwardRowsBf16(rgb, B, H, W, pos, T, static_cast<size_t>(a.embedDim), rows, nRows, out);
+  } catch (const std::bad_alloc&) {
+    throw Error("out_of_memory", "out of memory running a " + std::to_string(B) + "x" + std::to_string(H) + "x" +
+                                     std::to_string(W) + " forward (" + std::to_string(T) +
                                      " tokens per image); use a smaller batch or tile");
   }
   r.millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

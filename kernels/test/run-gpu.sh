@@ -175,22 +175,32 @@ analyze_cuda() {
   tar -cf "$OUT/analyze-cuda.tar" -C "$d" heatmap.npy heatmap.json summary.json regions.geojson
 }
 
-# FLASHSLIDE_GPU_STEPS=tests|bench|all|e2e|all-e2e (default all: tests + bench; e2e: only the
-# end-to-end runs): steps can run in separate calls on the same (still warm) machine, so that
-# each call stays inside the device tool's 10 minutes.
-STEPS=${FLASHSLIDE_GPU_STEPS:-all}
-if [ "$STEPS" = all ] || [ "$STEPS" = tests ] || [ "$STEPS" = all-e2e ]; then
+# FLASHSLIDE_GPU_STEPS: a comma-separated list of groups (default all = tests,bench):
+#   tests   every GPU test (attention variants, engine, nearest neighbour, model check, analyze)
+#   engine  the engine tests without the attention and kNN suites (engine, model check, analyze)
+#   bench   attention and ViT against PyTorch/timm
+#   e2e     the 40000 px end-to-end runs (demo model and ViT-L/16)
+#   all-e2e tests,bench,e2e
+# Groups can run in separate calls on the same (still warm) machine, so that each call stays
+# inside the device tool's 10 minutes.
+STEPS=",${FLASHSLIDE_GPU_STEPS:-all},"
+STEPS=${STEPS//,all,/,tests,bench,}
+STEPS=${STEPS//,all-e2e,/,tests,bench,e2e,}
+want() { [[ "$STEPS" == *",$1,"* ]]; }
+if want tests; then
   step attn-test gpu-tests.log 240 ./kernels/build/cuda/test_attention
-  step engine-test gpu-tests.log 120 ./kernels/build/cuda/test_engine_cuda test/fixtures/timm
   step knn-test gpu-tests.log 180 ./kernels/build/cuda/test_knn_cuda
   step knn-node gpu-tests.log 300 node bench/knn.mjs --devices cuda --queries 100000 --bank 20000 --dims 384,1024
+fi
+if want tests || want engine; then
+  step engine-test gpu-tests.log 120 ./kernels/build/cuda/test_engine_cuda test/fixtures/timm
   for io in test/fixtures/timm/*.io.safetensors; do
     w=${io%.io.safetensors}.safetensors
     step "model-$(basename "${w%.safetensors}")" gpu-tests.log 120 node bin/flashslide.js model check "$w" "$io" --device cuda
   done
   step analyze-cuda gpu-tests.log 180 analyze_cuda
 fi
-if [ "$STEPS" = all ] || [ "$STEPS" = bench ] || [ "$STEPS" = all-e2e ]; then
+if want bench; then
   step bench bench.txt 420 python3 bench/gpu/bench.py
 fi
 # e2e: the whole pipeline on a synthetic 40000 x 40000 slide on the GPU, with the demo model and
@@ -199,7 +209,7 @@ e2e_vit_l() {
   python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
   node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif --model /tmp/vit_l16.safetensors
 }
-if [ "$STEPS" = e2e ] || [ "$STEPS" = all-e2e ]; then
+if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
   step e2e-vit-l e2e.txt 420 e2e_vit_l
 fi

@@ -9,13 +9,13 @@
 //   bf16ToFloat32(src: Uint16Array, dst: Float32Array): void       dst.length >= src.length
 //   float32ToBf16(src: Float32Array, dst: Uint16Array): void       round to nearest even; NaN
 //                                                                  stays NaN (0x7fc0)
-//   gatherRowsToBf16(src: Float32Array, rows: Int32Array, dim, dst: Uint16Array): void
-//       dst row i = src row rows[i] (rows of dim values), as BF16
 //   addColumnSums(data: Float32Array, count, dim, sums: Float64Array): void
 //       sums[j] += data[i, j] over i in order (per column, so the float64 rounding is the
 //       JavaScript loop's exactly, whatever the thread count)
 //   firstNonFinite(data: Float32Array): number                     index, or -1 when all finite
 #include "array_binding.h"
+
+#include "engine/bf16.h"
 
 #include <cstdint>
 #include <cstring>
@@ -27,13 +27,6 @@ namespace {
 
 // Below this many values one thread is faster than waking the OpenMP team.
 constexpr int64_t kParallelMin = 1 << 16;
-
-uint16_t toBf16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN: keep it a quiet NaN
-  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
 
 bool typedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
@@ -81,36 +74,6 @@ int64_t checkedInt(const Napi::Value& v, const char* what, int64_t lo, int64_t h
   if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d)))
     throw Napi::RangeError::New(v.Env(), std::string(what) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
   return static_cast<int64_t>(d);
-}
-
-Napi::Value GatherRowsToBf16(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 4 || !typedArrayOf(info[0], napi_float32_array) || !typedArrayOf(info[1], napi_int32_array) ||
-      !typedArrayOf(info[3], napi_uint16_array))
-    throw Napi::TypeError::New(env, "gatherRowsToBf16(src: Float32Array, rows: Int32Array, dim: number, dst: Uint16Array)");
-  auto src = info[0].As<Napi::Float32Array>();
-  auto rows = info[1].As<Napi::Int32Array>();
-  const int64_t dim = checkedInt(info[2], "dim", 1, int64_t(1) << 30);
-  auto dst = info[3].As<Napi::Uint16Array>();
-  const int64_t n = static_cast<int64_t>(rows.ElementLength());
-  const int64_t srcRows = static_cast<int64_t>(src.ElementLength()) / dim;
-  if (static_cast<int64_t>(dst.ElementLength()) < n * dim)
-    throw Napi::RangeError::New(env, "gatherRowsToBf16: dst holds " + std::to_string(dst.ElementLength()) + " values, " +
-                                         std::to_string(n) + " rows of " + std::to_string(dim) + " need more");
-  const int32_t* r = rows.Data();
-  for (int64_t i = 0; i < n; ++i)
-    if (r[i] < 0 || r[i] >= srcRows)
-      throw Napi::RangeError::New(env, "gatherRowsToBf16: row " + std::to_string(r[i]) + " is outside the source's " +
-                                           std::to_string(srcRows) + " rows");
-  const float* s = src.Data();
-  uint16_t* d = dst.Data();
-#pragma omp parallel for schedule(static) if (n * dim >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const float* in = s + static_cast<int64_t>(r[i]) * dim;
-    uint16_t* o = d + i * dim;
-    for (int64_t j = 0; j < dim; ++j) o[j] = toBf16(in[j]);
-  }
-  return env.Undefined();
 }
 
 Napi::Value AddColumnSums(const Napi::CallbackInfo& info) {
@@ -161,7 +124,6 @@ Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
 void InitArrays(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16ToFloat32", Napi::Function::New(env, Bf16ToFloat32));
   exports.Set("float32ToBf16", Napi::Function::New(env, Float32ToBf16));
-  exports.Set("gatherRowsToBf16", Napi::Function::New(env, GatherRowsToBf16));
   exports.Set("addColumnSums", Napi::Function::New(env, AddColumnSums));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
 }

@@ -6,6 +6,9 @@
 //   Engine.arch(): {...}                               what the engine inferred from the weights
 //   Engine.tokens(H, W): number
 //   Engine.forward(rgb: Buffer, B, H, W): Promise<{ data: Float32Array, batch, tokens, dim, gridH, gridW, millis }>
+//   Engine.forwardRowsBf16(rgb: Buffer, B, H, W, rows: Int32Array)
+//       : Promise<{ data: Uint16Array (BF16 [rows, dim]), rows, batch, tokens, dim, gridH, gridW, millis }>
+//       only the given rows of forward()'s [B*T, D] output, converted on the device under CUDA
 //
 // The input Buffer is used in place (no copy): a reference keeps it alive until the worker ends.
 // The output is allocated once per call and handed to JS as an external ArrayBuffer.
@@ -70,6 +73,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
                            InstanceMethod("arch", &EngineHandle::Arch),
                            InstanceMethod("tokens", &EngineHandle::Tokens),
                            InstanceMethod("forward", &EngineHandle::Forward),
+                           InstanceMethod("forwardRowsBf16", &EngineHandle::ForwardRowsBf16),
                            InstanceAccessor("device", &EngineHandle::DeviceName, nullptr),
                            InstanceAccessor("backend", &EngineHandle::BackendName, nullptr),
                        });
@@ -104,6 +108,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value BackendName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine_->backendName()); }
 
   Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value ForwardRowsBf16(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Engine> engine_;
 };
@@ -192,29 +197,117 @@ class ForwardWorker : public Napi::AsyncWorker {
   CaughtError err_;
 };
 
-Napi::Value EngineHandle::Forward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto reject = [&](const std::string& code, const std::string& msg) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(toJsError(env, {code, msg}).Value());
-    return d.Promise();
-  };
-  if (info.Length() != 4 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
-    return reject("bad_input", "forward(rgb: Buffer, batch, height, width)");
+// forwardRowsBf16: the selected token rows as BF16 (what the pipeline stores). The output is
+// allocated without zero-fill: the engine writes every value.
+class ForwardRowsWorker : public Napi::AsyncWorker {
+ public:
+  ForwardRowsWorker(Napi::Env env, std::shared_ptr<Engine> engine, Napi::Buffer<uint8_t> input, int B, int H, int W,
+                    Napi::Int32Array rows)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(std::move(engine)),
+        input_(Napi::Persistent(input)), rowsRef_(Napi::Persistent(rows)), rgb_(input.Data()), rows_(rows.Data()),
+        nRows_(rows.ElementLength()), B_(B), H_(H), W_(W) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    if (!capture(
+            [&] {
+              out_.reset(new uint16_t[nRows_ * static_cast<size_t>(engine_->arch().embedDim) + 1]);
+              result_ = engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get());
+            },
+            err_)) {
+      SetError(err_.message);
+    }
   }
-  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    const size_t n = nRows_ * static_cast<size_t>(result_.dim);
+    uint16_t* data = out_.release();
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, data, n * sizeof(uint16_t), [](Napi::Env, void* p) { delete[] static_cast<uint16_t*>(p); });
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("data", Napi::Uint16Array::New(env, n, ab, 0));
+    o.Set("rows", static_cast<double>(nRows_));
+    o.Set("batch", result_.batch);
+    o.Set("tokens", result_.tokens);
+    o.Set("dim", result_.dim);
+    o.Set("gridH", result_.gridH);
+    o.Set("gridW", result_.gridW);
+    o.Set("millis", result_.millis);
+    deferred_.Resolve(o);
+  }
+
+  void OnError(const Napi::Error&) override { deferred_.Reject(toJsError(Env(), err_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Engine> engine_;
+  Napi::Reference<Napi::Buffer<uint8_t>> input_;
+  Napi::Reference<Napi::Int32Array> rowsRef_;
+  const uint8_t* rgb_;
+  const int32_t* rows_;
+  size_t nRows_;
+  int B_, H_, W_;
+  std::unique_ptr<uint16_t[]> out_;
+  ForwardResult result_;
+  CaughtError err_;
+};
+
+namespace {
+
+struct ForwardArgs {
+  int B = 0, H = 0, W = 0;
+  std::string error;  // empty when the arguments are valid
+};
+
+// forward/forwardRowsBf16 share their first four arguments: rgb, batch, height, width.
+ForwardArgs checkForwardArgs(const Napi::CallbackInfo& info, size_t count, bool lastIsRows, const char* usage) {
+  ForwardArgs a;
+  bool ok = info.Length() == count && info[0].IsBuffer() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber();
+  if (ok && lastIsRows) {
+    ok = info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
+  }
+  if (!ok) {
+    a.error = usage;
+    return a;
+  }
   const int64_t B = info[1].As<Napi::Number>().Int64Value();
   const int64_t H = info[2].As<Napi::Number>().Int64Value();
   const int64_t W = info[3].As<Napi::Number>().Int64Value();
   if (B < 1 || H < 1 || W < 1 || B > 65536 || H > 65536 || W > 65536) {
-    return reject("bad_input", "batch, height and width must be positive (got " + std::to_string(B) + "x" + std::to_string(H) + "x" + std::to_string(W) + ")");
+    a.error = "batch, height and width must be positive (got " + std::to_string(B) + "x" + std::to_string(H) + "x" + std::to_string(W) + ")";
+    return a;
   }
   const uint64_t need = static_cast<uint64_t>(B) * H * W * 3;
-  if (buf.Length() != need) {
-    return reject("bad_input", "input buffer has " + std::to_string(buf.Length()) + " bytes but " + std::to_string(B) + "x" +
-                                   std::to_string(H) + "x" + std::to_string(W) + "x3 RGB needs " + std::to_string(need));
+  const size_t have = info[0].As<Napi::Buffer<uint8_t>>().Length();
+  if (have != need) {
+    a.error = "input buffer has " + std::to_string(have) + " bytes but " + std::to_string(B) + "x" + std::to_string(H) + "x" +
+              std::to_string(W) + "x3 RGB needs " + std::to_string(need);
+    return a;
   }
-  auto* worker = new ForwardWorker(env, engine_, buf, static_cast<int>(B), static_cast<int>(H), static_cast<int>(W));
+  a.B = static_cast<int>(B);
+  a.H = static_cast<int>(H);
+  a.W = static_cast<int>(W);
+  return a;
+}
+
+}  // namespace
+
+Napi::Value EngineHandle::Forward(const Napi::CallbackInfo& info) {
+  const ForwardArgs a = checkForwardArgs(info, 4, false, "forward(rgb: Buffer, batch, height, width)");
+  if (!a.error.empty()) return rejected(info.Env(), "bad_input", a.error);
+  auto* worker = new ForwardWorker(info.Env(), engine_, info[0].As<Napi::Buffer<uint8_t>>(), a.B, a.H, a.W);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value EngineHandle::ForwardRowsBf16(const Napi::CallbackInfo& info) {
+  const ForwardArgs a = checkForwardArgs(info, 5, true, "forwardRowsBf16(rgb: Buffer, batch, height, width, rows: Int32Array)");
+  if (!a.error.empty()) return rejected(info.Env(), "bad_input", a.error);
+  auto* worker = new ForwardRowsWorker(info.Env(), engine_, info[0].As<Napi::Buffer<uint8_t>>(), a.B, a.H, a.W,
+                                       info[4].As<Napi::Int32Array>());
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

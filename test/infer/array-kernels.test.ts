@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeBf16, encodeBf16, gatherRowsToBf16 } from '../../worker/infer/bf16.js';
+import { decodeBf16, encodeBf16 } from '../../worker/infer/bf16.js';
 import { RowSums } from '../../worker/score/score-embeddings.js';
 import { checkEmbeddings } from '../../worker/score/types.js';
 import { arrayKernels } from '../../worker/native/array-kernels.js';
@@ -66,22 +66,6 @@ describe('BF16 codec', () => {
 });
 
 describe('bulk array kernels for the part files and the scoring passes', () => {
-  it('gatherRowsToBf16: native and JavaScript give the same bits; bad rows are refused', () => {
-    const dim = 37;
-    const src = awkwardFloats(dim * 500, 11);
-    const rows = Int32Array.from({ length: 300 }, (_, i) => (i * 7919) % 500);
-    const native = new Uint16Array(rows.length * dim);
-    const js = new Uint16Array(rows.length * dim);
-    gatherRowsToBf16(src, rows, dim, native);
-    gatherRowsToBf16(src, rows, dim, js, { native: false });
-    expect(Buffer.from(native.buffer).equals(Buffer.from(js.buffer))).toBe(true);
-    const one = new Uint16Array(dim);
-    encodeBf16(src.subarray(rows[5]! * dim, (rows[5]! + 1) * dim), one);
-    expect(Array.from(native.subarray(5 * dim, 6 * dim))).toEqual(Array.from(one));
-    expect(() => gatherRowsToBf16(src, Int32Array.from([500]), dim, new Uint16Array(dim))).toThrow(RangeError);
-    expect(() => gatherRowsToBf16(src, Int32Array.from([-1]), dim, new Uint16Array(dim), { native: false })).toThrow(RangeError);
-  });
-
   it('column sums: native (threads over columns) and the JavaScript loop agree to the bit', () => {
     const dim = 1031;
     const count = 777;

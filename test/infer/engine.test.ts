@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { checkModel } from '../../worker/infer/model-check.js';
 import { EngineError, VitEngine } from '../../worker/infer/vit-engine.js';
+import { encodeBf16 } from '../../worker/infer/bf16.js';
 import { SafetensorsFile, encodeSafetensors, type TensorToWrite } from '../../worker/infer/safetensors.js';
 import { demoModelTensors } from '../../worker/infer/demo-model.js';
 import { ROOT, tempDir } from '../helpers.js';
@@ -175,5 +176,25 @@ describe('the demo model and the event loop', () => {
     expect(out.data.every(Number.isFinite)).toBe(true);
     // Blocked, the loop would tick at most once; free, about elapsed/5 times.
     expect(ticks).toBeGreaterThan(Math.min(10, elapsed / 20));
+  });
+  it('forwardRowsBf16: the chosen token rows in BF16, the same bits as forward() then encoding; bad rows refused', async () => {
+    const e = await VitEngine.load('demo', { device: 'cpu' });
+    const img = Buffer.alloc(2 * 64 * 96 * 3);
+    for (let i = 0; i < img.length; i++) img[i] = (i * 2246822519) >>> 24;
+    const full = await e.forward(img, 2, 64, 96);
+    const { tokens, dim } = full;
+    // Prefix and patch rows of both images, out of order, one repeated.
+    const rows = Int32Array.from([0, tokens - 1, tokens, 2 * tokens - 1, 5, 5, tokens + 3, 1]);
+    const sel = await e.forwardRowsBf16(img, 2, 64, 96, rows);
+    expect([sel.rows, sel.tokens, sel.dim, sel.data.length]).toEqual([rows.length, tokens, dim, rows.length * dim]);
+    const expected = new Uint16Array(rows.length * dim);
+    rows.forEach((r, i) => encodeBf16(full.data.subarray(r * dim, (r + 1) * dim), expected.subarray(i * dim, (i + 1) * dim), { native: false }));
+    expect(Buffer.from(sel.data.buffer, sel.data.byteOffset, sel.data.byteLength).equals(Buffer.from(expected.buffer))).toBe(true);
+    expect((await e.forwardRowsBf16(img, 2, 64, 96, new Int32Array(0))).data.length).toBe(0);
+    for (const bad of [-1, 2 * tokens]) {
+      const err = await e.forwardRowsBf16(img, 2, 64, 96, Int32Array.from([0, bad])).catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(EngineError);
+      expect(err).toMatchObject({ code: 'bad_input', message: expect.stringMatching(new RegExp(`row ${bad} \\(index 1\\) is outside the 2x${tokens} output token rows`)) });
+    }
   });
 });

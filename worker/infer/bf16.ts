@@ -35,16 +35,3 @@ export function encodeBf16(src: Float32Array, dst: Uint16Array, options: CodecOp
   const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) dst[i] = toBf16(u[i] as number);
 }
-
-/** dst row i = src row rows[i] (rows of `dim` values) rounded to bf16: a selection and encode in one pass. */
-export function gatherRowsToBf16(src: Float32Array, rows: Int32Array, dim: number, dst: Uint16Array, options: CodecOptions = {}): void {
-  if (dst.length < rows.length * dim) throw new RangeError(`gatherRowsToBf16: dst holds ${dst.length} values, ${rows.length} rows of ${dim} need ${rows.length * dim}`);
-  const k = native(options);
-  if (k !== null) return k.gatherRowsToBf16(src, rows, dim, dst);
-  const srcRows = Math.floor(src.length / dim);
-  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  rows.forEach((r, i) => {
-    if (!(r >= 0 && r < srcRows)) throw new RangeError(`gatherRowsToBf16: row ${r} is outside the source's ${srcRows} rows`);
-    for (let j = 0; j < dim; j++) dst[i * dim + j] = toBf16(u[r * dim + j] as number);
-  });
-}

@@ -44,6 +44,18 @@ export interface EmbeddingBatch {
   readonly millis: number;
 }
 
+/** Selected token rows of a forward, in BF16: what the pipeline stores. */
+export interface SelectedEmbeddings {
+  /** BF16 bits [rows, dim]; row i is output token row rows[i] of the batch (image b's token t is b * tokens + t). */
+  readonly data: Uint16Array;
+  readonly rows: number;
+  readonly batch: number;
+  readonly tokens: number;
+  readonly dim: number;
+  readonly prefixTokens: number;
+  readonly millis: number;
+}
+
 /** The name `--model demo` resolves to; the weights are generated on first use (see demo-model.ts). */
 export const DEMO_MODEL = 'demo';
 
@@ -138,6 +150,21 @@ export class VitEngine {
     try {
       const r = await this.native.forward(rgb, batch, height, width);
       return { ...r, prefixTokens: this.arch.numPrefixTokens };
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
+
+  /**
+   * Like forward(), but returns only the given token rows, as BF16 (the same bits as converting
+   * forward()'s output). On the GPU the selection and conversion happen there, so a batch of
+   * tissue regions moves a fraction of the bytes. A row outside [0, batch * tokens) is a
+   * bad_input EngineError.
+   */
+  async forwardRowsBf16(rgb: Buffer, batch: number, height: number, width: number, rows: Int32Array): Promise<SelectedEmbeddings> {
+    try {
+      const r = await this.native.forwardRowsBf16(rgb, batch, height, width, rows);
+      return { data: r.data, rows: r.rows, batch: r.batch, tokens: r.tokens, dim: r.dim, prefixTokens: this.arch.numPrefixTokens, millis: r.millis };
     } catch (err) {
       throw wrap(err);
     }

@@ -66,6 +66,13 @@ export interface NativeEngine {
   arch(): NativeArch;
   tokens(height: number, width: number): number;
   forward(rgb: Buffer, batch: number, height: number, width: number): Promise<NativeForwardResult>;
+  /** Only the given rows of forward()'s [batch * tokens, dim] output, as BF16 bits [rows, dim]. */
+  forwardRowsBf16(rgb: Buffer, batch: number, height: number, width: number, rows: Int32Array): Promise<NativeForwardRowsResult>;
+}
+
+export interface NativeForwardRowsResult extends Omit<NativeForwardResult, 'data'> {
+  data: Uint16Array;
+  rows: number;
 }
 
 /** Errors from the engine carry one of these codes. */

@@ -14,10 +14,9 @@ import { join } from 'node:path';
 import { readPlannedRegion } from '../regions/read-region.js';
 import type { SlideSource } from '../slide/slide-source.js';
 import { writeSafetensors } from '../infer/safetensors.js';
-import { gatherRowsToBf16 } from '../infer/bf16.js';
-import type { EmbeddingBatch, VitEngine } from '../infer/vit-engine.js';
+import type { VitEngine } from '../infer/vit-engine.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
-import { cachedTissueLayout, ownedTissuePatches, type TissueLayout } from './tissue-layout.js';
+import { cachedTissueLayout, ownedTissuePatches } from './tissue-layout.js';
 
 /** Written into every part's metadata; the aggregate stage refuses other formats (stale work folders). */
 export const PART_FORMAT = '2';
@@ -58,54 +57,57 @@ export async function readBatch(plan: SlidePlan, source: SlideSource, batch: num
 /** A batch through the model, its part file not yet written. */
 export interface ForwardedBatch {
   readonly batch: RegionBatch;
-  readonly out: EmbeddingBatch;
-  readonly layout: TissueLayout;
+  /** BF16 [rows, dim]: the tissue cells the batch's regions own, region by region. */
+  readonly embeddings: Uint16Array;
+  /** Heatmap cell of each row. */
+  readonly cells: Int32Array;
+  readonly dim: number;
+  readonly inferMs: number;
   readonly device: string;
 }
 
-/** Runs a read batch through the model (and has the slide's tissue layout ready for writePart). */
+/**
+ * Runs a read batch through the model, keeping only the token rows of the tissue cells each
+ * region owns (selected and converted to BF16 by the engine: on the GPU, before the copy back).
+ */
 export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<ForwardedBatch> {
   const size = plan.regionPlan.regionSize;
-  const [out, layout] = await Promise.all([engine.forward(batch.pixels, batch.regions.length, size, size), cachedTissueLayout(plan)]);
-  if (out.tokens - out.prefixTokens !== layout.grid.regionPatches ** 2) {
-    throw new Error(`the model gave ${out.tokens - out.prefixTokens} patch tokens per region, the plan expects ${layout.grid.regionPatches ** 2}`);
+  const layout = await cachedTissueLayout(plan);
+  const tokens = engine.tokens(size, size);
+  const prefix = engine.arch.numPrefixTokens;
+  if (tokens - prefix !== layout.grid.regionPatches ** 2) {
+    throw new Error(`the model gives ${tokens - prefix} patch tokens per region, the plan expects ${layout.grid.regionPatches ** 2}`);
   }
-  return { batch, out, layout, device: engine.device };
-}
-
-/**
- * Writes a forwarded batch's part file: the tissue cells each region owns, BF16. Returns the
- * milliseconds spent (selecting, converting, writing), which embedded mode overlaps with the
- * next batch's forward.
- */
-export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Promise<number> {
-  const started = performance.now();
-  const { batch, out, layout } = forwarded;
-  const n = batch.regions.length;
-  const prefix = out.prefixTokens;
-  const dim = out.dim;
   const owned = batch.regions.map((r) => ownedTissuePatches(plan, layout, r));
   const rows = owned.reduce((a, o) => a + o.patches.length, 0);
-  // Token rows of the forward's output to keep, and their cells; then select + BF16 in one pass.
   const tokenRows = new Int32Array(rows);
   const cells = new Int32Array(rows);
   let i = 0;
   owned.forEach((o, b) => {
     o.patches.forEach((p, k) => {
-      tokenRows[i] = b * out.tokens + prefix + p;
+      tokenRows[i] = b * tokens + prefix + p;
       cells[i++] = o.cells[k] as number;
     });
   });
-  const emb = new Uint16Array(rows * dim);
-  gatherRowsToBf16(out.data, tokenRows, dim, emb);
+  const out = await engine.forwardRowsBf16(batch.pixels, batch.regions.length, size, size, tokenRows);
+  return { batch, embeddings: out.data, cells, dim: out.dim, inferMs: out.millis, device: engine.device };
+}
+
+/**
+ * Writes a forwarded batch's part file. Returns the milliseconds spent, which embedded mode
+ * overlaps with the next batch's forward.
+ */
+export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Promise<number> {
+  const started = performance.now();
+  const { batch, embeddings, cells, dim } = forwarded;
   await writeSafetensors(
     partPath(plan, batch.index),
     {
-      regions: { dtype: 'F32', shape: [n], data: Float32Array.from(batch.regions) },
-      cells: { dtype: 'I32', shape: [rows], data: cells },
-      embeddings: { dtype: 'BF16', shape: [rows, dim], data: emb },
+      regions: { dtype: 'F32', shape: [batch.regions.length], data: Float32Array.from(batch.regions) },
+      cells: { dtype: 'I32', shape: [cells.length], data: cells },
+      embeddings: { dtype: 'BF16', shape: [cells.length, dim], data: embeddings },
     },
-    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: out.millis.toFixed(1), device: forwarded.device },
+    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: forwarded.inferMs.toFixed(1), device: forwarded.device },
   );
   return performance.now() - started;
 }
@@ -113,5 +115,5 @@ export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Pro
 /** Runs a read batch through the model and writes its part file. */
 export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<{ inferMs: number; writeMs: number }> {
   const forwarded = await forwardBatch(plan, engine, batch);
-  return { inferMs: forwarded.out.millis, writeMs: await writePart(plan, forwarded) };
+  return { inferMs: forwarded.inferMs, writeMs: await writePart(plan, forwarded) };
 }

@@ -77,7 +77,7 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
       inFlight = forward(next);
       inFlight.catch(() => undefined); // awaited next iteration (or its error is moot after ours)
       next = read(k + 2);
-      timings.inferenceMs += forwarded.out.millis;
+      timings.inferenceMs += forwarded.inferMs;
       timings.writeMs = (timings.writeMs ?? 0) + (await writePart(plan, forwarded));
       done += forwarded.batch.regions.length;
       progress('embed', done, total);

@@ -10,6 +10,7 @@
 // tokens, attention and position embeddings). The output buffer is NaN-poisoned first.
 // Prints "N passed, M failed"; exit status 1 on any failure.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../../engine/bf16.h"
 #include "../../engine/engine.h"
 #include "../../engine/safetensors.h"
 
@@ -78,6 +80,20 @@ int main(int argc, char** argv) {
       for (int k = 0; k < 3; ++k) worst = std::max(worst, relErr(out3.data() + k * feat, ref.data.data(), feat, &nan3));
       std::snprintf(buf, sizeof buf, "%s batch of 3 copies: worst relErr %.2e, NaN %zu", name.c_str(), worst, nan3);
       check(nan3 == 0 && worst < 1e-2, buf);
+
+      // forwardRowsBf16 (the pipeline's path: rows gathered and rounded on the GPU) against
+      // forward() + the host's BF16 rounding: the same bits. Rows from all three images, prefix
+      // and patch tokens, out of order, one repeated.
+      const int T = r.tokens, D = r.dim;
+      const std::vector<int32_t> rows = {0, T - 1, T, 2 * T + 1, 3 * T - 1, 7 % T, 7 % T, T + T / 2};
+      std::vector<uint16_t> sel(rows.size() * D, 0xdead);
+      eng->forwardRowsBf16(rep.data(), 3, H, W, rows.data(), rows.size(), sel.data());
+      size_t differ = 0;
+      for (size_t i = 0; i < rows.size(); ++i)
+        for (int j = 0; j < D; ++j) differ += sel[i * D + j] != toBf16(out3[size_t(rows[i]) * D + j]);
+      std::snprintf(buf, sizeof buf, "%s forwardRowsBf16 (%zu rows gathered on the GPU) vs forward + host BF16: %zu of %zu values differ",
+                    name.c_str(), rows.size(), differ, sel.size());
+      check(differ == 0, buf);
     } catch (const Error& e) {
       check(false, name + ": [" + e.code() + "] " + e.what());
     }
