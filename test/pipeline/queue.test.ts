@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
@@ -71,7 +71,7 @@ const opts = (data: string): string[] => ['--redis', '', '--data', data, '--regi
 const withRedis = (args: string[]): string[] => args.map((a, i) => (a === '' && args[i - 1] === '--redis' ? redis.url : a));
 
 describe('queue mode: BullMQ on a real Redis', () => {
-  it('the fixtures folder as one batch: broken.svs and the slides without mpp fail with a reason, the others get heatmaps; resubmission is deduplicated; another score method reuses the embeddings', async () => {
+  it('the fixtures folder as one batch: broken.svs and the slides without mpp fail with a reason, the others get heatmaps; resubmission is deduplicated; a deleted result is recomputed; another score method reuses the embeddings', async () => {
     const data = tempDir();
     const w = startWorker();
     try {
@@ -93,6 +93,17 @@ describe('queue mode: BullMQ on a real Redis', () => {
       const second = JSON.parse(again.stdout) as Status[];
       expect(second.map((s) => s.submitted)).toEqual(['already-done', 'already-done']);
       expect(second.map((s) => s.analysisId)).toEqual(statusesOk.map((s) => s.analysisId));
+
+      // A finished result deleted from disk (to reclaim space, say): status says so, and
+      // submitting again recomputes it instead of trusting the queue's finished jobs.
+      rmSync(statusesOk[1]!.resultDir, { recursive: true });
+      const [gone] = JSON.parse((await cli(withRedis(['status', NDPI, '--json', ...opts(data)]))).stdout) as Status[];
+      expect(gone?.state).toBe('missing');
+      expect(gone?.reason).toMatch(/holds no summary\.json/);
+      const redo = await cli(withRedis(['submit', NDPI, '--wait', '--json', ...opts(data)]));
+      const [back] = JSON.parse(redo.stdout) as Status[];
+      expect([back?.state, back?.submitted], redo.stderr + w.log()).toEqual(['done', 'requeued']);
+      expect(existsSync(join(statusesOk[1]!.resultDir, 'summary.json'))).toBe(true);
 
       // Another score method: a new analysis that the flow's parent scores from the embeddings
       // already on disk; every embed child finds its part file and runs no model.
@@ -127,7 +138,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
       const [bad, good] = JSON.parse(r.stdout) as Status[];
       expect([bad?.state, good?.state], r.stderr + w.log()).toEqual(['failed', 'done']);
       expect(bad?.reason).toMatch(/damaged\.tif: cannot decode level 0 at \(1024, 2560\) 512x407: the image data there is damaged/);
-      expect(w.log()).toMatch(/job embed-\w+-\d+ failed: .*damaged\.tif: cannot decode/);
+      expect(w.log()).toMatch(/job embed-[\w-]+ failed: .*damaged\.tif: cannot decode/);
       expect(w.log(), 'a damaged file is not retried').not.toMatch(/damaged\.tif.*\(will retry\)|will retry.*damaged/);
     } finally {
       await stopWorker(w);

@@ -160,7 +160,7 @@ export async function submitCommand(args: string[]): Promise<number> {
     final = final.map((s, i) => ({ ...s, ...(submitted[i]?.submitted === undefined ? {} : { submitted: submitted[i]?.submitted }) }));
   }
   process.stdout.write(p.values['json'] ? `${JSON.stringify(final, null, 2)}\n` : `${statusTable(final)}\n`);
-  return p.values['wait'] && final.some((s) => s.state === 'failed') ? 3 : 0;
+  return p.values['wait'] && final.some((s) => s.state === 'failed' || s.state === 'missing') ? 3 : 0;
 }
 
 export async function statusCommand(args: string[]): Promise<number> {

@@ -13,7 +13,7 @@
 import { FlowProducer, Job, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import { checkRedis, workerConnectionOptions } from './connection.js';
-import { KEEP, QUEUES, RETRY, jobIds, type AggregateJobData, type EmbedJobData, type PlanJobData } from './queues.js';
+import { KEEP, QUEUES, RETRY, jobIds, queueKey, type AggregateJobData, type EmbedJobData, type PlanJobData } from './queues.js';
 import { planSlide, readPlan } from '../pipeline/plan-stage.js';
 import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
 import { aggregateSlide, readPartTimings, writeFailure } from '../pipeline/aggregate-stage.js';
@@ -22,6 +22,7 @@ import { isSlideFailure } from '../pipeline/run-embedded.js';
 import { openSlide } from '../slide/open-slide.js';
 import { scoreText } from '../store/summary.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
+import type { AnalysisSpec } from '../pipeline/analysis-spec.js';
 
 export interface SlideWorkerOptions {
   redisUrl: string;
@@ -41,7 +42,7 @@ export const DEFAULT_WORKER_OPTIONS: Readonly<Omit<SlideWorkerOptions, 'redisUrl
   log: (line) => process.stderr.write(`${line}\n`),
 };
 
-const progressKey = (analysisId: string): string => `flashslide:progress:${analysisId}`;
+const progressKey = (spec: AnalysisSpec): string => `flashslide:progress:${queueKey(spec)}`;
 
 /** What an embed job returns (its parent reads them all): whether it ran the model or found its part on disk. */
 interface EmbedJobResult {
@@ -92,7 +93,7 @@ export class SlideWorker {
       const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
       const plan = await planSlide(spec, engine.arch);
       const regionsTotal = plan.regionPlan.regions.length;
-      await this.redis.hset(progressKey(spec.analysisId), 'total', regionsTotal);
+      await this.redis.hset(progressKey(spec), 'total', regionsTotal);
       // One flow per slide: the parent `slide` job (aggregate queue) runs once its children, the
       // region batches, are done. Children fail the parent on failure: without that a failed
       // batch would leave the parent waiting for its children forever.
@@ -100,12 +101,12 @@ export class SlideWorker {
         name: 'slide',
         queueName: QUEUES.aggregate,
         data: { spec } satisfies AggregateJobData,
-        opts: { jobId: jobIds.aggregate(spec.analysisId), ...KEEP },
+        opts: { jobId: jobIds.aggregate(spec), ...KEEP },
         children: plan.batches.map((_, batch) => ({
           name: 'embed',
           queueName: QUEUES.embed,
           data: { spec, batch, regionsTotal } satisfies EmbedJobData,
-          opts: { jobId: jobIds.embed(spec.analysisId, batch), failParentOnFailure: true, ...RETRY, ...KEEP },
+          opts: { jobId: jobIds.embed(spec, batch), failParentOnFailure: true, ...RETRY, ...KEEP },
         })),
       });
       this.o.log(`planned ${spec.slideName}: ${regionsTotal} regions in ${plan.batches.length} batches`);
@@ -143,7 +144,7 @@ export class SlideWorker {
         throw err;
       }
     }
-    const done = await this.redis.hincrby(progressKey(spec.analysisId), 'done', n);
+    const done = await this.redis.hincrby(progressKey(spec), 'done', n);
     const parentId = job.parent?.id;
     if (parentId !== undefined) {
       const parent = await Job.fromId(this.workers[2] as Worker, parentId).catch(() => undefined);
@@ -161,7 +162,7 @@ export class SlideWorker {
     const computed = children.filter((c) => c.computed).map((c) => c.batch);
     const timings = await readPartTimings(plan, computed);
     const summary = await aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp }, computed.length);
-    await this.redis.del(progressKey(spec.analysisId));
+    await this.redis.del(progressKey(spec));
     this.o.log(`done ${spec.slideName}: ${scoreText(summary.slideScore)}, ${summary.regionsCount} anomalous regions -> ${spec.resultDir}`);
     return { slideScore: summary.slideScore, regionsCount: summary.regionsCount };
   }

@@ -10,7 +10,11 @@ import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pi
 import { readFailure, readResultSummary } from '../pipeline/aggregate-stage.js';
 import { rm } from 'node:fs/promises';
 
-export type SlideState = 'queued' | 'planning' | 'embedding' | 'aggregating' | 'done' | 'failed' | 'unknown';
+/**
+ * 'missing': the queue finished the analysis but its result folder has no summary.json (deleted,
+ * say, to reclaim disk); submitting again recomputes it.
+ */
+export type SlideState = 'queued' | 'planning' | 'embedding' | 'aggregating' | 'done' | 'failed' | 'missing' | 'unknown';
 
 export interface SlideStatus {
   slidePath: string;
@@ -48,14 +52,17 @@ async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
   const summary = await readResultSummary(spec);
   if (summary !== null) return { ...base, state: 'done', regionsDone: summary.regionsAnalysed ?? null, regionsTotal: summary.regionsAnalysed ?? null };
   const failure = await readFailure(spec);
-  const planJob = await q.plan.getJob(jobIds.plan(spec.analysisId));
-  const aggJob = await q.aggregate.getJob(jobIds.aggregate(spec.analysisId));
+  const planJob = await q.plan.getJob(jobIds.plan(spec));
+  const aggJob = await q.aggregate.getJob(jobIds.aggregate(spec));
   const state = async (job: Job | undefined): Promise<string> => (job === undefined ? 'missing' : job.getState());
   const [ps, as] = await Promise.all([state(planJob), state(aggJob)]);
   const progress = aggJob?.progress as { regionsDone?: number; regionsTotal?: number } | undefined;
   const counts = { regionsDone: progress?.regionsDone ?? null, regionsTotal: progress?.regionsTotal ?? null };
   if (ps === 'failed' || as === 'failed' || failure !== null) {
     return { ...base, ...counts, state: 'failed', reason: failure?.reason ?? planJob?.failedReason ?? aggJob?.failedReason ?? 'unknown' };
+  }
+  if (as === 'completed' || (ps === 'completed' && as === 'missing')) {
+    return { ...base, ...counts, state: 'missing', reason: `the queue finished this analysis, but ${spec.resultDir} holds no summary.json (deleted?); submit it again to recompute` };
   }
   if (as === 'active') return { ...base, ...counts, state: 'aggregating' };
   if (as === 'waiting-children' || as === 'waiting' || as === 'prioritized') return { ...base, ...counts, state: 'embedding' };
@@ -71,20 +78,20 @@ export async function submitSlides(slides: readonly string[], options: SubmitOpt
     const out: SlideStatus[] = [];
     for (const slide of slides) {
       const spec = await describeAnalysis(slide, options);
-      const id = jobIds.plan(spec.analysisId);
+      const id = jobIds.plan(spec);
       const current = await statusOf(q, spec);
       if (!options.force && current.state === 'done') {
         out.push({ ...current, submitted: 'already-done' });
         continue;
       }
-      if (!options.force && current.state !== 'failed' && current.state !== 'unknown') {
+      if (!options.force && current.state !== 'failed' && current.state !== 'missing' && current.state !== 'unknown') {
         out.push({ ...current, submitted: 'already-queued' });
         continue;
       }
       // A forced or failed analysis starts clean: old jobs and files would otherwise short-circuit it.
       const requeue = current.state !== 'unknown';
       if (requeue) {
-        await (await q.aggregate.getJob(jobIds.aggregate(spec.analysisId)))?.remove({ removeChildren: true }).catch(() => undefined);
+        await (await q.aggregate.getJob(jobIds.aggregate(spec)))?.remove({ removeChildren: true }).catch(() => undefined);
         await (await q.plan.getJob(id))?.remove().catch(() => undefined);
         await rm(spec.resultDir, { recursive: true, force: true });
       }
@@ -135,7 +142,7 @@ export async function waitForSlides(specs: readonly AnalysisSpec[], redisUrl: st
     for (;;) {
       const statuses = await slideStatuses(specs, redisUrl);
       onUpdate(statuses);
-      if (statuses.every((s) => s.state === 'done' || s.state === 'failed')) return statuses;
+      if (statuses.every((s) => s.state === 'done' || s.state === 'failed' || s.state === 'missing')) return statuses;
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, pollMs);
