@@ -9,7 +9,7 @@
  * Validation mirrors the reference implementation: offsets contiguous without holes, sizes equal
  * to numel x dtype size, the data ends exactly at the end of the file.
  */
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { decodeBf16, encodeBf16 } from './bf16.js';
 
@@ -40,6 +40,159 @@ export interface TensorInfo {
   readonly end: number;
 }
 
+/** The header length field, checked against the file size. */
+function headerLength(path: string, raw: bigint, fileSize: number): number {
+  const n = Number(raw);
+  if (n < 2 || n > MAX_HEADER) throw new SafetensorsError(path, `not a safetensors file: header length ${n} is implausible`);
+  if (8 + n > fileSize) throw new SafetensorsError(path, `truncated: the header needs ${n} bytes but the file has ${fileSize - 8} after the length`);
+  return n;
+}
+
+/** Parses and validates the JSON header of a file of `fileSize` bytes whose data starts at `dataStart`. */
+function parseHeader(path: string, text: string, dataStart: number, fileSize: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  const fail = (reason: string): never => {
+    throw new SafetensorsError(path, reason);
+  };
+  if (!text.startsWith('{')) fail('not a safetensors file: the header is not a JSON object');
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (err) {
+    fail(`corrupt header JSON: ${(err as Error).message}`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('the header is not a JSON object');
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = t.dtype as SafetensorsDtype;
+    const size = DTYPE_SIZE[dtype];
+    if (size === undefined) fail(`tensor "${name}" has unsupported dtype ${String(t.dtype)}`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor "${name}" has an invalid shape`);
+    const offsets = t.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+      fail(`tensor "${name}" has invalid data_offsets`);
+    }
+    const [b, e] = offsets as [number, number];
+    const shape = t.shape as number[];
+    const numel = shape.reduce((a, d) => a * d, 1);
+    if (e - b !== numel * size) fail(`tensor "${name}" ${dtype}${JSON.stringify(shape)} needs ${numel * size} bytes but has ${e - b}`);
+    tensors.set(name, { name, dtype, shape, begin: dataStart + b, end: dataStart + e });
+  }
+  const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
+  let cursor = dataStart;
+  for (const t of sorted) {
+    if (t.begin !== cursor) fail(`tensor "${t.name}" starts at data byte ${t.begin - dataStart}, expected ${cursor - dataStart} (holes or overlaps)`);
+    cursor = t.end;
+  }
+  if (cursor > fileSize) fail(`truncated: tensor data ends at byte ${cursor} but the file has ${fileSize} (re-download or re-convert it)`);
+  if (cursor !== fileSize) fail(`${fileSize - cursor} unexpected bytes after the last tensor`);
+  return { tensors, metadata };
+}
+
+function missingTensor(path: string, tensors: ReadonlyMap<string, TensorInfo>, name: string): SafetensorsError {
+  return new SafetensorsError(path, `missing tensor "${name}" (has: ${[...tensors.keys()].slice(0, 12).join(', ')}${tensors.size > 12 ? ', ...' : ''})`);
+}
+
+/**
+ * A safetensors file read piece by piece: the header at open, then only the tensors or rows asked
+ * for. The aggregate stage reads a few thousand sampled patches out of gigabytes of part files
+ * this way. Same validation as SafetensorsFile. close() when done.
+ */
+export class SafetensorsReader {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new SafetensorsError(path, code === 'ENOENT' ? 'no such file' : `cannot read: ${String(err)}`);
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size < 8) throw new SafetensorsError(path, `not a safetensors file: only ${size} bytes`);
+      const len = Buffer.alloc(8);
+      await fh.read(len, 0, 8, 0);
+      const n = headerLength(path, len.readBigUInt64LE(0), size);
+      const text = Buffer.alloc(n);
+      await fh.read(text, 0, n, 8);
+      const { tensors, metadata } = parseHeader(path, text.toString('utf8'), 8 + n, size);
+      return new SafetensorsReader(path, fh, tensors, metadata);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (t === undefined) throw missingTensor(this.path, this.tensors, name);
+    return t;
+  }
+
+  /** A whole tensor's bytes. */
+  async read(name: string): Promise<Buffer> {
+    const t = this.info(name);
+    const out = Buffer.alloc(t.end - t.begin);
+    await this.fh.read(out, 0, out.length, t.begin);
+    return out;
+  }
+
+  /** An I32 tensor. */
+  async int32(name: string): Promise<Int32Array> {
+    const t = this.info(name);
+    if (t.dtype !== 'I32') throw new SafetensorsError(this.path, `tensor "${name}" is ${t.dtype}, expected I32`);
+    const raw = await this.read(name);
+    return new Int32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+  }
+
+  /** An F64 tensor. */
+  async float64(name: string): Promise<Float64Array> {
+    const t = this.info(name);
+    if (t.dtype !== 'F64') throw new SafetensorsError(this.path, `tensor "${name}" is ${t.dtype}, expected F64`);
+    const raw = await this.read(name);
+    return new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8);
+  }
+
+  /**
+   * The raw bytes of rows `rows` of a 2-D tensor, concatenated in that order. Rows next to each
+   * other on disk are read together; the reads run concurrently.
+   */
+  async readRows(name: string, rows: ArrayLike<number>): Promise<Buffer> {
+    const t = this.info(name);
+    if (t.shape.length !== 2) throw new SafetensorsError(this.path, `tensor "${name}" is ${JSON.stringify(t.shape)}, not 2-D`);
+    const [total, width] = t.shape as [number, number];
+    const rowBytes = width * DTYPE_SIZE[t.dtype];
+    const out = Buffer.alloc(rows.length * rowBytes);
+    const reads: Promise<unknown>[] = [];
+    for (let i = 0; i < rows.length; ) {
+      const first = rows[i] as number;
+      if (!(Number.isInteger(first) && first >= 0 && first < total)) throw new RangeError(`readRows: row ${first} of tensor "${name}" is out of range (0..${total - 1})`);
+      let run = 1;
+      while (i + run < rows.length && rows[i + run] === first + run) run++;
+      reads.push(this.fh.read(out, i * rowBytes, run * rowBytes, t.begin + first * rowBytes));
+      i += run;
+    }
+    await Promise.all(reads);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
 export class SafetensorsFile {
   private constructor(
     readonly path: string,
@@ -60,59 +213,15 @@ export class SafetensorsFile {
   }
 
   static parse(path: string, bytes: Buffer): SafetensorsFile {
-    const fail = (reason: string): never => {
-      throw new SafetensorsError(path, reason);
-    };
-    if (bytes.length < 8) fail(`not a safetensors file: only ${bytes.length} bytes`);
-    const n = Number(bytes.readBigUInt64LE(0));
-    if (n < 2 || n > MAX_HEADER) fail(`not a safetensors file: header length ${n} is implausible`);
-    if (8 + n > bytes.length) fail(`truncated: the header needs ${n} bytes but the file has ${bytes.length - 8} after the length`);
-    const text = bytes.subarray(8, 8 + n).toString('utf8');
-    if (!text.startsWith('{')) fail('not a safetensors file: the header is not a JSON object');
-    let header: unknown;
-    try {
-      header = JSON.parse(text);
-    } catch (err) {
-      fail(`corrupt header JSON: ${(err as Error).message}`);
-    }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('the header is not a JSON object');
-    const dataStart = 8 + n;
-    const tensors = new Map<string, TensorInfo>();
-    let metadata: Record<string, string> = {};
-    for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-      if (name === '__metadata__') {
-        metadata = raw as Record<string, string>;
-        continue;
-      }
-      const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      const dtype = t.dtype as SafetensorsDtype;
-      const size = DTYPE_SIZE[dtype];
-      if (size === undefined) fail(`tensor "${name}" has unsupported dtype ${String(t.dtype)}`);
-      if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor "${name}" has an invalid shape`);
-      const offsets = t.data_offsets;
-      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
-        fail(`tensor "${name}" has invalid data_offsets`);
-      }
-      const [b, e] = offsets as [number, number];
-      const shape = t.shape as number[];
-      const numel = shape.reduce((a, d) => a * d, 1);
-      if (e - b !== numel * size) fail(`tensor "${name}" ${dtype}${JSON.stringify(shape)} needs ${numel * size} bytes but has ${e - b}`);
-      tensors.set(name, { name, dtype, shape, begin: dataStart + b, end: dataStart + e });
-    }
-    const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
-    let cursor = dataStart;
-    for (const t of sorted) {
-      if (t.begin !== cursor) fail(`tensor "${t.name}" starts at data byte ${t.begin - dataStart}, expected ${cursor - dataStart} (holes or overlaps)`);
-      cursor = t.end;
-    }
-    if (cursor > bytes.length) fail(`truncated: tensor data ends at byte ${cursor} but the file has ${bytes.length} (re-download or re-convert it)`);
-    if (cursor !== bytes.length) fail(`${bytes.length - cursor} unexpected bytes after the last tensor`);
+    if (bytes.length < 8) throw new SafetensorsError(path, `not a safetensors file: only ${bytes.length} bytes`);
+    const n = headerLength(path, bytes.readBigUInt64LE(0), bytes.length);
+    const { tensors, metadata } = parseHeader(path, bytes.subarray(8, 8 + n).toString('utf8'), 8 + n, bytes.length);
     return new SafetensorsFile(path, bytes, tensors, metadata);
   }
 
   info(name: string): TensorInfo {
     const t = this.tensors.get(name);
-    if (t === undefined) throw new SafetensorsError(this.path, `missing tensor "${name}" (has: ${[...this.tensors.keys()].slice(0, 12).join(', ')}${this.tensors.size > 12 ? ', ...' : ''})`);
+    if (t === undefined) throw missingTensor(this.path, this.tensors, name);
     return t;
   }
 
@@ -239,11 +348,11 @@ function halfToFloat(h: number): number {
 export interface TensorToWrite {
   /**
    * Float data may be stored as F32, F16 or BF16 (rounded to nearest even); U8 data as U8, I32 as
-   * I32; BF16 also takes already-encoded bits as a Uint16Array.
+   * I32, Float64Array as F64; BF16 also takes already-encoded bits as a Uint16Array.
    */
-  dtype: 'F32' | 'F16' | 'BF16' | 'U8' | 'I32';
+  dtype: 'F32' | 'F16' | 'BF16' | 'F64' | 'U8' | 'I32';
   shape: number[];
-  data: Float32Array | Uint8Array | Int32Array | Uint16Array;
+  data: Float32Array | Float64Array | Uint8Array | Int32Array | Uint16Array;
 }
 
 function floatToBf16(f: Float32Array): Buffer {
@@ -281,7 +390,8 @@ function floatToHalf(f: Float32Array): Buffer {
 
 function tensorBytes(name: string, t: TensorToWrite): Buffer {
   const bf16Bits = t.dtype === 'BF16' && t.data instanceof Uint16Array;
-  const matches = t.dtype === 'U8' ? t.data instanceof Uint8Array : t.dtype === 'I32' ? t.data instanceof Int32Array : bf16Bits || t.data instanceof Float32Array;
+  const matches =
+    t.dtype === 'U8' ? t.data instanceof Uint8Array : t.dtype === 'I32' ? t.data instanceof Int32Array : t.dtype === 'F64' ? t.data instanceof Float64Array : bf16Bits || t.data instanceof Float32Array;
   if (!matches) throw new Error(`tensor "${name}": dtype ${t.dtype} does not match its data`);
   if (bf16Bits) return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   if (t.dtype === 'BF16') return floatToBf16(t.data as Float32Array);

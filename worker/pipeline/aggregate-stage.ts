@@ -3,9 +3,9 @@
  * the slide's result folder (heatmap.npy/json, tissue.png, overlay.png, regions.geojson,
  * summary.json last). See worker/store/result-store.ts for the layout.
  *
- * Scoring streams the part files twice (tissue-chunks.ts): pass 1 sums every tissue patch (the
- * mean the `self` scorer centres on) and keeps the scorer's fit sample (at most maxFitPatches
- * rows); pass 2 scores each part's patches straight into the heatmap. Memory is the fit sample
+ * Scoring reads the part files twice (tissue-chunks.ts): pass 1 adds up the parts' column sums
+ * (the mean the `self` scorer centres on) and reads only the rows of the scorer's fit sample (at
+ * most maxFitPatches); pass 2 streams every part and scores its patches straight into the heatmap. Memory is the fit sample
  * (20k x dim x 4 bytes: 80 MB for a 1024-dim model) plus per-cell arrays the size of the heatmap
  * plus one part file; it does not grow with the tissue area's embeddings, and regions are never
  * held. Before, all tissue embeddings were gathered at once (1.5 M x 192 floats on a 40000^2 px
@@ -97,7 +97,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   // Pass 1: the fit sample and the sums over every tissue patch.
   const sums = new RowSums(dim);
   const fitRows = scorer.fitRows(count);
-  const sample = await gatherRows(plan, layout, fitRows, (chunk) => sums.add(chunk.data, chunk.count));
+  const sample = await gatherRows(plan, layout, fitRows, sums);
   if (sums.count !== count) throw new PartFileError(`the part files hold ${sums.count} of the slide's ${count} tissue patches: a part is missing or stale`);
   const tPass1 = performance.now();
   const fitted = await scorer.fit({ count: fitRows.length, dim, data: sample }, sums.statistics());

@@ -3,8 +3,14 @@
  * never all at once: a 40000^2 px slide has millions of tissue patches (gigabytes as float32),
  * a part file a few thousand. Part files hold only the tissue cells their regions own (see
  * tissue-layout.ts and embed-stage.ts), so every tissue row appears in exactly one chunk.
+ *
+ * Two ways to read them: tissueChunks streams every part whole (the scoring pass), gatherRows
+ * reads only the rows asked for (a fit sample) plus each part's column sums, from the file
+ * positions of those rows: a few MB instead of the gigabytes of a large model's parts.
  */
-import { SafetensorsFile } from '../infer/safetensors.js';
+import { SafetensorsFile, SafetensorsReader, type TensorInfo } from '../infer/safetensors.js';
+import { decodeBf16 } from '../infer/bf16.js';
+import type { RowSums } from '../score/score-embeddings.js';
 import { partPath, PART_FORMAT } from './embed-stage.js';
 import type { SlidePlan } from './plan-stage.js';
 import { PartFileError } from './errors.js';
@@ -30,35 +36,50 @@ export interface TissueChunk {
  * Reads the part files in order and yields each one's tissue cells. Each chunk is new memory
  * (the consumer may keep it); only one part file is read at a time.
  */
-export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout): AsyncGenerator<TissueChunk> {
+/** Part files of another format (a work folder written by another version) are refused first. */
+function checkPartFormat(path: string, metadata: Readonly<Record<string, string>>): void {
+  if (metadata['partFormat'] !== PART_FORMAT) {
+    throw new PartFileError(`${path}: part format ${metadata['partFormat'] ?? '1'}, this version reads ${PART_FORMAT}`);
+  }
+}
+
+/** Checks a part file against the plan and maps its cells to tissue rows. */
+function partRows(path: string, embeddings: TensorInfo, cells: Int32Array, layout: TissueLayout): Int32Array {
   const { grid, row, dim } = layout;
+  if (embeddings.dtype !== 'BF16' || embeddings.shape.length !== 2 || embeddings.shape[0] !== cells.length || embeddings.shape[1] !== dim) {
+    throw new PartFileError(`${path}: embeddings are ${embeddings.dtype}${JSON.stringify(embeddings.shape)}, expected BF16[${cells.length}, ${dim}] for this plan`);
+  }
+  const rows = new Int32Array(cells.length);
+  cells.forEach((cell, i) => {
+    const r = cell >= 0 && cell < row.length ? (row[cell] as number) : -1;
+    if (r < 0) throw new PartFileError(`${path}: cell ${cell} is not a tissue cell of this plan`);
+    if (grid.ownerRegion[cell] === -1) throw new PartFileError(`${path}: cell ${cell} belongs to no region of this plan`);
+    rows[i] = r;
+  });
+  return rows;
+}
+
+/**
+ * Reads the part files in order and yields each one's tissue cells. Each chunk is new memory
+ * (the consumer may keep it); only one part file is read at a time.
+ */
+export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout): AsyncGenerator<TissueChunk> {
   for (let b = 0; b < plan.batches.length; b++) {
     const path = partPath(plan, b);
     const part = await SafetensorsFile.read(path);
-    if (part.metadata['partFormat'] !== PART_FORMAT) {
-      throw new PartFileError(`${path}: part format ${part.metadata['partFormat'] ?? '1'}, this version reads ${PART_FORMAT}`);
-    }
+    checkPartFormat(path, part.metadata);
     const cells = part.int32('cells');
-    const embeddings = part.info('embeddings');
-    if (embeddings.shape.length !== 2 || embeddings.shape[0] !== cells.length || embeddings.shape[1] !== dim) {
-      throw new PartFileError(`${path}: embeddings are ${JSON.stringify(embeddings.shape)}, expected [${cells.length}, ${dim}] for this plan`);
-    }
-    const rows = new Int32Array(cells.length);
-    cells.forEach((cell, i) => {
-      const r = cell >= 0 && cell < row.length ? (row[cell] as number) : -1;
-      if (r < 0) throw new PartFileError(`${path}: cell ${cell} is not a tissue cell of this plan`);
-      if (grid.ownerRegion[cell] === -1) throw new PartFileError(`${path}: cell ${cell} belongs to no region of this plan`);
-      rows[i] = r;
-    });
-    yield { part: b, count: cells.length, dim, data: part.float32('embeddings'), rows, cells };
+    const rows = partRows(path, part.info('embeddings'), cells, layout);
+    yield { part: b, count: cells.length, dim: layout.dim, data: part.float32('embeddings'), rows, cells };
   }
 }
 
 /**
- * The embeddings of `wanted` rows (sorted, as fitRows returns them), in that order, read in one pass.
- * `onChunk` sees every chunk on the way (the aggregate stage sums them there).
+ * The embeddings of `wanted` rows (any order), in that order, reading only those rows of each part
+ * file. `sums`, when given, receives every part's column sums (the `sums` tensor the embed stage
+ * wrote), i.e. the sums over all the slide's tissue patches.
  */
-export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: Int32Array, onChunk?: (chunk: TissueChunk) => void): Promise<Float32Array> {
+export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: Int32Array, sums?: RowSums): Promise<Float32Array> {
   const { dim, count } = layout;
   const slot = new Int32Array(count).fill(-1);
   wanted.forEach((r, i) => {
@@ -67,13 +88,29 @@ export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: 
   });
   const out = new Float32Array(wanted.length * dim);
   let found = 0;
-  for await (const chunk of tissueChunks(plan, layout)) {
-    onChunk?.(chunk);
-    for (let i = 0; i < chunk.count; i++) {
-      const s = slot[chunk.rows[i] as number] as number;
-      if (s < 0) continue;
-      out.set(chunk.data.subarray(i * dim, (i + 1) * dim), s * dim);
-      found++;
+  for (let b = 0; b < plan.batches.length; b++) {
+    const path = partPath(plan, b);
+    const part = await SafetensorsReader.open(path);
+    try {
+      checkPartFormat(path, part.metadata);
+      const cells = await part.int32('cells');
+      const rows = partRows(path, part.info('embeddings'), cells, layout);
+      if (sums !== undefined) sums.addTotals(await part.float64('sums'), cells.length);
+      const inPart: number[] = [];
+      const slots: number[] = [];
+      rows.forEach((r, i) => {
+        const s = slot[r] as number;
+        if (s < 0) return;
+        inPart.push(i);
+        slots.push(s);
+      });
+      if (inPart.length === 0) continue;
+      const raw = await part.readRows('embeddings', inPart);
+      const bits = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+      slots.forEach((s, k) => decodeBf16(bits.subarray(k * dim, (k + 1) * dim), out.subarray(s * dim, (s + 1) * dim)));
+      found += inPart.length;
+    } finally {
+      await part.close();
     }
   }
   if (found !== wanted.length) throw new PartFileError(`the part files hold ${found} of the ${wanted.length} tissue rows asked for: a part is missing or stale`);

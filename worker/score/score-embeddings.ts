@@ -36,6 +36,13 @@ export class RowSums {
     this.count += count;
   }
 
+  /** Adds column totals computed elsewhere (a part file's `sums`) over `count` rows. */
+  addTotals(totals: Float64Array, count: number): void {
+    if (totals.length !== this.dim) throw new ScoreInputError(`row sums: totals have ${totals.length} columns, expected ${this.dim}`);
+    for (let j = 0; j < this.dim; j++) this.sums[j] = (this.sums[j] as number) + (totals[j] as number);
+    this.count += count;
+  }
+
   statistics(): FitStatistics {
     const mean = this.sums.map((s) => s / Math.max(1, this.count));
     return { count: this.count, dim: this.dim, mean };
