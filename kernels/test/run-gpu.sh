@@ -209,9 +209,15 @@ e2e_vit_l() {
   python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
   node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif --model /tmp/vit_l16.safetensors
 }
+# A batch of three such slides in one analyze call: one slide's scoring overlaps the next one's embedding.
+e2e_vit_l_batch() {
+  [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif --model /tmp/vit_l16.safetensors --copies 3
+}
 if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
   step e2e-vit-l e2e.txt 420 e2e_vit_l
+  step e2e-vit-l-batch e2e.txt 420 e2e_vit_l_batch
 fi
 
 {

@@ -122,6 +122,8 @@ describe('embedded mode (analyze) on real slides', () => {
     const slides = await findSlides([SLIDES]);
     expect(slides).toEqual([BOXES, BROKEN, CMU, NDPI, KIDNEY, TINY]);
     const outcomes = await analyzeEmbedded(slides, { dataDir: data, regionSize: 512, device: 'cpu' });
+    // One slide's scoring overlaps the next one's embedding; outcomes still come in input order.
+    expect(outcomes.map((o) => o.slidePath)).toEqual(slides);
     const by = new Map(outcomes.map((o) => [o.slidePath, o]));
     // No scan resolution in the file: refused before any work, with the flag that fixes it.
     for (const s of [BOXES, KIDNEY]) {

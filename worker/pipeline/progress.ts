@@ -35,29 +35,32 @@ function formatSeconds(s: number | null): string {
   return `${m}:${String(Math.round(s % 60)).padStart(2, '0')}`;
 }
 
-/** A one-line progress bar, redrawn in place on a TTY and printed every 10 % otherwise. */
+/**
+ * A one-line progress bar, redrawn in place on a TTY and printed every 10 % otherwise. Slides may
+ * overlap (the embedded runner scores one slide while the next is embedded): each has its own
+ * rate meter, and a slide that finishes gets its final line printed above the running one.
+ */
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): ProgressListener {
-  let meter = new RateMeter();
-  let lastSlide = '';
-  let lastDecile = -1;
+  const slides = new Map<string, { meter: RateMeter; lastDecile: number }>();
   return (p) => {
-    if (p.analysisId !== lastSlide) {
-      meter = new RateMeter(p.regionsDone);
-      lastSlide = p.analysisId;
-      lastDecile = -1;
+    let s = slides.get(p.analysisId);
+    if (s === undefined) {
+      s = { meter: new RateMeter(p.regionsDone), lastDecile: -1 };
+      slides.set(p.analysisId, s);
     }
+    if (p.stage === 'done') slides.delete(p.analysisId);
     const frac = p.regionsTotal > 0 ? p.regionsDone / p.regionsTotal : 1;
     const width = 24;
     const filled = Math.round(frac * width);
     const line =
       `${p.slideName} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.regionsDone}/${p.regionsTotal} regions ` +
-      `${meter.rate(p.regionsDone).toFixed(2)}/s ETA ${formatSeconds(meter.etaSeconds(p.regionsDone, p.regionsTotal))} ${p.stage}`;
+      `${s.meter.rate(p.regionsDone).toFixed(2)}/s ETA ${formatSeconds(s.meter.etaSeconds(p.regionsDone, p.regionsTotal))} ${p.stage}`;
     if (stream.isTTY) {
       stream.write(`\r${line}\x1b[K${p.stage === 'done' ? '\n' : ''}`);
     } else {
       const decile = Math.floor(frac * 10);
-      if (decile !== lastDecile || p.stage === 'done') {
-        lastDecile = decile;
+      if (decile !== s.lastDecile || p.stage === 'done') {
+        s.lastDecile = decile;
         stream.write(`${line}\n`);
       }
     }

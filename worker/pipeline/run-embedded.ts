@@ -39,7 +39,14 @@ export function isSlideFailure(err: unknown): err is Error {
 }
 
 /** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
-export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<{ plan: SlidePlan; timings: AggregateTimings; batchesComputed: number }> {
+/** What the embed stages of one slide leave for its aggregate stage. */
+interface EmbeddedSlide {
+  plan: SlidePlan;
+  timings: AggregateTimings;
+  batchesComputed: number;
+}
+
+export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<EmbeddedSlide> {
   const started = performance.now();
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
   const progress = (stage: 'plan' | 'embed' | 'aggregate' | 'done', done: number, total: number): void =>
@@ -90,8 +97,9 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
   return { plan, timings: { ...timings, startedAt: started }, batchesComputed: todo.length };
 }
 
-export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<SlideOutcome> {
-  const { plan, timings, batchesComputed } = await embedSlide(spec, options);
+/** Stage 3 for a slide embedded in this process, and its outcome. */
+async function aggregateEmbedded(spec: AnalysisSpec, embedded: EmbeddedSlide, options: EmbeddedRunOptions): Promise<SlideOutcome> {
+  const { plan, timings, batchesComputed } = embedded;
   const total = plan.regionPlan.regions.length;
   const summary = await aggregateSlide(plan, timings, batchesComputed);
   options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage: 'done', regionsDone: total, regionsTotal: total });
@@ -106,25 +114,55 @@ export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions
   };
 }
 
+export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<SlideOutcome> {
+  return aggregateEmbedded(spec, await embedSlide(spec, options), options);
+}
+
+/**
+ * Analyses slides one after another in this process. Slide k's scoring (CPU: reads, BLAS) runs
+ * while slide k+1 is planned and embedded (decoding, the engine), so with a GPU the engine does
+ * not wait for the scoring; at most one slide is scored at a time, so memory stays that of one
+ * embed stage plus one aggregate stage. Outcomes come back in the order of `slides`.
+ */
 export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOptions = {}): Promise<SlideOutcome[]> {
   const outcomes: SlideOutcome[] = [];
-  for (const slidePath of slides) {
+  let scoring: Promise<void> = Promise.resolve();
+  const failed = (slidePath: string, spec: AnalysisSpec | null, err: Error): SlideOutcome => ({
+    slidePath,
+    analysisId: spec?.analysisId ?? null,
+    resultDir: spec?.resultDir ?? null,
+    status: 'failed',
+    reason: err.message,
+  });
+  const recordFailure = async (slidePath: string, spec: AnalysisSpec | null, err: unknown): Promise<SlideOutcome> => {
+    if (!isSlideFailure(err)) throw err;
+    if (spec !== null) await writeFailure(spec, err.message);
+    return failed(slidePath, spec, err);
+  };
+  for (const [index, slidePath] of slides.entries()) {
     let spec: AnalysisSpec | null = null;
     try {
       spec = await describeAnalysis(slidePath, options);
       const existing = options.force ? null : await readResultSummary(spec);
       if (existing !== null) {
-        outcomes.push({ slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount });
+        outcomes[index] = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount };
         continue;
       }
       // A failure recorded by an earlier attempt is not this attempt's.
       await rm(join(spec.resultDir, 'failure.json'), { force: true });
-      outcomes.push(await analyzeOne(spec, options));
+      const embedded = await embedSlide(spec, options);
+      await scoring; // the previous slide's scoring: one at a time
+      const s = spec;
+      scoring = aggregateEmbedded(s, embedded, options).then(
+        (o) => void (outcomes[index] = o),
+        async (err: unknown) => void (outcomes[index] = await recordFailure(slidePath, s, err)),
+      );
+      // Marked handled now; a non-slide error still surfaces where `scoring` is awaited next.
+      scoring.catch(() => undefined);
     } catch (err) {
-      if (!isSlideFailure(err)) throw err;
-      if (spec !== null) await writeFailure(spec, err.message);
-      outcomes.push({ slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: err.message });
+      outcomes[index] = await recordFailure(slidePath, spec, err);
     }
   }
+  await scoring;
   return outcomes;
 }
