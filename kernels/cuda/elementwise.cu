@@ -8,7 +8,7 @@
 // All three are grid-stride loops over 8-byte (4 x bf16) vectors where alignment allows.
 // gatherRowsBf16 is the engine's output stage for the pipeline: the token rows a region keeps,
 // fp32 -> BF16 with the host's exact bit rule (engine/bf16.h), so the device-to-host copy is
-// only those rows at half the bytes.
+// only those rows at half the bytes; columnSumsBf16 adds them up per column for the slide's mean.
 #include <cuda_bf16.h>
 
 #include "cuda_check.h"
@@ -84,7 +84,31 @@ __global__ void gatherRowsBf16Kernel(const float* __restrict__ x, const int32_t*
   }
 }
 
+__global__ void columnSumsBf16Kernel(const uint16_t* __restrict__ y, int64_t nRows, int D, double* __restrict__ sums) {
+  // One thread per column, rows in order: a warp reads 32 neighbouring columns of a row at a time.
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= D) return;
+  // Eight loads in flight per thread (few threads: D of them), added in row order.
+  double s = 0;
+  int64_t i = 0;
+  for (; i + 8 <= nRows; i += 8) {
+    uint16_t v[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = y[(i + k) * D + j];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s += double(__uint_as_float(uint32_t(v[k]) << 16));
+  }
+  for (; i < nRows; ++i) s += double(__uint_as_float(uint32_t(y[i * D + j]) << 16));
+  sums[j] = s;
+}
+
 }  // namespace
+
+void columnSumsBf16(const void* y, int64_t nRows, int D, double* sums, cudaStream_t stream) {
+  if (D == 0) return;
+  columnSumsBf16Kernel<<<(D + 127) / 128, 128, 0, stream>>>(static_cast<const uint16_t*>(y), nRows, D, sums);
+  FS_CUDA_CHECK_LAUNCH("columnSumsBf16Kernel");
+}
 
 void gatherRowsBf16(const float* x, const int32_t* rows, int64_t nRows, int D, void* out, cudaStream_t stream) {
   const int64_t n = nRows * D;

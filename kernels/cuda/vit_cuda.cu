@@ -381,6 +381,7 @@ class CudaBackend final : public Backend {
     if (out_) cudaFree(out_);
     if (rows_) cudaFree(rows_);
     if (sel_) cudaFree(sel_);
+    if (sums_) cudaFree(sums_);
     if (stream_) cudaStreamDestroy(stream_);
   }
   const char* name() const override { return "cuda"; }
@@ -397,20 +398,24 @@ class CudaBackend final : public Backend {
   }
 
   // The pipeline's path: the kept token rows leave the GPU as BF16 (a quarter to a sixth of the
-  // fp32 output's bytes for a tissue region), and the host does no conversion.
+  // fp32 output's bytes for a tissue region) with their column sums, and the host does no
+  // conversion or summing.
   void forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos, size_t T, size_t D,
-                       const int32_t* rows, size_t nRows, uint16_t* out) override {
+                       const int32_t* rows, size_t nRows, uint16_t* out, double* colSums) override {
     const size_t inBytes = size_t(B) * H * W * 3;
     const size_t outBytes = size_t(B) * T * D * 4;
     grow(&rgb_, &rgbCap_, inBytes);
     grow(reinterpret_cast<void**>(&out_), &outCap_, outBytes);
     grow(reinterpret_cast<void**>(&rows_), &rowsCap_, nRows * sizeof(int32_t));
     grow(&sel_, &selCap_, nRows * D * 2);
+    grow(reinterpret_cast<void**>(&sums_), &sumsCap_, D * sizeof(double));
     FS_CUDA_CHECK(cudaMemcpyAsync(rgb_, rgb, inBytes, cudaMemcpyHostToDevice, stream_));
     if (nRows > 0) FS_CUDA_CHECK(cudaMemcpyAsync(rows_, rows, nRows * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
     vit_.forwardDevice(static_cast<const uint8_t*>(rgb_), B, H, W, pos, out_, stream_);
     gatherRowsBf16(out_, rows_, int64_t(nRows), int(D), sel_, stream_);
+    columnSumsBf16(sel_, int64_t(nRows), int(D), sums_, stream_);
     if (nRows > 0) FS_CUDA_CHECK(cudaMemcpyAsync(out, sel_, nRows * D * 2, cudaMemcpyDeviceToHost, stream_));
+    FS_CUDA_CHECK(cudaMemcpyAsync(colSums, sums_, D * sizeof(double), cudaMemcpyDeviceToHost, stream_));
     FS_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
@@ -430,7 +435,8 @@ class CudaBackend final : public Backend {
   float* out_ = nullptr;
   int32_t* rows_ = nullptr;
   void* sel_ = nullptr;
-  size_t rgbCap_ = 0, outCap_ = 0, rowsCap_ = 0, selCap_ = 0;
+  double* sums_ = nullptr;
+  size_t rgbCap_ = 0, outCap_ = 0, rowsCap_ = 0, selCap_ = 0, sumsCap_ = 0;
 };
 
 }  // namespace

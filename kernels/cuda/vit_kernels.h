@@ -36,6 +36,9 @@ void residualAddBf16(float* x, const void* y, const float* bias, int M, int D, c
 // out[i, :] = BF16(x[rows[i], :]) for i < nRows; x is [*, D] fp32, rows on the device, in range.
 // Rounding as engine/bf16.h (nearest even, NaN -> 0x7fc0): bit-identical to the host.
 void gatherRowsBf16(const float* x, const int32_t* rows, int64_t nRows, int D, void* out, cudaStream_t stream);
+// sums[j] = sum over i < nRows of float(bf16 y[i, j]), in double, rows in order (one thread per
+// column): bit-identical to the host's loop (engine.cpp).
+void columnSumsBf16(const void* y, int64_t nRows, int D, double* sums, cudaStream_t stream);
 
 // patch_embed.cu --------------------------------------------------------------------------
 // rgb [B, H, W, 3] uint8 -> cols [B*gh*gw, ldc] bf16, one row per patch, columns ordered

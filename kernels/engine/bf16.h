@@ -9,6 +9,13 @@
 
 namespace flashslide {
 
+inline float fromBf16(uint16_t b) {
+  const uint32_t x = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
 inline uint16_t toBf16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);

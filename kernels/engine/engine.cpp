@@ -93,7 +93,8 @@ ForwardResult Engine::forward(const uint8_t* rgb, int B, int H, int W, float* ou
 }
 
 void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
-                              size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out) {
+                              size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
+                              double* colSums) {
   // new[] without (): no zero-fill of a buffer forward() overwrites anyway.
   std::unique_ptr<float[]> all(new float[static_cast<size_t>(B) * T * D]);
   forward(rgb, B, H, W, pos, all.get());
@@ -103,13 +104,20 @@ void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const Pos
     uint16_t* o = out + static_cast<size_t>(i) * D;
     for (size_t j = 0; j < D; ++j) o[j] = toBf16(in[j]);
   }
+  // Threads over columns, rows in order within a column: the same sums as one thread.
+#pragma omp parallel for schedule(static) if (nRows * D >= (1u << 16))
+  for (int64_t j = 0; j < static_cast<int64_t>(D); ++j) {
+    double s = 0;
+    for (size_t i = 0; i < nRows; ++i) s += fromBf16(out[i * D + static_cast<size_t>(j)]);
+    colSums[j] = s;
+  }
 }
 
 ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const int32_t* rows,
-                                      size_t nRows, uint16_t* out) {
+                                      size_t nRows, uint16_t* out, double* colSums) {
   const ModelArch& a = weights_->arch;
   if (B <= 0) throw Error("bad_input", "batch size must be >= 1, got " + std::to_string(B));
-  if (!rgb || (nRows > 0 && (!rows || !out))) throw Error("bad_input", "forwardRowsBf16: null input, rows or output buffer");
+  if (!rgb || !colSums || (nRows > 0 && (!rows || !out))) throw Error("bad_input", "forwardRowsBf16: null input, rows, output or sums buffer");
   const size_t T = tokens(H, W);
   const int64_t total = static_cast<int64_t>(B) * static_cast<int64_t>(T);
   for (size_t i = 0; i < nRows; ++i) {
@@ -128,7 +136,7 @@ ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, c
   auto t0 = std::chrono::steady_clock::now();
   try {
     const PosEmbedView& pos = posEmbedFor(r.gridH, r.gridW);
-    backend_->forwardRowsBf16(rgb, B, H, W, pos, T, static_cast<size_t>(a.embedDim), rows, nRows, out);
+    backend_->forwardRowsBf16(rgb, B, H, W, pos, T, static_cast<size_t>(a.embedDim), rows, nRows, out, colSums);
   } catch (const std::bad_alloc&) {
     throw Error("out_of_memory", "out of memory running a " + std::to_string(B) + "x" + std::to_string(H) + "x" +
                                      std::to_string(W) + " forward (" + std::to_string(T) +

@@ -57,12 +57,14 @@ class Backend {
   virtual void forward(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
                        float* out) = 0;
   // The given rows of forward()'s [B*T, D] output, as BF16 (engine/bf16.h rounding), into
-  // out[nRows * D]; rows already checked against B*T. This default runs forward() into a host
-  // buffer and gathers there; the CUDA backend gathers on the device so that only the kept rows,
-  // at half the bytes, cross the bus.
-  // T, D: tokens per image and embedding width (the Engine's arch).
+  // out[nRows * D], and colSums[D] (double) = the column sums of those BF16 values, each column
+  // added in row order from 0 (so bit-identical wherever it is computed); rows already checked
+  // against B*T. This default runs forward() into a host buffer and gathers there; the CUDA
+  // backend gathers and sums on the device so that only the kept rows, at half the bytes, cross
+  // the bus. T, D: tokens per image and embedding width (the Engine's arch).
   virtual void forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
-                               size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out);
+                               size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
+                               double* colSums);
 };
 
 // Defined by the CPU backend (cpu/vit_cpu.cpp).
@@ -98,9 +100,11 @@ class Engine {
   // What the pipeline stores: only some token rows (the tissue patches a region owns), in BF16.
   // rows: nRows indices in [0, B*T) of forward()'s output rows (image b's token t is b*T + t);
   // out: nRows * D values, row i = BF16 of output row rows[i]. Same values as forward() followed
-  // by a gather and engine/bf16.h's rounding, bit for bit. Throws bad_input for a row out of range.
+  // by a gather and engine/bf16.h's rounding, bit for bit. colSums: D doubles, the column sums
+  // of out (row order; the slide's mean comes from these without reading the rows back).
+  // Throws bad_input for a row out of range.
   ForwardResult forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const int32_t* rows,
-                                size_t nRows, uint16_t* out);
+                                size_t nRows, uint16_t* out, double* colSums);
 
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

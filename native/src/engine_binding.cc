@@ -7,8 +7,9 @@
 //   Engine.tokens(H, W): number
 //   Engine.forward(rgb: Buffer, B, H, W): Promise<{ data: Float32Array, batch, tokens, dim, gridH, gridW, millis }>
 //   Engine.forwardRowsBf16(rgb: Buffer, B, H, W, rows: Int32Array)
-//       : Promise<{ data: Uint16Array (BF16 [rows, dim]), rows, batch, tokens, dim, gridH, gridW, millis }>
-//       only the given rows of forward()'s [B*T, D] output, converted on the device under CUDA
+//       : Promise<{ data: Uint16Array (BF16 [rows, dim]), sums: Float64Array [dim], rows, batch, tokens, dim, gridH, gridW, millis }>
+//       only the given rows of forward()'s [B*T, D] output, converted (and their columns summed)
+//       on the device under CUDA
 //
 // The input Buffer is used in place (no copy): a reference keeps it alive until the worker ends.
 // The output is allocated once per call and handed to JS as an external ArrayBuffer.
@@ -16,6 +17,7 @@
 // shape_mismatch, unsupported_dtype, unsupported_arch, bad_config, bad_input, out_of_memory).
 #include "engine_binding.h"
 
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -212,8 +214,10 @@ class ForwardRowsWorker : public Napi::AsyncWorker {
   void Execute() override {
     if (!capture(
             [&] {
-              out_.reset(new uint16_t[nRows_ * static_cast<size_t>(engine_->arch().embedDim) + 1]);
-              result_ = engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get());
+              const size_t D = static_cast<size_t>(engine_->arch().embedDim);
+              out_.reset(new uint16_t[nRows_ * D + 1]);
+              sums_.reset(new double[D]);
+              result_ = engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get(), sums_.get());
             },
             err_)) {
       SetError(err_.message);
@@ -228,6 +232,10 @@ class ForwardRowsWorker : public Napi::AsyncWorker {
         env, data, n * sizeof(uint16_t), [](Napi::Env, void* p) { delete[] static_cast<uint16_t*>(p); });
     Napi::Object o = Napi::Object::New(env);
     o.Set("data", Napi::Uint16Array::New(env, n, ab, 0));
+    const size_t D = static_cast<size_t>(result_.dim);
+    Napi::Float64Array sums = Napi::Float64Array::New(env, D);
+    std::memcpy(sums.Data(), sums_.get(), D * sizeof(double));
+    o.Set("sums", sums);
     o.Set("rows", static_cast<double>(nRows_));
     o.Set("batch", result_.batch);
     o.Set("tokens", result_.tokens);
@@ -250,6 +258,7 @@ class ForwardRowsWorker : public Napi::AsyncWorker {
   size_t nRows_;
   int B_, H_, W_;
   std::unique_ptr<uint16_t[]> out_;
+  std::unique_ptr<double[]> sums_;
   ForwardResult result_;
   CaughtError err_;
 };

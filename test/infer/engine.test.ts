@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { checkModel } from '../../worker/infer/model-check.js';
 import { EngineError, VitEngine } from '../../worker/infer/vit-engine.js';
-import { encodeBf16 } from '../../worker/infer/bf16.js';
+import { decodeBf16, encodeBf16 } from '../../worker/infer/bf16.js';
+import { RowSums } from '../../worker/score/score-embeddings.js';
 import { SafetensorsFile, encodeSafetensors, type TensorToWrite } from '../../worker/infer/safetensors.js';
 import { demoModelTensors } from '../../worker/infer/demo-model.js';
 import { ROOT, tempDir } from '../helpers.js';
@@ -177,7 +178,7 @@ describe('the demo model and the event loop', () => {
     // Blocked, the loop would tick at most once; free, about elapsed/5 times.
     expect(ticks).toBeGreaterThan(Math.min(10, elapsed / 20));
   });
-  it('forwardRowsBf16: the chosen token rows in BF16, the same bits as forward() then encoding; bad rows refused', async () => {
+  it('forwardRowsBf16: the chosen token rows in BF16 and their column sums, the same bits as forward() then encoding and summing; bad rows refused', async () => {
     const e = await VitEngine.load('demo', { device: 'cpu' });
     const img = Buffer.alloc(2 * 64 * 96 * 3);
     for (let i = 0; i < img.length; i++) img[i] = (i * 2246822519) >>> 24;
@@ -190,7 +191,14 @@ describe('the demo model and the event loop', () => {
     const expected = new Uint16Array(rows.length * dim);
     rows.forEach((r, i) => encodeBf16(full.data.subarray(r * dim, (r + 1) * dim), expected.subarray(i * dim, (i + 1) * dim), { native: false }));
     expect(Buffer.from(sel.data.buffer, sel.data.byteOffset, sel.data.byteLength).equals(Buffer.from(expected.buffer))).toBe(true);
-    expect((await e.forwardRowsBf16(img, 2, 64, 96, new Int32Array(0))).data.length).toBe(0);
+    // Column sums of the rows as stored (decoded BF16), rows in order: RowSums' bits exactly.
+    const decoded = new Float32Array(expected.length);
+    decodeBf16(expected, decoded, { native: false });
+    const sums = new RowSums(dim);
+    sums.add(decoded, rows.length, { native: false });
+    expect(Array.from(sel.sums)).toEqual(Array.from(sums.sums));
+    const none = await e.forwardRowsBf16(img, 2, 64, 96, new Int32Array(0));
+    expect([none.data.length, Array.from(none.sums).every((v) => v === 0), none.sums.length]).toEqual([0, true, dim]);
     for (const bad of [-1, 2 * tokens]) {
       const err = await e.forwardRowsBf16(img, 2, 64, 96, Int32Array.from([0, bad])).catch((x: unknown) => x);
       expect(err).toBeInstanceOf(EngineError);

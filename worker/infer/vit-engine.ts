@@ -48,6 +48,8 @@ export interface EmbeddingBatch {
 export interface SelectedEmbeddings {
   /** BF16 bits [rows, dim]; row i is output token row rows[i] of the batch (image b's token t is b * tokens + t). */
   readonly data: Uint16Array;
+  /** [dim] column sums of the decoded BF16 rows in float64, rows added in order (RowSums gives the same bits). */
+  readonly sums: Float64Array;
   readonly rows: number;
   readonly batch: number;
   readonly tokens: number;
@@ -164,7 +166,7 @@ export class VitEngine {
   async forwardRowsBf16(rgb: Buffer, batch: number, height: number, width: number, rows: Int32Array): Promise<SelectedEmbeddings> {
     try {
       const r = await this.native.forwardRowsBf16(rgb, batch, height, width, rows);
-      return { data: r.data, rows: r.rows, batch: r.batch, tokens: r.tokens, dim: r.dim, prefixTokens: this.arch.numPrefixTokens, millis: r.millis };
+      return { data: r.data, sums: r.sums, rows: r.rows, batch: r.batch, tokens: r.tokens, dim: r.dim, prefixTokens: this.arch.numPrefixTokens, millis: r.millis };
     } catch (err) {
       throw wrap(err);
     }

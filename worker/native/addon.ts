@@ -72,6 +72,8 @@ export interface NativeEngine {
 
 export interface NativeForwardRowsResult extends Omit<NativeForwardResult, 'data'> {
   data: Uint16Array;
+  /** Column sums of the BF16 rows (decoded), each column added in row order, in float64. */
+  sums: Float64Array;
   rows: number;
 }
 

@@ -4,9 +4,10 @@
  * <work>/parts/batch-NNNNN.safetensors: `regions` [n] (indices into the plan), `cells` I32
  * [rows] (grid cell of each row), `embeddings` BF16 [rows, dim]: for each region, only the
  * tissue cells it owns (tissue-layout.ts), and `sums` F64 [dim], the column sums of the stored
- * (BF16) embeddings, so that the aggregate stage gets the slide's mean without reading them all. Glass, the prefix tokens and the borders another
- * region owns are never stored: on a 40000^2 px slide that is under a third of all patches, and
- * with a 1024-dim model the parts are gigabytes. BF16 halves the disk and keeps 8 bits of
+ * (BF16) embeddings (computed by the engine, on the GPU under CUDA), so that the aggregate stage
+ * gets the slide's mean without reading them all. Glass, the prefix tokens and the borders
+ * another region owns are never stored: on a 40000^2 px slide that is under a third of all
+ * patches, and with a 1024-dim model the parts are gigabytes. BF16 halves the disk and keeps 8 bits of
  * mantissa, plenty for distances between embeddings. Written atomically; a part already on disk
  * is not recomputed, so a retried or stalled-then-resumed job costs nothing twice.
  */
@@ -15,8 +16,6 @@ import { join } from 'node:path';
 import { readPlannedRegion } from '../regions/read-region.js';
 import type { SlideSource } from '../slide/slide-source.js';
 import { writeSafetensors } from '../infer/safetensors.js';
-import { decodeBf16 } from '../infer/bf16.js';
-import { RowSums } from '../score/score-embeddings.js';
 import type { VitEngine } from '../infer/vit-engine.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
 import { cachedTissueLayout, ownedTissuePatches } from './tissue-layout.js';
@@ -64,6 +63,8 @@ export interface ForwardedBatch {
   readonly embeddings: Uint16Array;
   /** Heatmap cell of each row. */
   readonly cells: Int32Array;
+  /** Column sums of the embeddings (float64). */
+  readonly sums: Float64Array;
   readonly dim: number;
   readonly inferMs: number;
   readonly device: string;
@@ -93,7 +94,7 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
     });
   });
   const out = await engine.forwardRowsBf16(batch.pixels, batch.regions.length, size, size, tokenRows);
-  return { batch, embeddings: out.data, cells, dim: out.dim, inferMs: out.millis, device: engine.device };
+  return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device };
 }
 
 /**
@@ -102,18 +103,14 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
  */
 export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Promise<number> {
   const started = performance.now();
-  const { batch, embeddings, cells, dim } = forwarded;
-  const sums = new RowSums(dim);
-  const decoded = new Float32Array(embeddings.length);
-  decodeBf16(embeddings, decoded);
-  sums.add(decoded, cells.length);
+  const { batch, embeddings, cells, sums, dim } = forwarded;
   await writeSafetensors(
     partPath(plan, batch.index),
     {
       regions: { dtype: 'F32', shape: [batch.regions.length], data: Float32Array.from(batch.regions) },
       cells: { dtype: 'I32', shape: [cells.length], data: cells },
       embeddings: { dtype: 'BF16', shape: [cells.length, dim], data: embeddings },
-      sums: { dtype: 'F64', shape: [dim], data: sums.sums },
+      sums: { dtype: 'F64', shape: [dim], data: sums },
     },
     { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: forwarded.inferMs.toFixed(1), device: forwarded.device },
   );

@@ -87,12 +87,19 @@ int main(int argc, char** argv) {
       const int T = r.tokens, D = r.dim;
       const std::vector<int32_t> rows = {0, T - 1, T, 2 * T + 1, 3 * T - 1, 7 % T, 7 % T, T + T / 2};
       std::vector<uint16_t> sel(rows.size() * D, 0xdead);
-      eng->forwardRowsBf16(rep.data(), 3, H, W, rows.data(), rows.size(), sel.data());
+      std::vector<double> sums(D, std::numeric_limits<double>::quiet_NaN());
+      eng->forwardRowsBf16(rep.data(), 3, H, W, rows.data(), rows.size(), sel.data(), sums.data());
       size_t differ = 0;
       for (size_t i = 0; i < rows.size(); ++i)
         for (int j = 0; j < D; ++j) differ += sel[i * D + j] != toBf16(out3[size_t(rows[i]) * D + j]);
-      std::snprintf(buf, sizeof buf, "%s forwardRowsBf16 (%zu rows gathered on the GPU) vs forward + host BF16: %zu of %zu values differ",
-                    name.c_str(), rows.size(), differ, sel.size());
+      // Column sums on the GPU against the host's loop over the same BF16 values, in row order.
+      for (int j = 0; j < D; ++j) {
+        double s = 0;
+        for (size_t i = 0; i < rows.size(); ++i) s += fromBf16(sel[i * D + j]);
+        differ += !(s == sums[j]);
+      }
+      std::snprintf(buf, sizeof buf, "%s forwardRowsBf16 (%zu rows gathered and summed on the GPU) vs forward + host BF16 and sums: %zu of %zu values differ",
+                    name.c_str(), rows.size(), differ, sel.size() + size_t(D));
       check(differ == 0, buf);
     } catch (const Error& e) {
       check(false, name + ": [" + e.code() + "] " + e.what());
