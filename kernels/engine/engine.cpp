@@ -66,11 +66,9 @@ const PosEmbedView& Engine::posEmbedFor(int gh, int gw) {
   return slot.view;
 }
 
-ForwardResult Engine::forward(const uint8_t* rgb, int B, int H, int W, float* out) {
+template <typename Run>
+ForwardResult Engine::timedForward(int B, int H, int W, size_t T, Run run) {
   const ModelArch& a = weights_->arch;
-  if (B <= 0) throw Error("bad_input", "batch size must be >= 1, got " + std::to_string(B));
-  if (!rgb || !out) throw Error("bad_input", "forward: null input or output buffer");
-  const size_t T = tokens(H, W);  // throws bad_input for sizes that are not multiples of p
   std::lock_guard<std::mutex> lock(mu_);
   ForwardResult r;
   r.batch = B;
@@ -80,16 +78,21 @@ ForwardResult Engine::forward(const uint8_t* rgb, int B, int H, int W, float* ou
   r.gridW = W / a.patchSize;
   auto t0 = std::chrono::steady_clock::now();
   try {
-    const PosEmbedView& pos = posEmbedFor(r.gridH, r.gridW);
-    backend_->forward(rgb, B, H, W, pos, out);
+    run(posEmbedFor(r.gridH, r.gridW));
   } catch (const std::bad_alloc&) {
-    throw Error("out_of_memory", "out of memory running a " + std::to_string(B) + "x" +
-                                     std::to_string(H) + "x" + std::to_string(W) +
-                                     " forward (" + std::to_string(T) +
+    throw Error("out_of_memory", "out of memory running a " + std::to_string(B) + "x" + std::to_string(H) + "x" +
+                                     std::to_string(W) + " forward (" + std::to_string(T) +
                                      " tokens per image); use a smaller batch or tile");
   }
   r.millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+ForwardResult Engine::forward(const uint8_t* rgb, int B, int H, int W, float* out) {
+  if (B <= 0) throw Error("bad_input", "batch size must be >= 1, got " + std::to_string(B));
+  if (!rgb || !out) throw Error("bad_input", "forward: null input or output buffer");
+  const size_t T = tokens(H, W);  // throws bad_input for sizes that are not multiples of p
+  return timedForward(B, H, W, T, [&](const PosEmbedView& pos) { backend_->forward(rgb, B, H, W, pos, out); });
 }
 
 void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
@@ -115,7 +118,6 @@ void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const Pos
 
 ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const int32_t* rows,
                                       size_t nRows, uint16_t* out, double* colSums) {
-  const ModelArch& a = weights_->arch;
   if (B <= 0) throw Error("bad_input", "batch size must be >= 1, got " + std::to_string(B));
   if (!rgb || !colSums || (nRows > 0 && (!rows || !out))) throw Error("bad_input", "forwardRowsBf16: null input, rows, output or sums buffer");
   const size_t T = tokens(H, W);
@@ -126,24 +128,10 @@ ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, c
                                    ") is outside the " + std::to_string(B) + "x" + std::to_string(T) + " output token rows");
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  ForwardResult r;
-  r.batch = B;
-  r.tokens = static_cast<int>(T);
-  r.dim = a.embedDim;
-  r.gridH = H / a.patchSize;
-  r.gridW = W / a.patchSize;
-  auto t0 = std::chrono::steady_clock::now();
-  try {
-    const PosEmbedView& pos = posEmbedFor(r.gridH, r.gridW);
-    backend_->forwardRowsBf16(rgb, B, H, W, pos, T, static_cast<size_t>(a.embedDim), rows, nRows, out, colSums);
-  } catch (const std::bad_alloc&) {
-    throw Error("out_of_memory", "out of memory running a " + std::to_string(B) + "x" + std::to_string(H) + "x" +
-                                     std::to_string(W) + " forward (" + std::to_string(T) +
-                                     " tokens per image); use a smaller batch or tile");
-  }
-  r.millis = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return r;
+  const size_t D = static_cast<size_t>(weights_->arch.embedDim);
+  return timedForward(B, H, W, T, [&](const PosEmbedView& pos) {
+    backend_->forwardRowsBf16(rgb, B, H, W, pos, T, D, rows, nRows, out, colSums);
+  });
 }
 
 }  // namespace flashslide

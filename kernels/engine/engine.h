@@ -112,6 +112,10 @@ class Engine {
  private:
   Engine(std::shared_ptr<const Weights> w, Device device);
   const PosEmbedView& posEmbedFor(int gh, int gw);  // caller holds mu_
+  // The part forward() and forwardRowsBf16() share once their arguments are checked: lock, pos
+  // embed, time the backend call run(pos), turn bad_alloc into out_of_memory.
+  template <typename Run>
+  ForwardResult timedForward(int B, int H, int W, size_t T, Run run);
 
   std::shared_ptr<const Weights> weights_;
   Device device_;

@@ -151,32 +151,37 @@ class LoadWorker : public Napi::AsyncWorker {
   CaughtError err_;
 };
 
-class ForwardWorker : public Napi::AsyncWorker {
+// What the two forward workers share: the promise, the engine and input kept alive while the
+// forward runs off the JS thread, the error, and the result fields.
+class ForwardWorkerBase : public Napi::AsyncWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<Engine> engine, Napi::Buffer<uint8_t> input, int B, int H, int W)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(std::move(engine)),
-        input_(Napi::Persistent(input)), rgb_(input.Data()), B_(B), H_(H), W_(W) {}
-
   Napi::Promise promise() { return deferred_.Promise(); }
 
+  // Public so that `using` gives ForwardWorker this constructor; the class is abstract anyway.
+  ForwardWorkerBase(Napi::Env env, std::shared_ptr<Engine> engine, Napi::Buffer<uint8_t> input, int B, int H, int W)
+      : Napi::AsyncWorker(env), engine_(std::move(engine)), rgb_(input.Data()), B_(B), H_(H), W_(W),
+        deferred_(Napi::Promise::Deferred::New(env)), input_(Napi::Persistent(input)) {}
+
+ protected:
+  // Runs on the libuv pool: allocate the outputs and call the engine, setting result_.
+  virtual void run() = 0;
+  // Back on the JS thread: the output fields of the resolved object besides the result's.
+  virtual void setOutputs(Napi::Env env, Napi::Object& o) = 0;
+
+  std::shared_ptr<Engine> engine_;  // keeps the engine alive even if JS drops its handle mid-run
+  const uint8_t* rgb_;
+  int B_, H_, W_;
+  ForwardResult result_;
+
+ private:
   void Execute() override {
-    if (!capture(
-            [&] {
-              out_.reset(new std::vector<float>(engine_->outputSize(B_, H_, W_)));
-              result_ = engine_->forward(rgb_, B_, H_, W_, out_->data());
-            },
-            err_)) {
-      SetError(err_.message);
-    }
+    if (!capture([&] { run(); }, err_)) SetError(err_.message);
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    std::vector<float>* vec = out_.release();
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
-        env, vec->data(), vec->size() * sizeof(float), [](Napi::Env, void*, std::vector<float>* v) { delete v; }, vec);
     Napi::Object o = Napi::Object::New(env);
-    o.Set("data", Napi::Float32Array::New(env, vec->size(), ab, 0));
+    setOutputs(env, o);
     o.Set("batch", result_.batch);
     o.Set("tokens", result_.tokens);
     o.Set("dim", result_.dim);
@@ -188,79 +193,66 @@ class ForwardWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error&) override { deferred_.Reject(toJsError(Env(), err_).Value()); }
 
- private:
   Napi::Promise::Deferred deferred_;
-  std::shared_ptr<Engine> engine_;  // keeps the engine alive even if JS drops its handle mid-run
   Napi::Reference<Napi::Buffer<uint8_t>> input_;
-  const uint8_t* rgb_;
-  int B_, H_, W_;
-  std::unique_ptr<std::vector<float>> out_;
-  ForwardResult result_;
   CaughtError err_;
 };
 
-// forwardRowsBf16: the selected token rows as BF16 (what the pipeline stores). The output is
-// allocated without zero-fill: the engine writes every value.
-class ForwardRowsWorker : public Napi::AsyncWorker {
+// forward: every token of every image, float32 [B, T, D].
+class ForwardWorker : public ForwardWorkerBase {
+ public:
+  using ForwardWorkerBase::ForwardWorkerBase;
+
+ private:
+  void run() override {
+    out_.reset(new std::vector<float>(engine_->outputSize(B_, H_, W_)));
+    result_ = engine_->forward(rgb_, B_, H_, W_, out_->data());
+  }
+
+  void setOutputs(Napi::Env env, Napi::Object& o) override {
+    std::vector<float>* vec = out_.release();
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, vec->data(), vec->size() * sizeof(float), [](Napi::Env, void*, std::vector<float>* v) { delete v; }, vec);
+    o.Set("data", Napi::Float32Array::New(env, vec->size(), ab, 0));
+  }
+
+  std::unique_ptr<std::vector<float>> out_;
+};
+
+// forwardRowsBf16: the selected token rows as BF16 and their column sums (what the pipeline
+// stores). The output is allocated without zero-fill: the engine writes every value.
+class ForwardRowsWorker : public ForwardWorkerBase {
  public:
   ForwardRowsWorker(Napi::Env env, std::shared_ptr<Engine> engine, Napi::Buffer<uint8_t> input, int B, int H, int W,
                     Napi::Int32Array rows)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(std::move(engine)),
-        input_(Napi::Persistent(input)), rowsRef_(Napi::Persistent(rows)), rgb_(input.Data()), rows_(rows.Data()),
-        nRows_(rows.ElementLength()), B_(B), H_(H), W_(W) {}
+      : ForwardWorkerBase(env, std::move(engine), input, B, H, W), rowsRef_(Napi::Persistent(rows)), rows_(rows.Data()),
+        nRows_(rows.ElementLength()) {}
 
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    if (!capture(
-            [&] {
-              const size_t D = static_cast<size_t>(engine_->arch().embedDim);
-              out_.reset(new uint16_t[nRows_ * D + 1]);
-              sums_.reset(new double[D]);
-              result_ = engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get(), sums_.get());
-            },
-            err_)) {
-      SetError(err_.message);
-    }
+ private:
+  void run() override {
+    const size_t D = static_cast<size_t>(engine_->arch().embedDim);
+    out_.reset(new uint16_t[nRows_ * D + 1]);
+    sums_.reset(new double[D]);
+    result_ = engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get(), sums_.get());
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    const size_t n = nRows_ * static_cast<size_t>(result_.dim);
-    uint16_t* data = out_.release();
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
-        env, data, n * sizeof(uint16_t), [](Napi::Env, void* p) { delete[] static_cast<uint16_t*>(p); });
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("data", Napi::Uint16Array::New(env, n, ab, 0));
+  void setOutputs(Napi::Env env, Napi::Object& o) override {
     const size_t D = static_cast<size_t>(result_.dim);
+    const size_t n = nRows_ * D;
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, out_.release(), n * sizeof(uint16_t), [](Napi::Env, void* p) { delete[] static_cast<uint16_t*>(p); });
+    o.Set("data", Napi::Uint16Array::New(env, n, ab, 0));
     Napi::Float64Array sums = Napi::Float64Array::New(env, D);
     std::memcpy(sums.Data(), sums_.get(), D * sizeof(double));
     o.Set("sums", sums);
     o.Set("rows", static_cast<double>(nRows_));
-    o.Set("batch", result_.batch);
-    o.Set("tokens", result_.tokens);
-    o.Set("dim", result_.dim);
-    o.Set("gridH", result_.gridH);
-    o.Set("gridW", result_.gridW);
-    o.Set("millis", result_.millis);
-    deferred_.Resolve(o);
   }
 
-  void OnError(const Napi::Error&) override { deferred_.Reject(toJsError(Env(), err_).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<Engine> engine_;
-  Napi::Reference<Napi::Buffer<uint8_t>> input_;
   Napi::Reference<Napi::Int32Array> rowsRef_;
-  const uint8_t* rgb_;
   const int32_t* rows_;
   size_t nRows_;
-  int B_, H_, W_;
   std::unique_ptr<uint16_t[]> out_;
   std::unique_ptr<double[]> sums_;
-  ForwardResult result_;
-  CaughtError err_;
 };
 
 namespace {
