@@ -3,8 +3,8 @@ import { decodeBf16, encodeBf16 } from '../../worker/infer/bf16.js';
 import { RowSums } from '../../worker/score/score-embeddings.js';
 import { checkEmbeddings } from '../../worker/score/types.js';
 import { arrayKernels } from '../../worker/native/array-kernels.js';
-import { writeFileAtomic } from '../../worker/util/atomic-write.js';
-import { readFileSync } from 'node:fs';
+import { writeFileAtomic, writeFileAtomicIfAbsent } from '../../worker/util/atomic-write.js';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { loadNativeAddon } from '../../worker/native/addon.js';
@@ -97,5 +97,16 @@ describe('bulk array kernels for the part files and the scoring passes', () => {
     const pieces = [Buffer.from('header'), new Uint8Array(0), new Uint8Array(3_000_000).fill(7), Buffer.from('tail')];
     await writeFileAtomic(path, pieces);
     expect(readFileSync(path).equals(Buffer.concat(pieces))).toBe(true);
+  });
+
+  it('writeFileAtomicIfAbsent: of eight racing writers exactly one wins, its bytes stay, no temporary file is left', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'plan.json');
+    const won = await Promise.all(Array.from({ length: 8 }, (_, i) => writeFileAtomicIfAbsent(path, `writer ${i}`)));
+    expect(won.filter(Boolean).length).toBe(1);
+    expect(readFileSync(path, 'utf8')).toBe(`writer ${won.indexOf(true)}`);
+    expect(await writeFileAtomicIfAbsent(path, 'late')).toBe(false);
+    expect(readFileSync(path, 'utf8')).toBe(`writer ${won.indexOf(true)}`);
+    expect(readdirSync(dir)).toEqual(['plan.json']);
   });
 });

@@ -15,6 +15,7 @@ import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
 import { BOXES, BROKEN, CMU, KIDNEY, NDPI, SLIDES, TINY, tempDir } from '../helpers.js';
 import { findSlides } from '../../worker/submit/find-slides.js';
+import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
 import { writeSlideWithDamagedTiles } from '../damaged-slide.js';
 
 type HeatmapJson = HeatmapMeta;
@@ -162,5 +163,26 @@ describe('embedded mode (analyze) on real slides', () => {
     expect(await readPlan(spec), 'the plan was made: the damage is only in level 0').not.toBeNull();
     expect(existsSync(join(spec.resultDir, 'summary.json'))).toBe(false);
     expect(JSON.parse(readFileSync(join(spec.resultDir, 'failure.json'), 'utf8'))).toMatchObject({ reason: outcomes[0]?.reason });
+  });
+
+  it('two analyses of one slide at once (another score, another batch size): one plan, shared embeddings, both results', async () => {
+    const data = tempDir();
+    const probe = join(tempDir(), 'probe.safetensors');
+    const dim = DEMO_MODEL_SPEC.embedDim;
+    await writeSafetensors(probe, { weight: { dtype: 'F32', shape: [2, dim], data: new Float32Array(2 * dim).fill(0.01) }, bias: { dtype: 'F32', shape: [2], data: new Float32Array(2) } }, { classes: '["normal","tumor"]' });
+    const common = { dataDir: data, regionSize: 512, device: 'cpu' as const };
+    const [[a], [b]] = await Promise.all([
+      analyzeEmbedded([CMU], { ...common, batchSize: 2 }),
+      analyzeEmbedded([CMU], { ...common, batchSize: 3, scoreMethod: `head:${probe}` }),
+    ]);
+    expect([a?.status, b?.status], `${a?.reason} ${b?.reason}`).toEqual(['done', 'done']);
+    const spec = await describeAnalysis(CMU, common);
+    const plan = await readPlan(spec);
+    const read = (dir: string): { embeddings: { dir: string; batches: number } } => JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    const [sa, sb] = [read(a!.resultDir!), read(b!.resultDir!)];
+    expect(sa.embeddings.dir).toBe(sb.embeddings.dir);
+    // Whichever planned first set the batches (2 or 3 regions each); both analyses used them.
+    expect([sa.embeddings.batches, sb.embeddings.batches]).toEqual([plan!.batches.length, plan!.batches.length]);
+    expect([Math.ceil(21 / 2), Math.ceil(21 / 3)]).toContain(plan!.batches.length);
   });
 });

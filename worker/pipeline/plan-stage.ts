@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { openSlide } from '../slide/open-slide.js';
 import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, type RegionPlan } from '../regions/region-plan.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { writeFileAtomic, writeFileAtomicIfAbsent } from '../util/atomic-write.js';
 import type { AnalysisSpec } from './analysis-spec.js';
 import type { MppSource, SlideLevel } from '../slide/slide-source.js';
 import type { ModelArch } from '../infer/vit-engine.js';
@@ -101,8 +101,14 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<Sl
       await writeFileAtomic(join(dir, 'overview.png'), png);
     }
     plan.planMs = performance.now() - started;
-    // plan.json last: its presence means the whole stage is done.
-    await writeFileAtomic(planPath(spec), JSON.stringify(plan));
+    // plan.json last: its presence means the whole stage is done. The first plan written wins:
+    // two analyses of one slide (say, two score methods submitted together) may plan at once,
+    // and the batches of the embeddings they share must not change under either.
+    if (!(await writeFileAtomicIfAbsent(planPath(spec), JSON.stringify(plan)))) {
+      const first = await readPlan(spec);
+      if (first === null) throw new Error(`${planPath(spec)} exists but is not this slide's plan`);
+      return first;
+    }
     return plan;
   } finally {
     await source.close();

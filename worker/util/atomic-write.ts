@@ -2,7 +2,7 @@
  * Write-then-rename, so a reader (or a worker that restarts after a crash) sees either the old
  * file or the complete new one, never a half-written file.
  */
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -19,6 +19,28 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  }
+}
+
+/**
+ * Like writeFileAtomic, but never replaces an existing file: returns false (and writes nothing)
+ * when `path` already exists. For files that several workers may race to create and whose first
+ * version must stay (a slide's plan: later ones would renumber its batches under running jobs).
+ */
+export async function writeFileAtomicIfAbsent(path: string, data: string | Uint8Array): Promise<boolean> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await writeFile(tmp, data, { flush: true });
+    // link() fails with EEXIST instead of replacing, atomically, on local and network filesystems.
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await rm(tmp, { force: true });
   }
 }
 
