@@ -3,7 +3,8 @@
  * Run one per GPU; any number, on any machines sharing Redis and the data folder, share the work.
  *
  * - Embed jobs run `concurrency` at a time (default 2): while one batch is in the engine, the
- *   next is being decoded, so the GPU does not wait for JPEG decoding.
+ *   next is being decoded, so the GPU does not wait for JPEG decoding. Slides stay open across
+ *   their batches (source-cache.ts).
  * - A slide that cannot be read or a corrupt region fails that slide for good (UnrecoverableError,
  *   reason in failure.json); anything else is retried with backoff.
  * - A worker killed mid-batch leaves a stalled job; after its lock expires another worker takes it.
@@ -19,7 +20,7 @@ import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
 import { aggregateSlide, readPartTimings, writeFailure } from '../pipeline/aggregate-stage.js';
 import { getEngine } from '../pipeline/engine-cache.js';
 import { isSlideFailure } from '../pipeline/run-embedded.js';
-import { openSlide } from '../slide/open-slide.js';
+import { SlideSourceCache } from './source-cache.js';
 import { scoreText } from '../store/summary.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
 import type { AnalysisSpec } from '../pipeline/analysis-spec.js';
@@ -56,6 +57,8 @@ export class SlideWorker {
   private readonly flow: FlowProducer;
   private readonly redis: Redis;
   private readonly o: SlideWorkerOptions;
+  /** Slides stay open across their embed jobs. */
+  private readonly sources = new SlideSourceCache();
 
   private constructor(o: SlideWorkerOptions) {
     this.o = o;
@@ -129,13 +132,8 @@ export class SlideWorker {
     if (computed) {
       try {
         const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
-        const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
-        try {
-          const pixels = await readBatch(plan, source, batch);
-          await embedBatch(plan, engine, pixels);
-        } finally {
-          await source.close();
-        }
+        const pixels = await this.sources.with(spec.slidePath, spec.slideFingerprint, spec.mpp ?? undefined, (source) => readBatch(plan, source, batch));
+        await embedBatch(plan, engine, pixels);
       } catch (err) {
         if (isSlideFailure(err)) {
           await writeFailure(spec, err.message);
@@ -178,6 +176,7 @@ export class SlideWorker {
   /** Stops taking new jobs and waits for the running ones. */
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
+    await this.sources.close();
     await this.flow.close();
     this.redis.disconnect();
   }
