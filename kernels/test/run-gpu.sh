@@ -180,6 +180,7 @@ analyze_cuda() {
 #   engine  the engine tests without the attention and kNN suites (engine, model check, analyze)
 #   bench   attention and ViT against PyTorch/timm
 #   e2e     the 40000 px end-to-end runs (demo model and ViT-L/16)
+#   queue   queue mode (redis-server + one worker) on CMU-1 and, after e2e, on the mosaic
 #   all-e2e tests,bench,e2e
 # Groups can run in separate calls on the same (still warm) machine, so that each call stays
 # inside the device tool's 10 minutes.
@@ -218,6 +219,57 @@ if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
   step e2e-vit-l e2e.txt 420 e2e_vit_l
   step e2e-vit-l-batch e2e.txt 420 e2e_vit_l_batch
+fi
+
+# queue: queue mode on the GPU. A redis-server (the machine's, else a carried copy under
+# .device/redis/ with its libraries), one `flashslide worker --device cuda`, and submissions:
+# CMU-1 (its heatmap must equal analyze-cuda's: same engine, same batches), then, when the e2e
+# steps left them in /tmp, the 40000 px mosaic with the demo model and with the ViT-L/16.
+queue_cuda() {
+  local port=6390 data=/tmp/flashslide-queue-data redis_bin=redis-server libs=
+  if ! command -v redis-server >/dev/null 2>&1; then
+    [ -x .device/redis/redis-server ] || { echo "no redis-server here and none carried in .device/redis/"; return 1; }
+    redis_bin=.device/redis/redis-server libs="$ROOT/.device/redis/lib"
+  fi
+  rm -rf "$data"
+  LD_LIBRARY_PATH="$libs" "$redis_bin" --port $port --save '' --appendonly no --maxmemory-policy noeviction >"$OUT/queue-redis.log" 2>&1 &
+  local rpid=$!
+  sleep 1
+  local url=redis://127.0.0.1:$port
+  node bin/flashslide.js worker --redis $url --device cuda --concurrency 2 2>"$OUT/queue-worker.log" &
+  local wpid=$! rc=0 t
+  secs() { echo "$(( ($(date +%s%N) - $1) / 1000000 )) ms"; }
+  t=$(date +%s%N)
+  node bin/flashslide.js submit test/fixtures/slides/CMU-1-Small-Region.svs --redis $url --data "$data" --device cuda --wait --json >"$OUT/queue-cmu.json" || rc=1
+  echo "queue: CMU-1 in $(secs $t)"
+  node --input-type=module -e '
+    import { readFileSync, readdirSync } from "node:fs";
+    import { decodeNpyFloat32 } from "./dist/worker/store/npy.js";
+    const heat = (root) => { const d = readdirSync(root).find((n) => n.startsWith("CMU-1")); return decodeNpyFloat32(readFileSync(`${root}/${d}/heatmap.npy`)).data; };
+    const q = heat(process.argv[1]), e = heat("/tmp/flashslide-gpu-data");
+    let worst = 0, nanDiff = 0;
+    for (let i = 0; i < q.length; i++) { if (Number.isNaN(q[i]) !== Number.isNaN(e[i])) nanDiff++; else if (!Number.isNaN(q[i])) worst = Math.max(worst, Math.abs(q[i] - e[i])); }
+    console.log(`queue vs embedded (analyze-cuda) CMU-1 heatmap: ${q.length} cells, NaN mismatches ${nanDiff}, max |diff| ${worst}`);
+    process.exit(q.length === e.length && nanDiff === 0 && worst < 1e-3 ? 0 : 1);
+  ' "$data" || rc=1
+  if [ -f /tmp/mosaic-40000.tif ]; then
+    t=$(date +%s%N)
+    node bin/flashslide.js submit /tmp/mosaic-40000.tif --redis $url --data "$data" --device cuda --batch-size 8 --wait --json >"$OUT/queue-mosaic-demo.json" || rc=1
+    echo "queue: 40000 px mosaic, demo model, in $(secs $t) (submit to done)"
+    if [ -f /tmp/vit_l16.safetensors ]; then
+      t=$(date +%s%N)
+      node bin/flashslide.js submit /tmp/mosaic-40000.tif --redis $url --data "$data" --device cuda --batch-size 8 --model /tmp/vit_l16.safetensors --wait --json >"$OUT/queue-mosaic-vit-l.json" || rc=1
+      echo "queue: 40000 px mosaic, ViT-L/16, in $(secs $t) (submit to done)"
+      cat "$(ls -d "$data"/mosaic-40000-*/ | tail -1)/summary.json" 2>/dev/null | head -40
+    fi
+  fi
+  kill -TERM $wpid 2>/dev/null; wait $wpid
+  kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
+  tail -5 "$OUT/queue-worker.log"
+  return $rc
+}
+if want queue; then
+  step queue gpu-tests.log 420 queue_cuda
 fi
 
 {
