@@ -221,14 +221,15 @@ if want e2e; then
   step e2e-vit-l-batch e2e.txt 420 e2e_vit_l_batch
 fi
 
-# queue: queue mode on the GPU. A redis-server (the machine's, else a carried copy under
-# .device/redis/ with its libraries), one `flashslide worker --device cuda`, and submissions:
+# queue: queue mode on the GPU. A redis-server (the machine's, else a carried copy,
+# .device/redis.tar.xz: redis-server and its libraries from the dev machine), one `flashslide worker --device cuda`, and submissions:
 # CMU-1 (its heatmap must equal analyze-cuda's: same engine, same batches), then, when the e2e
 # steps left them in /tmp, the 40000 px mosaic with the demo model and with the ViT-L/16.
 queue_cuda() {
   local port=6390 data=/tmp/flashslide-queue-data redis_bin=redis-server libs=
   if ! command -v redis-server >/dev/null 2>&1; then
-    [ -x .device/redis/redis-server ] || { echo "no redis-server here and none carried in .device/redis/"; return 1; }
+    [ -f .device/redis.tar.xz ] && [ ! -d .device/redis ] && tar -xJf .device/redis.tar.xz -C .device
+    [ -x .device/redis/redis-server ] || { echo "no redis-server here and none carried in .device/redis.tar.xz"; return 1; }
     redis_bin=.device/redis/redis-server libs="$ROOT/.device/redis/lib"
   fi
   rm -rf "$data"
