@@ -179,7 +179,8 @@ analyze_cuda() {
 #   tests   every GPU test (attention variants, engine, nearest neighbour, model check, analyze)
 #   engine  the engine tests without the attention and kNN suites (engine, model check, analyze)
 #   bench   attention and ViT against PyTorch/timm
-#   e2e     the 40000 px end-to-end runs (demo model and ViT-L/16)
+#   e2e     the 40000 px end-to-end runs (demo model, ViT-L/16, a batch of three ViT-L slides)
+#   vit-l   of those only the single ViT-L/16 run
 #   queue   queue mode (redis-server + one worker) on CMU-1 and, after e2e, on the mosaic
 #   all-e2e tests,bench,e2e
 # Groups can run in separate calls on the same (still warm) machine, so that each call stays
@@ -217,7 +218,11 @@ e2e_vit_l_batch() {
 }
 if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
+fi
+if want e2e || want vit-l; then
   step e2e-vit-l e2e.txt 420 e2e_vit_l
+fi
+if want e2e; then
   step e2e-vit-l-batch e2e.txt 420 e2e_vit_l_batch
 fi
 

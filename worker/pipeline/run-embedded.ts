@@ -33,12 +33,14 @@ export interface EmbeddedRunOptions extends Partial<AnalysisOptions> {
   onProgress?: ProgressListener;
 }
 
+/** Batches decoded ahead of the engine in embedded mode (each is batch x regionSize^2 x 3 bytes). */
+const READ_AHEAD = 3;
+
 /** Errors that mean "this slide cannot be analysed" (record and move on) rather than a bug. */
 export function isSlideFailure(err: unknown): err is Error {
   return err instanceof SlideError || err instanceof EngineError;
 }
 
-/** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
 /** What the embed stages of one slide leave for its aggregate stage. */
 interface EmbeddedSlide {
   plan: SlidePlan;
@@ -46,6 +48,7 @@ interface EmbeddedSlide {
   batchesComputed: number;
 }
 
+/** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
 export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<EmbeddedSlide> {
   const started = performance.now();
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
@@ -60,37 +63,42 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
 
   const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
   const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
-  try {
-    // Three things overlap: decoding batch k+2 (thread pool), the forward of batch k+1 (engine)
-    // and writing batch k's part file (this thread). With a large model the part files are
-    // gigabytes, and writing them in series with the forwards left the GPU idle.
-    const read = (k: number): Promise<RegionBatch> | null => {
-      if (k >= todo.length) return null;
-      const p = readBatch(plan, source, todo[k] as number);
-      p.catch(() => undefined); // its error surfaces when awaited
-      return p;
-    };
-    const forward = async (p: Promise<RegionBatch> | null): Promise<ForwardedBatch | null> => {
-      if (p === null) return null;
-      const batch = await p;
+  // A pipeline over the batches still to embed: decoding runs READ_AHEAD batches ahead (thread
+  // pool), two forwards are queued on the engine so that it starts the next the moment one ends,
+  // and each finished batch's part file is written (this thread) while the engine works.
+  const reads: (Promise<RegionBatch> | undefined)[] = [];
+  const forwards: (Promise<ForwardedBatch> | undefined)[] = [];
+  const launch = (k: number): void => {
+    for (let j = k; j < Math.min(todo.length, k + READ_AHEAD); j++) {
+      if (reads[j] !== undefined) continue;
+      const p = readBatch(plan, source, todo[j] as number);
+      p.catch(() => undefined); // its error surfaces where it is awaited
+      reads[j] = p;
+    }
+    if (k >= todo.length || forwards[k] !== undefined) return;
+    const f = (reads[k] as Promise<RegionBatch>).then((batch) => {
       timings.readMs += batch.readMs;
       return forwardBatch(plan, engine, batch);
-    };
-    const first = read(0);
-    let next = read(1);
-    let inFlight = forward(first);
+    });
+    f.catch(() => undefined);
+    forwards[k] = f;
+  };
+  try {
+    launch(0);
+    launch(1);
     for (let k = 0; k < todo.length; k++) {
-      const forwarded = (await inFlight) as ForwardedBatch;
-      inFlight = forward(next);
-      inFlight.catch(() => undefined); // awaited next iteration (or its error is moot after ours)
-      next = read(k + 2);
+      const forwarded = await (forwards[k] as Promise<ForwardedBatch>);
+      forwards[k] = undefined;
+      reads[k] = undefined;
+      launch(k + 2);
       timings.inferenceMs += forwarded.inferMs;
       timings.writeMs = (timings.writeMs ?? 0) + (await writePart(plan, forwarded));
       done += forwarded.batch.regions.length;
       progress('embed', done, total);
     }
-    await inFlight;
   } finally {
+    // After a failure, let what is still running settle before the slide is closed under it.
+    await Promise.allSettled([...reads, ...forwards].filter((p) => p !== undefined));
     await source.close();
   }
   progress('aggregate', total, total);
