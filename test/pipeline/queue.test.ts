@@ -50,6 +50,8 @@ interface Status {
   regionsDone: number | null;
   regionsTotal: number | null;
   submitted?: string;
+  slideScore?: number | null;
+  anomalousRegions?: number;
 }
 
 async function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -88,6 +90,13 @@ describe('queue mode: BullMQ on a real Redis', () => {
         expect(decodeNpyFloat32(readFileSync(join(s.resultDir, 'heatmap.npy'))).shape).toEqual([meta.rows, meta.cols]);
       }
       const statusesOk = [CMU, NDPI].map((p) => state.get(p)!);
+      // A worklist: finished slides carry their score (null: no tissue) and anomalous regions.
+      for (const s of statusesOk) expect(Number.isFinite(s.slideScore)).toBe(true);
+      expect(state.get(TINY)).toMatchObject({ slideScore: null, anomalousRegions: 0 });
+      const table = (await cli(withRedis(['status', TINY, CMU, ...opts(data)]))).stdout;
+      expect(table).toMatch(/^state +score \(regions\) +analysis +slide$/m);
+      expect(table).toMatch(/^done +no tissue \(0 anomalous\) +\w{12} .*tiny-aperio\.svs/m);
+      expect(table).toMatch(/^done +\d+\.\d{3} \(\d+ anomalous\) +\w{12} .*CMU-1-Small-Region\.svs 21\/21 regions analysed/m);
 
       const again = await cli(withRedis(['submit', CMU, NDPI, '--json', ...opts(data)]));
       const second = JSON.parse(again.stdout) as Status[];

@@ -121,14 +121,16 @@ export async function workerCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** One line per slide: state, score (finished slides), analysis id, slide, progress, reason. */
 function statusTable(rows: SlideStatus[]): string {
   const lines = rows.map((s) => {
-    const progress = s.regionsTotal === null ? '' : ` ${s.regionsDone ?? 0}/${s.regionsTotal} regions`;
+    const score = s.slideScore === undefined ? '' : `${s.slideScore === null ? 'no tissue' : s.slideScore.toFixed(3)} (${s.anomalousRegions ?? 0} anomalous)`;
+    const progress = s.regionsTotal === null ? '' : ` ${s.regionsDone ?? 0}/${s.regionsTotal} regions analysed`;
     const note = s.submitted === undefined ? '' : ` [${s.submitted}]`;
     const reason = s.reason === null ? '' : `: ${s.reason}`;
-    return `${s.state.padEnd(11)} ${s.analysisId.slice(0, 12)} ${s.slidePath}${progress}${note}${reason}`;
+    return `${s.state.padEnd(11)} ${score.padEnd(24)} ${s.analysisId.slice(0, 12)} ${s.slidePath}${progress}${note}${reason}`;
   });
-  return ['state       analysis     slide', ...lines].join('\n');
+  return [`${'state'.padEnd(11)} ${'score (regions)'.padEnd(24)} analysis     slide`, ...lines].join('\n');
 }
 
 export async function submitCommand(args: string[]): Promise<number> {

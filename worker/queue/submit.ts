@@ -24,6 +24,9 @@ export interface SlideStatus {
   regionsDone: number | null;
   regionsTotal: number | null;
   reason: string | null;
+  /** For a finished slide: its score (null: no tissue) and how many anomalous regions it has. */
+  slideScore?: number | null;
+  anomalousRegions?: number;
   /** For submit: whether this call queued it, found it queued, or found it finished. */
   submitted?: 'queued' | 'already-queued' | 'already-done' | 'requeued';
 }
@@ -50,7 +53,10 @@ function openQueues(redisUrl: string): Queues {
 async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
   const base = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, regionsDone: null, regionsTotal: null, reason: null };
   const summary = await readResultSummary(spec);
-  if (summary !== null) return { ...base, state: 'done', regionsDone: summary.regionsAnalysed ?? null, regionsTotal: summary.regionsAnalysed ?? null };
+  if (summary !== null) {
+    const regions = summary.regionsAnalysed ?? null;
+    return { ...base, state: 'done', regionsDone: regions, regionsTotal: regions, slideScore: summary.slideScore, anomalousRegions: summary.regionsCount };
+  }
   const failure = await readFailure(spec);
   const planJob = await q.plan.getJob(jobIds.plan(spec));
   const aggJob = await q.aggregate.getJob(jobIds.aggregate(spec));
