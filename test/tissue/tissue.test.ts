@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { openSlide } from '../../worker/slide/open-slide.js';
 import { findTissue } from '../../worker/tissue/tissue-map.js';
 import { detectTissue, otsuThreshold } from '../../worker/tissue/tissue-mask.js';
-import { close, open, removeSmallComponents } from '../../worker/tissue/morphology.js';
+import { close, dilate, erode, open, removeSmallComponents } from '../../worker/tissue/morphology.js';
 import { readOverview } from '../../worker/tissue/overview.js';
 import type { RgbImage } from '../../worker/slide/slide-source.js';
 import { BOXES, CMU, KIDNEY, NDPI } from '../helpers.js';
@@ -44,6 +44,42 @@ describe('Otsu and morphology', () => {
     expect(removeSmallComponents(two, w, h, 4)).toBe(1);
     expect(two[0]).toBe(0);
     expect(two[6 * w + 12]).toBe(1);
+  });
+});
+
+/** Square-window dilation/erosion straight from the definition (out-of-image: background for dilation, foreground for erosion). */
+function naiveMorph(m: Uint8Array, w: number, h: number, r: number, dilateOp: boolean): Uint8Array {
+  const out = new Uint8Array(m.length);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let any = false;
+      for (let dy = -r; dy <= r && !any; dy++) {
+        for (let dx = -r; dx <= r && !any; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+          any = dilateOp ? m[yy * w + xx] === 1 : m[yy * w + xx] === 0;
+        }
+      }
+      out[y * w + x] = dilateOp ? (any ? 1 : 0) : any ? 0 : 1;
+    }
+  }
+  return out;
+}
+
+describe('morphology against its definition', () => {
+  it('dilation and erosion equal the brute-force square window on random masks, radii 0-4, odd shapes', () => {
+    let seed = 12345;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (const [w, h] of [[1, 1], [7, 3], [3, 9], [31, 17], [64, 40]] as const) {
+      for (const density of [0.1, 0.5, 0.9]) {
+        const m = Uint8Array.from({ length: w * h }, () => (rand() < density ? 1 : 0));
+        for (let r = 0; r <= 4; r++) {
+          expect(Array.from(dilate(m, w, h, r)), `dilate ${w}x${h} r${r}`).toEqual(Array.from(naiveMorph(m, w, h, r, true)));
+          expect(Array.from(erode(m, w, h, r)), `erode ${w}x${h} r${r}`).toEqual(Array.from(naiveMorph(m, w, h, r, false)));
+        }
+      }
+    }
   });
 });
 
