@@ -185,4 +185,16 @@ describe('embedded mode (analyze) on real slides', () => {
     expect([sa.embeddings.batches, sb.embeddings.batches]).toEqual([plan!.batches.length, plan!.batches.length]);
     expect([Math.ceil(21 / 2), Math.ceil(21 / 3)]).toContain(plan!.batches.length);
   });
+
+  it('--fallback-mpp gives a scale only to slides without one; the others keep their own', async () => {
+    const data = tempDir();
+    const outcomes = await analyzeEmbedded([BOXES, CMU, NDPI], { dataDir: data, regionSize: 512, device: 'cpu', fallbackMpp: 0.5 });
+    expect(outcomes.map((o) => o.status), outcomes.map((o) => o.reason).join(' ')).toEqual(['done', 'done', 'done']);
+    const mpp = outcomes.map((o) => (JSON.parse(readFileSync(join(o.resultDir!, 'heatmap.json'), 'utf8')) as HeatmapJson).mpp);
+    expect(mpp[0]).toBe(0.5); // boxes: 72 dpi tags, no scan resolution
+    expect(mpp[1]).toBeCloseTo(0.499, 6); // Aperio metadata
+    expect(mpp[2]).toBeCloseTo(0.2282, 4); // Hamamatsu metadata
+    const [bad] = await analyzeEmbedded([BOXES], { dataDir: data, regionSize: 512, device: 'cpu', fallbackMpp: 500 });
+    expect(bad?.reason).toMatch(/--fallback-mpp 500 is not a plausible microns-per-pixel/);
+  });
 });

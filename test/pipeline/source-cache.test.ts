@@ -9,19 +9,19 @@ describe('SlideSourceCache: a queue worker keeps slides open across their batch 
   it('reuses an open slide, shares it between concurrent jobs, and never closes one in use', async () => {
     const cache = new SlideSourceCache(1);
     try {
-      const a = await cache.with(CMU, 'f1', undefined, keep);
-      expect(await cache.with(CMU, 'f1', undefined, keep)).toBe(a);
+      const a = await cache.with(CMU, 'f1', {}, keep);
+      expect(await cache.with(CMU, 'f1', {}, keep)).toBe(a);
       // Another content fingerprint or mpp override is another slide as far as reads go.
-      const replaced = await cache.with(CMU, 'f2', undefined, keep);
+      const replaced = await cache.with(CMU, 'f2', {}, keep);
       expect(replaced).not.toBe(a);
       // Capacity 1: while CMU is in use, NDPI comes and goes; CMU stays open and readable.
       let release: () => void = () => undefined;
-      const held = cache.with(CMU, 'f3', undefined, async (s) => {
+      const held = cache.with(CMU, 'f3', {}, async (s) => {
         await new Promise<void>((r) => (release = r));
         return s.readRegion(0, 1000, 1000, 64, 64);
       });
       await new Promise((r) => setTimeout(r, 50));
-      const [x, y] = await Promise.all([cache.with(NDPI, 'n', undefined, keep), cache.with(NDPI, 'n', undefined, keep)]);
+      const [x, y] = await Promise.all([cache.with(NDPI, 'n', {}, keep), cache.with(NDPI, 'n', {}, keep)]);
       expect(x).toBe(y);
       release();
       const region = await held;
@@ -33,8 +33,8 @@ describe('SlideSourceCache: a queue worker keeps slides open across their batch 
 
   it('does not keep a slide that failed to open: every job gets the reason', async () => {
     const cache = new SlideSourceCache();
-    await expect(cache.with(BROKEN, 'b', undefined, keep)).rejects.toThrow(/not a slide format/);
-    await expect(cache.with(BROKEN, 'b', undefined, keep)).rejects.toThrow(/not a slide format/);
+    await expect(cache.with(BROKEN, 'b', {}, keep)).rejects.toThrow(/not a slide format/);
+    await expect(cache.with(BROKEN, 'b', {}, keep)).rejects.toThrow(/not a slide format/);
     await cache.close();
   });
 });

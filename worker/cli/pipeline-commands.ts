@@ -24,6 +24,7 @@ const ANALYSIS_FLAGS = {
   'batch-size': { type: 'string' },
   'score': { type: 'string' },
   'mpp': { type: 'string' },
+  'fallback-mpp': { type: 'string' },
   'data': { type: 'string' },
 } as const;
 
@@ -36,7 +37,8 @@ const ANALYSIS_HELP = `analysis options:
   --overlap N                  pixels shared by neighbouring regions (default 0)
   --batch-size N               regions per inference batch / queue job (default 4)
   --score self|reference:B|head:H   anomaly score (default self)
-  --mpp X                      microns per level-0 pixel, for slides without (or with wrong) metadata
+  --mpp X                      microns per level-0 pixel for every slide, replacing the file's (wrong or missing) value
+  --fallback-mpp X             microns per level-0 pixel for the slides whose files carry none
   --data DIR                   result store (default ./data)`;
 
 function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptions> {
@@ -45,12 +47,13 @@ function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptio
   if (model !== undefined) o.model = model;
   o.modelConfig = stringFlag(values, 'config');
   o.device = choiceFlag<DeviceRequest>(values, 'device', ['auto', 'cpu', 'cuda'], DEFAULT_ANALYSIS_OPTIONS.device);
-  const nums: [string, 'targetMpp' | 'regionSize' | 'overlap' | 'batchSize' | 'mpp'][] = [
+  const nums: [string, 'targetMpp' | 'regionSize' | 'overlap' | 'batchSize' | 'mpp' | 'fallbackMpp'][] = [
     ['target-mpp', 'targetMpp'],
     ['region-size', 'regionSize'],
     ['overlap', 'overlap'],
     ['batch-size', 'batchSize'],
     ['mpp', 'mpp'],
+    ['fallback-mpp', 'fallbackMpp'],
   ];
   for (const [flag, key] of nums) {
     const v = numberFlag(values, flag);

@@ -17,6 +17,7 @@ import { fingerprintFile, stableHash } from './fingerprint.js';
 import { resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import { SlideNotFoundError } from '../slide/errors.js';
+import type { OpenSlideOptions } from '../slide/open-slide.js';
 
 export interface AnalysisOptions {
   /** 'demo' or a timm safetensors checkpoint. */
@@ -32,8 +33,10 @@ export interface AnalysisOptions {
   batchSize: number;
   /** 'self', 'reference:<bank.safetensors>' or 'head:<weights.safetensors>'. */
   scoreMethod: string;
-  /** Microns per level-0 pixel when the slide lacks (or misstates) it. */
+  /** Microns per level-0 pixel, replacing what the slide says (for slides that lack or misstate it). */
   mpp: number | undefined;
+  /** Microns per level-0 pixel for slides that carry none; the others keep theirs. */
+  fallbackMpp: number | undefined;
   /** Root of the result store. */
   dataDir: string;
 }
@@ -48,6 +51,7 @@ export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
   batchSize: 4,
   scoreMethod: 'self',
   mpp: undefined,
+  fallbackMpp: undefined,
   dataDir: 'data',
 };
 
@@ -69,10 +73,16 @@ export interface AnalysisSpec {
   batchSize: number;
   scoreMethod: string;
   mpp: number | null;
+  fallbackMpp: number | null;
   /** Absolute path of this analysis's result folder. */
   resultDir: string;
   /** Absolute path of the work folder (plan, tissue, per-batch embeddings): <data>/embeddings/<slide>-<embeddingId>. */
   workDir: string;
+}
+
+/** How the stages open the analysis's slide (the mpp options given). */
+export function slideOpenOptions(spec: AnalysisSpec): OpenSlideOptions {
+  return { mpp: spec.mpp ?? undefined, fallbackMpp: spec.fallbackMpp ?? undefined };
 }
 
 /** Folder under --data that holds the work folders (embeddings) of every slide. */
@@ -108,6 +118,8 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     regionSize: o.regionSize ?? null,
     overlap: o.overlap,
     mpp: o.mpp ?? null,
+    // Only when given, so that ids of analyses without it stay what they were.
+    ...(o.fallbackMpp === undefined ? {} : { fallbackMpp: o.fallbackMpp }),
   }).slice(0, 24);
   const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
   const slideName = basename(abs, extname(abs));
@@ -129,6 +141,7 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     batchSize: o.batchSize,
     scoreMethod: o.scoreMethod,
     mpp: o.mpp ?? null,
+    fallbackMpp: o.fallbackMpp ?? null,
     resultDir: resolve(join(o.dataDir, `${folderName}-${analysisId.slice(0, 12)}`)),
     workDir: resolve(join(o.dataDir, EMBEDDINGS_FOLDER, `${folderName}-${embeddingId.slice(0, 12)}`)),
   };

@@ -12,7 +12,7 @@ import { openSlide } from '../slide/open-slide.js';
 import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, type RegionPlan } from '../regions/region-plan.js';
 import { writeFileAtomic, writeFileAtomicIfAbsent } from '../util/atomic-write.js';
-import type { AnalysisSpec } from './analysis-spec.js';
+import { slideOpenOptions, type AnalysisSpec } from './analysis-spec.js';
 import type { MppSource, SlideLevel } from '../slide/slide-source.js';
 import type { ModelArch } from '../infer/vit-engine.js';
 
@@ -55,7 +55,7 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<Sl
   const existing = await readPlan(spec);
   if (existing !== null) return existing;
   const started = performance.now();
-  const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
+  const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
   try {
     const tissue = await findTissue(source);
     const regionPlan = planRegions(source, tissue, {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { openSlide } from '../slide/open-slide.js';
 import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
-import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
+import { describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
 import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
 import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
@@ -62,7 +62,7 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
   progress('embed', done, total);
 
   const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
-  const source = await openSlide(spec.slidePath, { mpp: spec.mpp ?? undefined });
+  const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
   // A pipeline over the batches still to embed: decoding runs READ_AHEAD batches ahead (thread
   // pool), two forwards are queued on the engine so that it starts the next the moment one ends,
   // and each finished batch's part file is written (this thread) while the engine works.

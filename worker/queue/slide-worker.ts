@@ -23,7 +23,7 @@ import { isSlideFailure } from '../pipeline/run-embedded.js';
 import { SlideSourceCache } from './source-cache.js';
 import { scoreText } from '../store/summary.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
-import type { AnalysisSpec } from '../pipeline/analysis-spec.js';
+import { slideOpenOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 
 export interface SlideWorkerOptions {
   redisUrl: string;
@@ -132,7 +132,7 @@ export class SlideWorker {
     if (computed) {
       try {
         const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
-        const pixels = await this.sources.with(spec.slidePath, spec.slideFingerprint, spec.mpp ?? undefined, (source) => readBatch(plan, source, batch));
+        const pixels = await this.sources.with(spec.slidePath, spec.slideFingerprint, slideOpenOptions(spec), (source) => readBatch(plan, source, batch));
         await embedBatch(plan, engine, pixels);
       } catch (err) {
         if (isSlideFailure(err)) {

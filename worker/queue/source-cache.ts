@@ -4,7 +4,7 @@
  * MRXS, seconds of index reading). Sources are shared by concurrent jobs of the same slide
  * (reads on one source may run concurrently) and closed once unused and evicted, or at close().
  */
-import { openSlide } from '../slide/open-slide.js';
+import { openSlide, type OpenSlideOptions } from '../slide/open-slide.js';
 import type { SlideSource } from '../slide/slide-source.js';
 
 interface Entry {
@@ -19,14 +19,14 @@ export class SlideSourceCache {
   constructor(private readonly capacity = 2) {}
 
   /**
-   * Runs `use` with the open slide at `path` (opened with the `mpp` override, if any). The
-   * content fingerprint is part of the key: a file replaced under the same name is opened anew.
+   * Runs `use` with the open slide at `path` (opened with `options`' mpp settings). The content
+   * fingerprint is part of the key: a file replaced under the same name is opened anew.
    */
-  async with<T>(path: string, fingerprint: string, mpp: number | undefined, use: (source: SlideSource) => Promise<T>): Promise<T> {
-    const key = `${path}\u0000${fingerprint}\u0000${mpp ?? ''}`;
+  async with<T>(path: string, fingerprint: string, options: OpenSlideOptions, use: (source: SlideSource) => Promise<T>): Promise<T> {
+    const key = `${path}\u0000${fingerprint}\u0000${options.mpp ?? ''}\u0000${options.fallbackMpp ?? ''}`;
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = { source: openSlide(path, { mpp }), users: 0, lastUsed: 0 };
+      entry = { source: openSlide(path, options), users: 0, lastUsed: 0 };
       this.entries.set(key, entry);
       // A slide that failed to open is not kept: the next job tries again (and fails with the reason).
       entry.source.catch(() => this.entries.delete(key));

@@ -20,6 +20,8 @@ import { PLAUSIBLE_MPP, describeTiffLayout, type TiffSlideLayout } from './tiff-
 export interface OpenSlideOptions {
   /** Microns per level-0 pixel to use instead of (or where there is no) slide metadata. */
   mpp?: number | undefined;
+  /** Microns per level-0 pixel to use only where the slide has none (ignored when `mpp` is set). */
+  fallbackMpp?: number | undefined;
   /** Force a backend; 'auto' (default) picks per file. */
   backend?: BackendName | 'auto' | undefined;
 }
@@ -29,10 +31,10 @@ const OPENSLIDE_ONLY_EXTENSIONS = new Set(['.mrxs', '.vms', '.vmu', '.ndpi', '.s
 
 const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'jp2', 'heif', 'tiff']);
 
-function checkMppOverride(path: string, mpp: number | undefined): number | undefined {
+function checkMppOverride(path: string, mpp: number | undefined, flag = '--mpp'): number | undefined {
   if (mpp === undefined) return undefined;
   if (!Number.isFinite(mpp) || mpp < PLAUSIBLE_MPP.min || mpp > PLAUSIBLE_MPP.max) {
-    throw new InvalidArgumentError(`--mpp ${mpp} is not a plausible microns-per-pixel (expected ${PLAUSIBLE_MPP.min}..${PLAUSIBLE_MPP.max}, e.g. 0.25 at 40x, 0.5 at 20x)`, path);
+    throw new InvalidArgumentError(`${flag} ${mpp} is not a plausible microns-per-pixel (expected ${PLAUSIBLE_MPP.min}..${PLAUSIBLE_MPP.max}, e.g. 0.25 at 40x, 0.5 at 20x)`, path);
   }
   return mpp;
 }
@@ -101,6 +103,16 @@ async function openRaster(path: string, mpp: number | undefined): Promise<SlideS
 
 /** Opens `path` as a slide. Every failure is a SlideError with a message a person can act on. */
 export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<SlideSource> {
+  const fallback = options.mpp === undefined ? checkMppOverride(path, options.fallbackMpp, '--fallback-mpp') : undefined;
+  const source = await openSlideWithMpp(path, options);
+  if (source.mpp !== null || fallback === undefined) return source;
+  // No scan resolution in the file: open it again with the fallback as its override (the
+  // backends take the mpp at open; a slide is opened once per stage, so this costs little).
+  await source.close();
+  return openSlideWithMpp(path, { ...options, mpp: fallback });
+}
+
+async function openSlideWithMpp(path: string, options: OpenSlideOptions): Promise<SlideSource> {
   const mpp = checkMppOverride(path, options.mpp);
   let size: number;
   try {
