@@ -431,18 +431,7 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
 
 /** The `__metadata__` of a safetensors file, reading only its header (not the tensor data). */
 export async function readSafetensorsMetadata(path: string): Promise<Record<string, string>> {
-  const fh = await open(path, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    await fh.read(len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const { size } = await fh.stat();
-    if (n < 2 || n > MAX_HEADER || 8 + n > size) throw new SafetensorsError(path, `header length ${n} does not fit the file (${size} bytes)`);
-    const text = Buffer.alloc(n);
-    await fh.read(text, 0, n, 8);
-    const header = JSON.parse(text.toString('utf8')) as { __metadata__?: Record<string, string> };
-    return header.__metadata__ ?? {};
-  } finally {
-    await fh.close();
-  }
+  const reader = await SafetensorsReader.open(path);
+  await reader.close();
+  return { ...reader.metadata };
 }

@@ -22,7 +22,7 @@ import { toQuPathGeoJson } from '../store/geojson.js';
 import { renderOverlay } from '../store/overlay.js';
 import { ResultStore } from '../store/result-store.js';
 import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
-import { slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
+import { countCells, slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
 import type { AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
@@ -164,8 +164,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
     coverage: { width: (grid.cols * grid.cellSizeLevel0) / plan.slide.width, height: (grid.rows * grid.cellSizeLevel0) / plan.slide.height },
   });
 
-  let anomalousCells = 0;
-  for (const s of scores) if (s >= threshold) anomalousCells++;
+  const { anomalousCells } = countCells(scores, threshold);
   const scoringMs = performance.now() - scoringStarted;
   const summary: SlideSummary = {
     slideId: spec.analysisId,

@@ -7,8 +7,8 @@
  * (BF16) embeddings (computed by the engine, on the GPU under CUDA), so that the aggregate stage
  * gets the slide's mean without reading them all. Glass, the prefix tokens and the borders
  * another region owns are never stored: on a 40000^2 px slide that is under a third of all
- * patches, and with a 1024-dim model the parts are gigabytes. BF16 halves the disk and keeps 8 bits of
- * mantissa, plenty for distances between embeddings. Written atomically; a part already on disk
+ * patches, and with a 1024-dim model the parts are gigabytes. BF16 halves the disk and keeps 8
+ * bits of mantissa, plenty for distances between embeddings. Written atomically; a part already on disk
  * is not recomputed, so a retried or stalled-then-resumed job costs nothing twice.
  */
 import { existsSync } from 'node:fs';

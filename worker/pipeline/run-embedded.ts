@@ -135,17 +135,11 @@ export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions
 export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOptions = {}): Promise<SlideOutcome[]> {
   const outcomes: SlideOutcome[] = [];
   let scoring: Promise<void> = Promise.resolve();
-  const failed = (slidePath: string, spec: AnalysisSpec | null, err: Error): SlideOutcome => ({
-    slidePath,
-    analysisId: spec?.analysisId ?? null,
-    resultDir: spec?.resultDir ?? null,
-    status: 'failed',
-    reason: err.message,
-  });
+  // A slide that cannot be analysed is recorded and the batch goes on; anything else is a bug.
   const recordFailure = async (slidePath: string, spec: AnalysisSpec | null, err: unknown): Promise<SlideOutcome> => {
     if (!isSlideFailure(err)) throw err;
     if (spec !== null) await writeFailure(spec, err.message);
-    return failed(slidePath, spec, err);
+    return { slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: err.message };
   };
   for (const [index, slidePath] of slides.entries()) {
     let spec: AnalysisSpec | null = null;

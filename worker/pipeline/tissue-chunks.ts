@@ -20,8 +20,6 @@ export { tissueLayout, type TissueLayout } from './tissue-layout.js';
 
 /** The tissue cells one part file owns, with their embeddings. */
 export interface TissueChunk {
-  /** Part (batch) index. */
-  part: number;
   count: number;
   dim: number;
   /** count x dim float32. */
@@ -70,7 +68,7 @@ export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout): Asyn
     checkPartFormat(path, part.metadata);
     const cells = part.int32('cells');
     const rows = partRows(path, part.info('embeddings'), cells, layout);
-    yield { part: b, count: cells.length, dim: layout.dim, data: part.float32('embeddings'), rows, cells };
+    yield { count: cells.length, dim: layout.dim, data: part.float32('embeddings'), rows, cells };
   }
 }
 
