@@ -76,13 +76,17 @@ export class ResultStore {
     // Re-running over an old result: withdraw its completion mark first, so the folder never
     // looks complete while it mixes old and new files.
     await rm(file(RESULT_FILES.summary), { force: true });
-    await Promise.all([
+    // allSettled, not all: a failed write must not return while the others are still writing,
+    // or a retry would race them and their temp files would outlive the failure.
+    const writes = await Promise.allSettled([
       writeFileAtomic(file(RESULT_FILES.heatmap), encodeNpyFloat32(heatmap, [meta.rows, meta.cols])),
       writeFileAtomic(file(RESULT_FILES.meta), formatHeatmapMeta(meta)),
       writeFileAtomic(file(RESULT_FILES.tissue), parts.tissuePng),
       writeFileAtomic(file(RESULT_FILES.overlay), parts.overlayPng),
       writeFileAtomic(file(RESULT_FILES.regions), jsonText(parts.regionsGeoJson)),
     ]);
+    const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+    if (failed) throw failed.reason;
     await rm(file(RESULT_FILES.failure), { force: true });
     await writeFileAtomic(file(RESULT_FILES.summary), jsonText(parts.summary));
   }
