@@ -11,6 +11,7 @@
 // only those rows at half the bytes; columnSumsBf16 adds them up per column for the slide's mean.
 #include <cuda_bf16.h>
 
+#include "../engine/bf16.h"
 #include "cuda_check.h"
 #include "vit_kernels.h"
 
@@ -67,20 +68,13 @@ __global__ void residualAddKernel(float* __restrict__ x, const __nv_bfloat16* __
   }
 }
 
-// engine/bf16.h's rule on the float's bits (not __float2bfloat16_rn: its NaN payloads differ).
-__device__ __forceinline__ uint16_t bf16Bits(float f) {
-  const uint32_t x = __float_as_uint(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
-  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
 __global__ void gatherRowsBf16Kernel(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t nRows,
                                      int D, uint16_t* __restrict__ out) {
   const int64_t n = nRows * D;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / D;
     const int c = int(i - r * D);
-    out[i] = bf16Bits(x[int64_t(rows[r]) * D + c]);
+    out[i] = bf16FromFloatBits(__float_as_uint(x[int64_t(rows[r]) * D + c]));
   }
 }
 

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <string>
 
+#include "../engine/bf16.h"
 #include "cuda_backend.h"
 #include "cuda_check.h"
 #include "flash_attn.h"
@@ -41,14 +42,6 @@ namespace {
 
 inline size_t roundUp8(size_t v) { return (v + 7) / 8 * 8; }
 
-inline uint16_t toBf16Bits(float f) {  // round to nearest even; NaN stays NaN
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 template <typename T>
 struct HostElem;
 template <>
@@ -59,7 +52,7 @@ struct HostElem<float> {
 template <>
 struct HostElem<__nv_bfloat16> {
   using type = uint16_t;
-  static uint16_t conv(float v) { return toBf16Bits(v); }
+  static uint16_t conv(float v) { return toBf16(v); }
 };
 
 }  // namespace

@@ -94,6 +94,12 @@ function parseHeader(path: string, text: string, dataStart: number, fileSize: nu
   return { tensors, metadata };
 }
 
+/** The error for a file that cannot be opened or read at all. */
+function unreadable(path: string, err: unknown): SafetensorsError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new SafetensorsError(path, code === 'ENOENT' ? 'no such file' : `cannot read: ${String(err)}`);
+}
+
 function missingTensor(path: string, tensors: ReadonlyMap<string, TensorInfo>, name: string): SafetensorsError {
   return new SafetensorsError(path, `missing tensor "${name}" (has: ${[...tensors.keys()].slice(0, 12).join(', ')}${tensors.size > 12 ? ', ...' : ''})`);
 }
@@ -116,8 +122,7 @@ export class SafetensorsReader {
     try {
       fh = await open(path, 'r');
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new SafetensorsError(path, code === 'ENOENT' ? 'no such file' : `cannot read: ${String(err)}`);
+      throw unreadable(path, err);
     }
     try {
       const { size } = await fh.stat();
@@ -206,8 +211,7 @@ export class SafetensorsFile {
     try {
       bytes = await readFile(path);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new SafetensorsError(path, code === 'ENOENT' ? 'no such file' : `cannot read: ${String(err)}`);
+      throw unreadable(path, err);
     }
     return SafetensorsFile.parse(path, bytes);
   }

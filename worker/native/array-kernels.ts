@@ -8,7 +8,6 @@ import { loadNativeAddon } from './addon.js';
 export interface ArrayKernels {
   bf16ToFloat32(src: Uint16Array, dst: Float32Array): void;
   float32ToBf16(src: Float32Array, dst: Uint16Array): void;
-  /** dst row i = src row rows[i] (rows of `dim` values), as BF16. */
   /** sums[j] += data[i, j] for i in 0..count-1, in order (float64). */
   addColumnSums(data: Float32Array, count: number, dim: number, sums: Float64Array): void;
   /** Index of the first NaN or infinity, or -1. */

@@ -118,8 +118,7 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     regionSize: o.regionSize ?? null,
     overlap: o.overlap,
     mpp: o.mpp ?? null,
-    // Only when given, so that ids of analyses without it stay what they were.
-    ...(o.fallbackMpp === undefined ? {} : { fallbackMpp: o.fallbackMpp }),
+    fallbackMpp: o.fallbackMpp ?? null,
   }).slice(0, 24);
   const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
   const slideName = basename(abs, extname(abs));

@@ -30,10 +30,6 @@ export interface TissueChunk {
   cells: Int32Array;
 }
 
-/**
- * Reads the part files in order and yields each one's tissue cells. Each chunk is new memory
- * (the consumer may keep it); only one part file is read at a time.
- */
 /** Part files of another format (a work folder written by another version) are refused first. */
 function checkPartFormat(path: string, metadata: Readonly<Record<string, string>>): void {
   if (metadata['partFormat'] !== PART_FORMAT) {

@@ -6,12 +6,20 @@ import { link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-/** `data` as pieces is written in order, without first joining it into one buffer. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+/**
+ * A fresh temp file name in `path`'s folder (created if missing): the same folder, so rename and
+ * link never cross a filesystem boundary; hidden and ending in '.tmp', so a crashed writer's
+ * leftover is never taken for a result.
+ */
+async function tempPathBeside(path: string): Promise<string> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
-  // Same directory, so rename never crosses a filesystem boundary.
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** `data` as pieces is written in order, without first joining it into one buffer. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+  const tmp = await tempPathBeside(path);
   try {
     if (typeof data === 'string' || data instanceof Uint8Array) await writeFile(tmp, data, { flush: true });
     else await writeChunks(tmp, data);
@@ -28,9 +36,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
  * version must stay (a slide's plan: later ones would renumber its batches under running jobs).
  */
 export async function writeFileAtomicIfAbsent(path: string, data: string | Uint8Array): Promise<boolean> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = await tempPathBeside(path);
   try {
     await writeFile(tmp, data, { flush: true });
     // link() fails with EEXIST instead of replacing, atomically, on local and network filesystems.
