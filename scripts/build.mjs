@@ -4,6 +4,7 @@
 //   node scripts/build.mjs               both
 //   node scripts/build.mjs --native-only
 //   node scripts/build.mjs --ts-only
+//   node scripts/build.mjs --app-only    the browser review app (viewer/app -> dist/app, Vite)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -71,7 +72,8 @@ function hasBlas() {
   return spawnSync('sh', ['-c', probe]).status === 0;
 }
 
-if (!args.has('--ts-only')) {
+const only = ['--native-only', '--ts-only', '--app-only'].find((a) => args.has(a));
+if (only === undefined || only === '--native-only') {
   const cuda = cudaToolkit();
   if (cuda) {
     const makeArgs = ['-C', join(root, 'kernels'), `-j${cpus().length}`, 'cuda', `NVCC=${cuda.nvcc}`, `CUDA_HOME=${cuda.home}`];
@@ -91,6 +93,10 @@ if (!args.has('--ts-only')) {
   }
   run(process.execPath, [findNodeGyp(), 'rebuild', ...nodedirArgs()], join(root, 'native'));
 }
-if (!args.has('--native-only')) {
+if (only === undefined || only === '--ts-only') {
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
+}
+if (only === undefined || only === '--app-only') {
+  // Everything the page needs is bundled into dist/app: hospital networks are often offline.
+  run(process.execPath, [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(root, 'viewer', 'app', 'vite.config.ts'), '--logLevel', 'warn']);
 }

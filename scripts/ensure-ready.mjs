@@ -45,7 +45,11 @@ if (mtime(addon) < Math.max(newest(join(root, 'native')), newest(join(root, 'ker
   console.log('flashslide: building the native addon...');
   run(process.execPath, [join(root, 'scripts', 'build.mjs'), '--native-only']);
 }
-if (mtime(join(root, 'dist', 'worker', 'cli', 'main.js')) < Math.max(newest(join(root, 'worker')), mtime(join(root, 'tsconfig.json')))) {
+if (mtime(join(root, 'dist', 'worker', 'cli', 'main.js')) < Math.max(newest(join(root, 'worker')), newest(join(root, 'viewer', 'server')), mtime(join(root, 'tsconfig.json')))) {
   console.log('flashslide: compiling TypeScript...');
   run(process.execPath, [join(root, 'scripts', 'build.mjs'), '--ts-only']);
+}
+if (mtime(join(root, 'dist', 'app', 'index.html')) < Math.max(newest(join(root, 'viewer', 'app')), mtime(join(root, 'worker', 'store', 'colormap.ts')))) {
+  console.log('flashslide: building the browser app...');
+  run(process.execPath, [join(root, 'scripts', 'build.mjs'), '--app-only']);
 }

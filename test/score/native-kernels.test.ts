@@ -137,9 +137,11 @@ describe('native centred products (self scorer)', () => {
     expect(diff).toBeLessThan(1e-4);
     expect(ranking(native).slice(0, 10).sort((a, b) => a - b)).toEqual(ranking(js).slice(0, 10).sort((a, b) => a - b));
     expect(Math.abs(nativeScorer.defaultThreshold(native) - nativeScorer.defaultThreshold(js))).toBeLessThan(1e-4 * nativeScorer.defaultThreshold(js));
-    // Same seed, same input: bit-identical scores, however the rows are chunked for scoring.
+    // Same seed, same input: bit-identical scores; chunked differently, float32 GEMMs of other
+    // shapes round differently (OpenBLAS picks its kernel blocking by shape): 4.0e-6 relative
+    // measured on a 2-core AMD EPYC with Debian's OpenBLAS (2026-11-30), well inside float32 noise.
     expect(await scoreEmbeddings(nativeScorer, e)).toEqual(native);
-    expect(maxRelDiff(await scoreEmbeddings(nativeScorer, e, { chunkRows: 333 }), native)).toBeLessThan(1e-6);
+    expect(maxRelDiff(await scoreEmbeddings(nativeScorer, e, { chunkRows: 333 }), native)).toBeLessThan(2e-5);
     expect(await scoreEmbeddings(new SelfScorer({ products: JS_CENTERED_PRODUCTS, maxFitPatches: 1000 }), e, { chunkRows: 333 })).toEqual(js);
     console.log(`self scorer, 3010 x ${dim}: native float32 vs float64 JS max relative difference ${diff.toExponential(1)}`);
   });

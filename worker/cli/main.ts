@@ -28,6 +28,8 @@ commands:
   inspect <slide> [--json] [--mpp X] [--out DIR] [--target-mpp 0.5] [--region-size 1024]
                   [--overlap 0] [--patch-size 16] [--backend auto|sharp|openslide]
       print the slide's metadata, tissue fraction and region count; write <DIR>/<slide>.tissue.png
+  serve [--data DIR] [--slides ROOT ...] [--redis URL] [--host 127.0.0.1] [--port 8080]
+      the review server: worklist, slides with heatmap overlays, verdicts, submission
   model info <weights|demo> | model check <weights> <io> | model demo
       the inference engine: inferred architecture, parity check against reference outputs,
       the demo model
@@ -39,6 +41,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   inspect: inspectCommand,
   model: modelCommand,
   reference: referenceCommand,
+  serve: (args) => import('./serve-command.js').then((m) => m.serveCommand(args)),
   status: statusCommand,
   submit: submitCommand,
   worker: workerCommand,

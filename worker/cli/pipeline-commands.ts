@@ -14,7 +14,7 @@ import { SlideWorker } from '../queue/slide-worker.js';
 import { knownAnalyses, slideStatuses, submitSlides, waitForSlides, type SlideStatus } from '../queue/submit.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
 
-const ANALYSIS_FLAGS = {
+export const ANALYSIS_FLAGS = {
   'model': { type: 'string' },
   'config': { type: 'string' },
   'device': { type: 'string' },
@@ -28,7 +28,7 @@ const ANALYSIS_FLAGS = {
   'data': { type: 'string' },
 } as const;
 
-const ANALYSIS_HELP = `analysis options:
+export const ANALYSIS_HELP = `analysis options:
   --model demo|W.safetensors   model (default demo: seeded random weights, NOT diagnostic)
   --config C.json              model config (default: beside the weights)
   --device auto|cpu|cuda       (default auto: CUDA when built in, else CPU)
@@ -41,7 +41,7 @@ const ANALYSIS_HELP = `analysis options:
   --fallback-mpp X             microns per level-0 pixel for the slides whose files carry none
   --data DIR                   result store (default ./data)`;
 
-function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptions> {
+export function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptions> {
   const o: Partial<AnalysisOptions> = {};
   const model = stringFlag(values, 'model');
   if (model !== undefined) o.model = model;
@@ -69,7 +69,7 @@ function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptio
   return o;
 }
 
-function helpRequested(p: Parsed, text: string): boolean {
+export function helpRequested(p: Parsed, text: string): boolean {
   if (!p.values['help']) return false;
   process.stdout.write(`${text}\n`);
   return true;

@@ -46,6 +46,14 @@ export function producerConnectionOptions(url: string): RedisOptions {
   return { ...baseOptions(url), maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000, retryStrategy: () => null };
 }
 
+/**
+ * Long-lived readers (the review server): reconnect forever in the background, but let each
+ * command fail fast while Redis is away, so a page shows an error instead of hanging.
+ */
+export function readerConnectionOptions(url: string): RedisOptions {
+  return { ...baseOptions(url), maxRetriesPerRequest: 1, connectTimeout: 5000, retryStrategy: (times: number) => Math.min(times * 500, 5000) };
+}
+
 /** Connects once, checks reachability and the eviction policy, and closes. */
 export async function checkRedis(url: string): Promise<void> {
   const redis = new Redis({ ...producerConnectionOptions(url), lazyConnect: true } as IoRedisOptions);

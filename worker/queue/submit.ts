@@ -3,7 +3,7 @@
  * job per slide whose id is the analysis id: submitting the same slide again (same model and
  * parameters) finds the existing job or the finished result instead of queueing it twice.
  */
-import { Queue, QueueEvents, type Job } from 'bullmq';
+import { Queue, QueueEvents, type Job, type RedisOptions } from 'bullmq';
 import { checkRedis, producerConnectionOptions, workerConnectionOptions } from './connection.js';
 import { KEEP, QUEUES, RETRY, jobIds, type PlanJobData } from './queues.js';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
@@ -37,20 +37,20 @@ export interface SubmitOptions extends Partial<AnalysisOptions> {
   force?: boolean | undefined;
 }
 
-interface Queues {
+/** The two queues a slide's state is read from; open once and reuse for many lookups (the review server does). */
+export interface Queues {
   plan: Queue;
   aggregate: Queue;
   close(): Promise<void>;
 }
 
-function openQueues(redisUrl: string): Queues {
-  const connection = producerConnectionOptions(redisUrl);
+export function openQueues(redisUrl: string, connection: RedisOptions = producerConnectionOptions(redisUrl)): Queues {
   const plan = new Queue(QUEUES.plan, { connection });
   const aggregate = new Queue(QUEUES.aggregate, { connection });
   return { plan, aggregate, close: async () => void (await Promise.all([plan.close(), aggregate.close()])) };
 }
 
-async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
+export async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
   const base = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, regionsDone: null, regionsTotal: null, reason: null };
   const summary = await readResultSummary(spec);
   if (summary !== null) {
@@ -128,11 +128,15 @@ export async function slideStatuses(specs: readonly AnalysisSpec[], redisUrl: st
 export async function knownAnalyses(redisUrl: string, limit = 200): Promise<AnalysisSpec[]> {
   const q = openQueues(redisUrl);
   try {
-    const jobs = await q.plan.getJobs(['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'], 0, limit - 1, false);
-    return jobs.filter((j): j is Job<PlanJobData> => j !== undefined && (j.data as Partial<PlanJobData>).spec !== undefined).map((j) => j.data.spec);
+    return await knownSpecs(q, limit);
   } finally {
     await q.close();
   }
+}
+
+export async function knownSpecs(q: Queues, limit = 200): Promise<AnalysisSpec[]> {
+  const jobs = await q.plan.getJobs(['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'], 0, limit - 1, false);
+  return jobs.filter((j): j is Job<PlanJobData> => j !== undefined && (j.data as Partial<PlanJobData>).spec !== undefined).map((j) => j.data.spec);
 }
 
 /** Resolves when every slide is done or failed, calling `onUpdate` as they progress. */

@@ -2,11 +2,18 @@
  * Perceptual colormaps as 256-entry RGB tables, interpolated from a few control points sampled
  * along matplotlib's inferno and viridis ramps (lightness rises monotonically, so a brighter
  * colour always means a higher score, also in grey-scale print and for colour-blind readers).
+ * 'jet' (the rainbow ramp many readers are used to) is there for the review app only: its
+ * lightness is not monotonic, so it is not among COLORMAPS, the ramps for written products.
  */
 
-export type ColormapName = 'inferno' | 'viridis';
+export type PerceptualColormapName = 'inferno' | 'viridis';
+export type ColormapName = PerceptualColormapName | 'jet';
 
-export const COLORMAPS: readonly ColormapName[] = ['inferno', 'viridis'];
+/** The perceptual ramps (lightness rises monotonically). */
+export const COLORMAPS: readonly PerceptualColormapName[] = ['inferno', 'viridis'];
+
+/** Every ramp colormapLut knows, the perceptual ones first. */
+export const ALL_COLORMAPS: readonly ColormapName[] = [...COLORMAPS, 'jet'];
 
 type Rgb = readonly [number, number, number];
 
@@ -34,6 +41,18 @@ const CONTROL_POINTS: Record<ColormapName, readonly Rgb[]> = {
     [170, 220, 50],
     [253, 231, 37],
   ],
+  // matplotlib's jet sampled at the same nine evenly spaced points.
+  jet: [
+    [0, 0, 128],
+    [0, 0, 255],
+    [0, 128, 255],
+    [21, 255, 226],
+    [123, 255, 123],
+    [226, 255, 21],
+    [255, 151, 0],
+    [255, 33, 0],
+    [128, 0, 0],
+  ],
 };
 
 const cache = new Map<ColormapName, Uint8Array>();
@@ -43,7 +62,7 @@ export function colormapLut(name: ColormapName): Uint8Array {
   const hit = cache.get(name);
   if (hit !== undefined) return hit;
   const points = CONTROL_POINTS[name];
-  if (points === undefined) throw new RangeError(`unknown colormap '${String(name)}'; choose one of ${COLORMAPS.join(', ')}`);
+  if (points === undefined) throw new RangeError(`unknown colormap '${String(name)}'; choose one of ${ALL_COLORMAPS.join(', ')}`);
   const lut = new Uint8Array(256 * 3);
   const segments = points.length - 1;
   for (let i = 0; i < 256; i++) {

@@ -1,0 +1,425 @@
+/**
+ * The review app in headless Chromium against a real review server over real results: the
+ * planted CMU-1 (anomalous regions) and CMU-1 itself, analysed into a temp data folder. Checks
+ * what a pathologist relies on: both layers load, opacity/colour map/threshold change the pixels
+ * (colour map and threshold without a single new tile request), the colours are worker's LUT,
+ * the readout shows the cell's stored score, `n` flies to the top region, a verdict survives a
+ * reload, shortcuts stay quiet in the note field, and a concurrent edit is reported (409).
+ *
+ * FLASHSLIDE_SCREENSHOTS=1 writes docs/worklist.png and docs/review-page.png (otherwise they go
+ * to the temp folder, so a test run does not touch tracked files).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { build } from 'vite';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { buildServer, type ReviewServer } from '../../viewer/server/server.js';
+import type { Review, SlideDetail } from '../../viewer/server/api-types.js';
+import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { decodeNpyFloat32 } from '../../worker/store/npy.js';
+import { colormapLut, lutIndex } from '../../worker/store/colormap.js';
+import { CMU, ROOT, tempDir } from '../helpers.js';
+import { PLANTED_BOX, writePlantedSlide } from './planted-slide.js';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const VIEWPORT = { width: 1440, height: 900 };
+
+/** What the page exposes as window.flashslide (viewer/app/src/hooks.ts), as far as the test reads it. */
+interface Pt { x: number; y: number }
+interface PageHooks {
+  page: string;
+  viewer: {
+    world: { getItemCount(): number; getItemAt(i: number): { getFullyLoaded(): boolean } };
+    viewport: { getCenter(current?: boolean): Pt; pixelFromPoint(p: Pt, current?: boolean): Pt };
+    element: { getBoundingClientRect(): { left: number; top: number } };
+    isAnimating?: () => boolean;
+  } | null;
+  baseItem: {
+    viewportToImageCoordinates(p: Pt): Pt;
+    imageToViewportCoordinates(x: number, y: number, current?: boolean): Pt;
+  } | null;
+  heatmapItem: unknown;
+  regions: { id: string; rank: number; bbox: [number, number, number, number] }[];
+  currentRegion: number;
+  review: Review | null;
+  heatmap: { opacity: number; visible: boolean; colormap: string; threshold: number; coloured: number } | null;
+  settled(): Promise<void>;
+}
+type Win = { flashslide: PageHooks; requestAnimationFrame(cb: () => void): number; OpenSeadragon?: unknown };
+
+interface Clip { x: number; y: number; width: number; height: number }
+
+let dir: string;
+let server: ReviewServer;
+let base: string;
+let browser: Browser;
+let page: Page;
+let plantedId: string;
+let plantedDir: string;
+let shotsDir: string;
+const tileRequests: string[] = [];
+const badResponses: string[] = [];
+const pageErrors: string[] = [];
+
+async function rawRgb(png: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+async function grab(clip: Clip): Promise<Buffer> {
+  return (await rawRgb(await page.screenshot({ clip }))).data;
+}
+
+function meanAbsDiff(a: Buffer, b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] as number) - (b[i] as number));
+  return sum / a.length;
+}
+
+/** Per pixel: the largest channel difference. */
+function pixelDiffs(a: Buffer, b: Buffer): Uint8Array {
+  const out = new Uint8Array(a.length / 3);
+  for (let p = 0; p < out.length; p++) {
+    out[p] = Math.max(Math.abs((a[p * 3] as number) - (b[p * 3] as number)), Math.abs((a[p * 3 + 1] as number) - (b[p * 3 + 1] as number)), Math.abs((a[p * 3 + 2] as number) - (b[p * 3 + 2] as number)));
+  }
+  return out;
+}
+
+/** Lets OSD draw what changed: heatmap tiles recoloured, then a few frames and no animation. */
+async function redrawn(): Promise<void> {
+  await page.evaluate(async () => {
+    const w = globalThis as unknown as Win;
+    await w.flashslide.settled();
+    for (let i = 0; i < 4; i++) await new Promise<void>((r) => w.requestAnimationFrame(() => r()));
+  });
+  await page.waitForTimeout(150);
+}
+
+async function bothLayersLoaded(): Promise<void> {
+  await page.waitForFunction(() => {
+    const v = (globalThis as unknown as Win).flashslide?.viewer;
+    if (!v || v.world.getItemCount() !== 2) return false;
+    return v.world.getItemAt(0).getFullyLoaded() && v.world.getItemAt(1).getFullyLoaded();
+  }, undefined, { timeout: 20_000 });
+}
+
+async function animationDone(): Promise<void> {
+  // The viewport centre stops moving.
+  let last = '';
+  for (let i = 0; i < 60; i++) {
+    const now = await page.evaluate(() => JSON.stringify((globalThis as unknown as Win).flashslide.viewer?.viewport.getCenter(true)));
+    if (now === last) return;
+    last = now;
+    await page.waitForTimeout(100);
+  }
+}
+
+/** The slide area of the viewer, clear of the buttons, navigator, scale bar and readout. */
+async function stageClip(): Promise<Clip> {
+  const box = await page.locator('#osd').boundingBox();
+  if (!box) throw new Error('no #osd');
+  return { x: Math.round(box.x + 60), y: Math.round(box.y + 20), width: Math.round(box.width - 280), height: Math.round(box.height - 80) };
+}
+
+/** Screen position (page pixels) of a level-0 point. */
+async function screenOf(x: number, y: number): Promise<Pt> {
+  return page.evaluate(([ix, iy]) => {
+    const fs = (globalThis as unknown as Win).flashslide;
+    // Components, not a plain {x, y}: OSD only unpacks its own Point class.
+    const p = fs.viewer!.viewport.pixelFromPoint(fs.baseItem!.imageToViewportCoordinates(ix, iy, true), true);
+    const r = fs.viewer!.element.getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y };
+  }, [x, y] as const);
+}
+
+async function putVerdictFromOutside(regionId: string, version: number): Promise<Review> {
+  const res = await fetch(`${base}/api/slides/${plantedId}/review/regions/${regionId}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'if-match': `"${version}"` },
+    body: JSON.stringify({ verdict: 'rejected', note: 'second opinion', reviewer: 'Someone Else' }),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as Review;
+}
+
+beforeAll(async () => {
+  dir = tempDir('flashslide-viewer-');
+  shotsDir = process.env.FLASHSLIDE_SCREENSHOTS === '1' ? join(ROOT, 'docs') : join(dir, 'shots');
+  mkdirSync(shotsDir, { recursive: true });
+  const planted = await writePlantedSlide(dir);
+  const dataDir = join(dir, 'data');
+  const outcomes = await analyzeEmbedded([planted, CMU], { dataDir, regionSize: 512, device: 'cpu' });
+  for (const o of outcomes) expect(o.status, o.reason).toBe('done');
+  plantedDir = outcomes[0]!.resultDir!;
+
+  const appDir = join(dir, 'app');
+  await build({ configFile: join(ROOT, 'viewer', 'app', 'vite.config.ts'), logLevel: 'warn', build: { outDir: appDir, emptyOutDir: true, sourcemap: false } });
+  expect(readdirSync(appDir)).toContain('index.html');
+
+  server = await buildServer({ dataDir, appDir, slideRoots: [dir], pollSeconds: 1 });
+  await server.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = server.app.server.address();
+  if (address === null || typeof address === 'string') throw new Error(`unexpected server address ${String(address)}`);
+  base = `http://127.0.0.1:${address.port}`;
+
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  page = await browser.newPage({ viewport: VIEWPORT });
+  // Tiles are served as immutable: with the cache on, a tile fetched again could come from the
+  // memory cache without a request, and "no new tile request" would prove nothing.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/tiles/')) tileRequests.push(r.url());
+  });
+  page.on('response', (r) => {
+    // 409 and 503: the concurrent edit and the submission without a queue this test provokes.
+    if (r.status() >= 400 && !(r.status() === 409 && r.url().includes('/review/')) && !(r.status() === 503 && /\/api\/(submit|upload)/.test(r.url()))) badResponses.push(`${r.status()} ${r.url()}`);
+  });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the review app', () => {
+  it('lists both slides in the worklist with scores and regions', async () => {
+    await page.goto(`${base}/`);
+    const rows = page.locator('[data-testid=worklist] tbody tr');
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(2);
+    const planted = page.locator('tbody tr', { hasText: 'planted-CMU-1.tif' });
+    plantedId = (await planted.getAttribute('data-id')) ?? '';
+    expect(plantedId).toMatch(/^[0-9a-f]{24}$/);
+    expect(Number(await planted.locator('.col-regions').textContent())).toBeGreaterThan(0);
+    expect(await planted.locator('.status').textContent()).toBe('done');
+    // Sorted by score, highest first: the planted slide scores higher than CMU-1.
+    expect(await rows.first().getAttribute('data-id')).toBe(plantedId);
+    // No queue behind this server: the form says so in the server's words (503).
+    await page.locator('#submit summary').click();
+    await page.locator('#submit-path').fill(join(dir, 'planted-CMU-1.tif'));
+    await page.locator('#submit-path').press('Enter');
+    await expect.poll(() => page.locator('[data-testid=submit-message]').textContent()).toMatch(/no queue/);
+    await page.locator('[data-testid=submit-message]').evaluate((el) => { el.textContent = ''; });
+    await page.locator('#submit-file').setInputFiles({ name: 'upload.svs', mimeType: 'application/octet-stream', buffer: Buffer.from('not a slide') });
+    await page.locator('#submit form:nth-of-type(2) button').click();
+    await expect.poll(() => page.locator('[data-testid=submit-message]').textContent()).toMatch(/no queue/);
+    await page.locator('#submit summary').click();
+    await page.waitForFunction(() => [...(globalThis as unknown as { document: { images: { complete: boolean; naturalWidth: number }[] } }).document.images].every((i) => i.complete && i.naturalWidth > 0));
+    await page.screenshot({ path: join(shotsDir, 'worklist.png') });
+  });
+
+  it('opens the planted slide with the slide and the heatmap as two tiled images', async () => {
+    await page.locator('tbody tr', { hasText: 'planted-CMU-1.tif' }).locator('a').click();
+    await page.waitForURL(`**/slides/${plantedId}**`);
+    await bothLayersLoaded();
+    const world = await page.evaluate(() => {
+      const fs = (globalThis as unknown as Win).flashslide;
+      const v = fs.viewer as unknown as { world: { getItemCount(): number; getItemAt(i: number): unknown } };
+      return { count: v.world.getItemCount(), second: v.world.getItemAt(1) === fs.heatmapItem, first: v.world.getItemAt(0) === fs.baseItem, regions: fs.regions.length };
+    });
+    expect(world).toEqual({ count: 2, second: true, first: true, regions: expect.any(Number) });
+    expect(world.regions).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('[data-testid=metadata]').textContent()).toContain('0.4990 µm/px');
+    expect(await page.locator('[data-testid=metadata]').textContent()).toContain('20×');
+    expect(await page.locator('[data-testid=scale-bar]').textContent()).toMatch(/\d+ (µm|mm)/);
+  });
+
+  it('changes the rendered pixels with the opacity slider', async () => {
+    const clip = await stageClip();
+    await page.locator('#heatmap-opacity').fill('100');
+    await redrawn();
+    const full = await grab(clip);
+    await page.locator('#heatmap-opacity').fill('15');
+    await redrawn();
+    const faint = await grab(clip);
+    expect(await page.evaluate(() => (globalThis as unknown as Win).flashslide.heatmap?.opacity)).toBeCloseTo(0.15);
+    expect(meanAbsDiff(full, faint), 'mean |difference| over the slide area').toBeGreaterThan(8);
+    await page.locator('#heatmap-opacity').fill('100');
+    await redrawn();
+  });
+
+  it('switches the colour map in the browser without fetching a tile', async () => {
+    const clip = await stageClip();
+    const before = await grab(clip);
+    const requests = tileRequests.length;
+    const coloured = await page.evaluate(() => (globalThis as unknown as Win).flashslide.heatmap!.coloured);
+    await page.locator('#heatmap-colormap').selectOption('viridis');
+    await redrawn();
+    const after = await grab(clip);
+    expect(meanAbsDiff(before, after), 'inferno -> viridis').toBeGreaterThan(8);
+    expect(await page.evaluate(() => (globalThis as unknown as Win).flashslide.heatmap!.coloured)).toBeGreaterThan(coloured);
+    await page.waitForTimeout(400);
+    expect(tileRequests.slice(requests), 'tile requests after the colour map changed').toEqual([]);
+  });
+
+  it('hides the cells below the threshold (they show the slide) and keeps the ones above', async () => {
+    const clip = await stageClip();
+    const requests = tileRequests.length;
+    const coloured = await grab(clip);
+    await page.keyboard.press('h');
+    await redrawn();
+    expect(await page.evaluate(() => (globalThis as unknown as Win).flashslide.heatmap!.visible)).toBe(false);
+    const slideOnly = await grab(clip);
+    await page.keyboard.press('h');
+    await page.locator('#threshold-method').click();
+    await redrawn();
+    const thresholded = await grab(clip);
+    const heat = pixelDiffs(coloured, slideOnly);
+    const nowSlide = pixelDiffs(thresholded, slideOnly);
+    const nowHeat = pixelDiffs(thresholded, coloured);
+    let covered = 0;
+    let hidden = 0;
+    let kept = 0;
+    for (let p = 0; p < heat.length; p++) {
+      if ((heat[p] as number) < 40) continue; // not covered by a coloured cell
+      covered++;
+      if ((nowSlide[p] as number) <= 6) hidden++;
+      else if ((nowHeat[p] as number) <= 6) kept++;
+    }
+    expect(covered, 'pixels the heatmap colours').toBeGreaterThan(10_000);
+    // Most cells score below the method threshold: nearly all colour goes, a little stays.
+    expect(hidden / covered, `hidden ${hidden} of ${covered}`).toBeGreaterThan(0.8);
+    expect(kept, 'pixels of cells above the threshold still coloured').toBeGreaterThan(0);
+    expect(tileRequests.slice(requests), 'tile requests after the threshold changed').toEqual([]);
+  });
+
+  it('flies to the top region on `n`, with its cells in the LUT colours and the readout showing their stored score', async () => {
+    await page.keyboard.press('n');
+    await animationDone();
+    const { centre, bbox } = await page.evaluate(() => {
+      const fs = (globalThis as unknown as Win).flashslide;
+      return { centre: fs.baseItem!.viewportToImageCoordinates(fs.viewer!.viewport.getCenter(true)), bbox: fs.regions[0]!.bbox };
+    });
+    const [bx, by, bw, bh] = bbox;
+    expect(centre.x).toBeGreaterThanOrEqual(bx);
+    expect(centre.x).toBeLessThanOrEqual(bx + bw);
+    expect(centre.y).toBeGreaterThanOrEqual(by);
+    expect(centre.y).toBeLessThanOrEqual(by + bh);
+    // The planted texture is where the top region is.
+    expect(bx < PLANTED_BOX.left + PLANTED_BOX.size && bx + bw > PLANTED_BOX.left).toBe(true);
+    expect(page.url()).toMatch(/[?&]x=\d+&y=\d+&z=[\d.]+/);
+    await bothLayersLoaded();
+    await redrawn();
+
+    // The highest-scoring cell in view: its colour is viridis' LUT entry for its stored score,
+    // and the readout under the cursor says that score within one quantisation step.
+    const meta = JSON.parse(readFileSync(join(plantedDir, 'heatmap.json'), 'utf8')) as { cols: number; rows: number; patchSizeLevel0: number; originX: number; originY: number; min: number; max: number; threshold: number };
+    const { data: scores } = decodeNpyFloat32(readFileSync(join(plantedDir, 'heatmap.npy')));
+    let best = -1;
+    for (let i = 0; i < scores.length; i++) {
+      const c = i % meta.cols;
+      const r = Math.floor(i / meta.cols);
+      const x = meta.originX + (c + 0.5) * meta.patchSizeLevel0;
+      const y = meta.originY + (r + 0.5) * meta.patchSizeLevel0;
+      if (x < bx || x > bx + bw || y < by || y > by + bh || !Number.isFinite(scores[i])) continue;
+      if (best < 0 || (scores[i] as number) > (scores[best] as number)) best = i;
+    }
+    expect(best).toBeGreaterThanOrEqual(0);
+    const col = best % meta.cols;
+    const row = Math.floor(best / meta.cols);
+    const cellCentre = await screenOf(meta.originX + (col + 0.5) * meta.patchSizeLevel0, meta.originY + (row + 0.5) * meta.patchSizeLevel0);
+    const px = await rawRgb(await page.screenshot({ clip: { x: Math.round(cellCentre.x), y: Math.round(cellCentre.y), width: 1, height: 1 } }));
+    const detail = (await (await fetch(`${base}/api/slides/${plantedId}`)).json()) as SlideDetail;
+    const hm = detail.heatmap!;
+    const q = Math.round(((scores[best] as number) - hm.offset) / hm.scale);
+    const lut = colormapLut('viridis');
+    const li = lutIndex(hm.offset + q * hm.scale, hm.min, hm.max);
+    const expected = [lut[li * 3], lut[li * 3 + 1], lut[li * 3 + 2]] as number[];
+    const got = [...px.data.subarray(0, 3)];
+    const off = Math.max(...got.map((v, i) => Math.abs(v - (expected[i] as number))));
+    expect(off, `cell colour ${got} vs viridis LUT ${expected}`).toBeLessThanOrEqual(8);
+
+    await page.mouse.move(cellCentre.x, cellCentre.y);
+    const readout = page.locator('[data-testid=readout-score]');
+    await expect.poll(() => readout.getAttribute('data-score'), { timeout: 5000 }).not.toBeNull();
+    const shown = Number(await readout.getAttribute('data-score'));
+    expect(Math.abs(shown - (scores[best] as number)), `readout ${shown} vs stored ${scores[best]}`).toBeLessThanOrEqual(hm.scale);
+    expect(await readout.textContent()).toContain('anomalous');
+  });
+
+  it('records a verdict with `c` (not while typing a note) that survives a reload', async () => {
+    const region = await page.evaluate(() => (globalThis as unknown as Win).flashslide.regions[0]!.id);
+    const version = await page.evaluate(() => (globalThis as unknown as Win).flashslide.review!.version);
+    await page.locator('#reviewer').fill('Dr Test');
+    await page.locator('#reviewer').press('Tab');
+    await page.locator('#region-note').click();
+    await page.keyboard.type('stripes: clearly not tissue');
+    await page.waitForTimeout(300);
+    expect(await page.evaluate(() => (globalThis as unknown as Win).flashslide.review!.version), 'shortcuts fired while typing').toBe(version);
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('c');
+    await page.waitForFunction((id) => (globalThis as unknown as Win).flashslide.review?.regions[id]?.verdict === 'confirmed', region);
+    expect(await page.locator('[data-testid=review-progress]').textContent()).toMatch(/^1 of \d+ reviewed$/);
+
+    await page.reload();
+    await bothLayersLoaded();
+    await page.waitForFunction(() => (globalThis as unknown as Win).flashslide.review !== null);
+    const saved = await page.evaluate((id) => (globalThis as unknown as Win).flashslide.review!.regions[id], region);
+    expect(saved).toMatchObject({ verdict: 'confirmed', note: 'stripes: clearly not tissue', reviewer: 'Dr Test' });
+    await expect.poll(() => page.locator(`[data-region="${region}"] .chip`).textContent()).toBe('Confirmed');
+    // The link reproduced the view: still over the region.
+    const centre = await page.evaluate(() => {
+      const fs = (globalThis as unknown as Win).flashslide;
+      return fs.baseItem!.viewportToImageCoordinates(fs.viewer!.viewport.getCenter(true));
+    });
+    const [bx, by, bw, bh] = await page.evaluate(() => (globalThis as unknown as Win).flashslide.regions[0]!.bbox);
+    expect(centre.x >= bx && centre.x <= bx + bw && centre.y >= by && centre.y <= by + bh, `centre ${JSON.stringify(centre)}`).toBe(true);
+    // And from outside the browser.
+    const review = (await (await fetch(`${base}/api/slides/${plantedId}/review`)).json()) as Review;
+    expect(review.regions[region]?.verdict).toBe('confirmed');
+  });
+
+  it('reports a concurrent edit (409), reloads the review, and then saves', async () => {
+    await page.keyboard.press('n'); // region #1 again (the reload cleared the selection)
+    await animationDone();
+    const { region, version } = await page.evaluate(() => {
+      const fs = (globalThis as unknown as Win).flashslide;
+      return { region: fs.regions[fs.currentRegion]!.id, version: fs.review!.version };
+    });
+    const theirs = await putVerdictFromOutside(region, version);
+    await page.keyboard.press('u');
+    await expect.poll(() => page.locator('[data-testid=toast]').allTextContents()).toContain('someone else changed this review — reloaded');
+    await page.waitForFunction((v) => (globalThis as unknown as Win).flashslide.review?.version === v, theirs.version);
+    expect(await page.evaluate((id) => (globalThis as unknown as Win).flashslide.review!.regions[id]!.verdict, region)).toBe('rejected');
+    await page.keyboard.press('c');
+    await page.waitForFunction(([id, v]) => {
+      const r = (globalThis as unknown as Win).flashslide.review;
+      return r !== null && r.version > (v as number) && r.regions[id as string]?.verdict === 'confirmed';
+    }, [region, theirs.version] as const);
+  });
+
+  it('shows the keyboard help on `?` and takes the review page screenshot', async () => {
+    await page.keyboard.press('?');
+    await expect.poll(() => page.locator('[data-testid=help]').isVisible()).toBe(true);
+    expect(await page.locator('[data-testid=help]').textContent()).toContain('next / previous region');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('[data-testid=help]').count()).toBe(0);
+
+    await page.locator('#heatmap-colormap').selectOption('inferno');
+    await page.locator('#heatmap-opacity').fill('50');
+    await page.locator('#threshold-all').click();
+    await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { blur?(): void } | null } }).document.activeElement?.blur?.());
+    await redrawn();
+    await page.evaluate(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { remove(): void }[] } }).document.querySelectorAll('.toast').forEach((t) => t.remove()));
+    await page.mouse.move(VIEWPORT.width / 2 - 200, VIEWPORT.height / 2);
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: join(shotsDir, 'review-page.png') });
+  });
+
+  it('moves to the next slide of the worklist on `]`', async () => {
+    const cmuId = await page.evaluate(async () => {
+      const w = (await (await fetch('/api/worklist')).json()) as { slides: { id: string; name: string }[] };
+      return w.slides.find((s) => s.name === 'CMU-1-Small-Region.svs')!.id;
+    });
+    await page.keyboard.press(']');
+    await page.waitForURL(`**/slides/${cmuId}`);
+    await bothLayersLoaded();
+    await expect.poll(() => page.locator('.slide-title').textContent()).toBe('CMU-1-Small-Region.svs');
+    expect(pageErrors, 'uncaught errors in the page').toEqual([]);
+    expect(badResponses, 'failed requests').toEqual([]);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * The review server's JSON routes (viewer/server/api-types.ts is the contract), typed. Every
+ * failure becomes an ApiRequestError carrying the server's { error, message } when it sent one.
+ */
+import type {
+  ApiError, RegionList, Review, SlideDetail, SubmitResponse, VerdictInput, Worklist,
+} from '../../server/api-types.js';
+
+export class ApiRequestError extends Error {
+  constructor(
+    readonly status: number,
+    /** The server's machine-readable code ('conflict', 'no-queue', ...), or 'network'/'http'. */
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}
+
+const enc = encodeURIComponent;
+
+async function failure(res: Response): Promise<ApiRequestError> {
+  let body: Partial<ApiError> | null = null;
+  try {
+    body = (await res.json()) as Partial<ApiError>;
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  const message = typeof body?.message === 'string' && body.message ? body.message : `${res.status} ${res.statusText || 'error'} from ${new URL(res.url, location.href).pathname}`;
+  return new ApiRequestError(res.status, typeof body?.error === 'string' ? body.error : 'http', message);
+}
+
+async function request<T>(path: string, init?: RequestInit): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, { ...init, headers: { accept: 'application/json', ...init?.headers } });
+  } catch (err) {
+    throw new ApiRequestError(0, 'network', `the review server does not answer (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (!res.ok) throw await failure(res);
+  return (await res.json()) as T;
+}
+
+export const api = {
+  worklist: (): Promise<Worklist> => request('/api/worklist'),
+  slide: (id: string): Promise<SlideDetail> => request(`/api/slides/${enc(id)}`),
+  regions: (id: string): Promise<RegionList> => request(`/api/slides/${enc(id)}/regions`),
+  review: (id: string): Promise<Review> => request(`/api/slides/${enc(id)}/review`, { cache: 'no-store' }),
+  thumbnailUrl: (id: string): string => `/api/slides/${enc(id)}/thumbnail.jpg`,
+
+  /** Records a verdict against review `version`; a 409 (someone else wrote first) throws code 'conflict'. */
+  putVerdict: (id: string, regionId: string, version: number, input: VerdictInput): Promise<Review> =>
+    request(`/api/slides/${enc(id)}/review/regions/${enc(regionId)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'if-match': `"${version}"` },
+      body: JSON.stringify(input),
+    }),
+
+  submit: (path: string): Promise<SubmitResponse> =>
+    request('/api/submit', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path }) }),
+
+  /** Streams a file to PUT /api/upload (XHR for the progress events fetch lacks). */
+  upload(file: File, onProgress?: (fraction: number) => void): Promise<SubmitResponse> {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('PUT', `/api/upload?name=${enc(file.name)}`);
+      xhr.setRequestHeader('content-type', 'application/octet-stream');
+      xhr.setRequestHeader('accept', 'application/json');
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+      };
+      xhr.onerror = () => reject(new ApiRequestError(0, 'network', 'the upload was cut off (network error)'));
+      xhr.onload = () => {
+        let body: unknown = null;
+        try {
+          body = JSON.parse(xhr.responseText);
+        } catch {
+          // not JSON
+        }
+        if (xhr.status >= 200 && xhr.status < 300) return resolve(body as SubmitResponse);
+        const err = body as Partial<ApiError> | null;
+        reject(new ApiRequestError(xhr.status, typeof err?.error === 'string' ? err.error : 'http', typeof err?.message === 'string' ? err.message : `upload failed: ${xhr.status} ${xhr.statusText}`));
+      };
+      xhr.send(file);
+    });
+  },
+};
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,201 @@
+/**
+ * The JSON the review server speaks: one place for the shapes both the server (viewer/server)
+ * and the browser app (viewer/app, type-only imports) rely on. Every route addresses a slide by
+ * its analysis id (24 hex characters); nothing a client sends becomes part of a filesystem path.
+ *
+ *   GET  /api/worklist                              Worklist
+ *   GET  /api/events                                Server-Sent Events (see WorklistEvent)
+ *   GET  /api/slides/:id                            SlideDetail
+ *   GET  /api/slides/:id/thumbnail.jpg              small JPEG of the whole slide
+ *   GET  /api/slides/:id/regions                    RegionList (ranked, highest score first)
+ *   GET  /api/slides/:id/review                     Review, with ETag: "<version>"
+ *   PUT  /api/slides/:id/review/regions/:regionId   VerdictInput; If-Match: "<version>" -> Review | 409 ApiError
+ *   POST /api/submit                                SubmitRequest -> SubmitResponse (202), 503 without Redis
+ *   PUT  /api/upload?name=<file name>               raw slide bytes -> SubmitResponse (202), 503 without Redis
+ *   GET  /tiles/:id/:version/slide.dzi              Deep Zoom descriptor (XML) of the slide
+ *   GET  /tiles/:id/:version/slide_files/:level/:col_:row.jpeg
+ *   GET  /tiles/:id/:version/heatmap.dzi            Deep Zoom descriptor of the heatmap (same size as the slide)
+ *   GET  /tiles/:id/:version/heatmap_files/:level/:col_:row.png
+ *   GET  /admin/queues                              bull-board (only with Redis)
+ *
+ * Errors are always { error, message } with a 4xx status for anything the client did wrong.
+ */
+
+export interface ApiError {
+  /** Machine-readable: 'not-found', 'bad-request', 'conflict', 'precondition-required', 'no-queue', 'too-large', 'internal'. */
+  error: string;
+  /** A sentence a user can act on. */
+  message: string;
+}
+
+export type SlideStatusName = 'queued' | 'running' | 'done' | 'failed';
+export type ReviewState = 'not-started' | 'in-progress' | 'done';
+export type Verdict = 'confirmed' | 'rejected' | 'unsure';
+
+export interface WorklistItem {
+  id: string;
+  /** File name of the slide without folder (e.g. "CMU-1.svs"). */
+  name: string;
+  status: SlideStatusName;
+  /** Running slides: regions embedded so far and in all (null while planning). */
+  progress: { done: number; total: number } | null;
+  /** Failed slides: why, in words. */
+  reason: string | null;
+  /** Done slides: the slide score (null: no tissue). */
+  score: number | null;
+  /** Done slides: how many anomalous regions. */
+  regions: number | null;
+  reviewState: ReviewState;
+  /** Regions with a verdict. */
+  reviewed: number;
+  /** ISO 8601: when the result was made or the failure recorded; null while the slide is in the queue. */
+  updatedAt: string | null;
+  /** Whether tiles can be served (the slide file is readable by the server). */
+  viewable: boolean;
+}
+
+export interface Worklist {
+  slides: WorklistItem[];
+  /** Whether this server is connected to a queue (submission works). */
+  queue: boolean;
+  /** Set when the queue cannot be read right now (Redis down): the list then shows results on disk only. */
+  queueError: string | null;
+}
+
+/** Sent on /api/events as `event: worklist` (the whole list, on every change) and `event: slide` (one item). */
+export type WorklistEvent = { type: 'worklist'; worklist: Worklist } | { type: 'slide'; item: WorklistItem };
+
+export interface DziInfo {
+  /** URL of the .dzi descriptor; tiles follow the Deep Zoom convention beside it. */
+  url: string;
+  width: number;
+  height: number;
+  tileSize: number;
+  overlap: number;
+  format: 'jpeg' | 'png' | 'webp';
+}
+
+/**
+ * The heatmap tiles are 8-bit grey + alpha PNGs of the same size and Deep Zoom geometry as the
+ * slide: grey q (0..255) means score = offset + q * scale; alpha 0 = no tissue (not scored).
+ * Levels where one cell covers at least one pixel are nearest-neighbour (crisp cells); coarser
+ * levels take the maximum of the cells under a pixel, so a small hot spot never vanishes when
+ * zoomed out.
+ */
+export interface HeatmapInfo {
+  dzi: DziInfo;
+  offset: number;
+  scale: number;
+  min: number;
+  max: number;
+  /** Cells with score >= threshold are anomalous; null when the method set none. */
+  threshold: number | null;
+  /** 64 equal-width bins from min to max: counts of tissue cells. */
+  histogram: number[];
+  rows: number;
+  cols: number;
+  /** Level-0 pixels per cell side; cell (r, c) starts at (originX + c * cell, originY + r * cell). */
+  cellSize: number;
+  originX: number;
+  originY: number;
+}
+
+export interface SlideDetail {
+  id: string;
+  name: string;
+  status: SlideStatusName;
+  progress: { done: number; total: number } | null;
+  reason: string | null;
+  slide: {
+    vendor: string;
+    backend: string;
+    width: number;
+    height: number;
+    levels: number;
+    /** µm per level-0 pixel; null when unknown. */
+    mpp: number | null;
+    objectivePower: number | null;
+    /** Content fingerprint: the tile URLs' version. */
+    fingerprint: string;
+  } | null;
+  /** null when the slide file cannot be opened by the server (moved, not mounted); slideError says why. */
+  tiles: DziInfo | null;
+  slideError: string | null;
+  /** null until the result lands. */
+  heatmap: HeatmapInfo | null;
+  result: {
+    score: number | null;
+    threshold: number | null;
+    tissueCells: number;
+    anomalousCells: number;
+    regions: number;
+    model: string;
+    scoreMethod: string;
+    scoreParams: Record<string, unknown>;
+    createdAt: string | null;
+    timings: Record<string, number>;
+  } | null;
+  reviewState: ReviewState;
+}
+
+export interface RegionItem {
+  /** Stable id (the GeoJSON feature id). */
+  id: string;
+  rank: number;
+  name: string;
+  scoreMax: number;
+  scoreMean: number;
+  areaUm2: number;
+  cells: number;
+  /** Level-0 pixels: [x, y, width, height] of the outline's bounds. */
+  bbox: [number, number, number, number];
+  /** Level-0 pixels. */
+  centroid: [number, number];
+  /** Outer rings of the outline's polygons, level-0 pixels (holes omitted: this is for drawing). */
+  outline: [number, number][][];
+}
+
+export interface RegionList {
+  regions: RegionItem[];
+}
+
+export interface VerdictRecord {
+  verdict: Verdict;
+  note: string;
+  reviewer: string;
+  /** ISO 8601. */
+  at: string;
+}
+
+export interface RegionReview extends VerdictRecord {
+  /** Earlier verdicts of this region, oldest first: an edit never destroys one. */
+  history: VerdictRecord[];
+}
+
+export interface Review {
+  /** Increases by one with every change; sent as the ETag and expected back in If-Match. */
+  version: number;
+  regions: Record<string, RegionReview>;
+  state: ReviewState;
+  reviewed: number;
+  total: number;
+}
+
+export interface VerdictInput {
+  verdict: Verdict;
+  note?: string;
+  reviewer?: string;
+}
+
+export interface SubmitRequest {
+  /** A slide file inside one of the server's --slides roots (absolute, or relative to the first root). */
+  path: string;
+}
+
+export interface SubmitResponse {
+  id: string;
+  name: string;
+  status: SlideStatusName;
+  /** What the queue did: queued it now, or found it queued or done already. */
+  submitted: 'queued' | 'already-queued' | 'already-done' | 'requeued';
+}
