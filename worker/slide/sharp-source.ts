@@ -3,7 +3,9 @@
  * pyramidal TIFF, OME-TIFF) and plain raster images. libvips decodes on demand, so an extract from
  * a tiled page touches only the tiles under the rectangle.
  */
+import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
+import { completeJpeg } from './jpeg-tile.js';
 import { CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
 import { checkRegionRequest, padToRequest } from './region-bounds.js';
 import type { AssociatedImageName, Mpp, MppSource, RgbImage, SlideLevel, SlideSource } from './slide-source.js';
@@ -13,6 +15,9 @@ import type { TiffAssociated, TiffLevel, TiffSlideLayout } from './tiff-metadata
 export interface SharpSourceInit extends Omit<TiffSlideLayout, 'needsOpenSlide'> {
   readonly path: string;
 }
+
+/** A stored JPEG tile larger than this is not a tile but a damaged byte count. */
+const MAX_STORED_TILE_BYTES = 64 << 20;
 
 export class SharpSlideSource implements SlideSource {
   readonly backend = 'sharp' as const;
@@ -29,6 +34,7 @@ export class SharpSlideSource implements SlideSource {
   readonly properties: Readonly<Record<string, string>>;
   private readonly tiffLevels: readonly TiffLevel[];
   private readonly associated: readonly TiffAssociated[];
+  private file: Promise<FileHandle> | null = null;
 
   constructor(init: SharpSourceInit) {
     const level0 = init.levels[0];
@@ -100,7 +106,30 @@ export class SharpSlideSource implements SlideSource {
     }
   }
 
+  storedTileSize(level: number): { width: number; height: number } | null {
+    const t = this.tiffLevels[level]?.jpegTiles;
+    return t === undefined || t === null ? null : { width: t.tileWidth, height: t.tileHeight };
+  }
+
+  async readStoredTile(level: number, col: number, row: number): Promise<Buffer | null> {
+    const t = this.tiffLevels[level]?.jpegTiles;
+    if (t === undefined || t === null || !Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col >= t.cols || row >= t.rows) return null;
+    const i = row * t.cols + col;
+    const offset = t.offsets[i] as number;
+    const length = t.byteCounts[i] as number;
+    if (length < 4 || length > MAX_STORED_TILE_BYTES) return null;
+    this.file ??= open(this.path, 'r');
+    const fh = await this.file;
+    const data = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(data, 0, length, offset);
+    if (bytesRead !== length) return null;
+    return completeJpeg(data, t.tables, t.rgb);
+  }
+
   async close(): Promise<void> {
-    // sharp opens the file per request; nothing is held between reads.
+    // sharp opens the file per request; only the stored-tile fast path keeps a handle.
+    const file = this.file;
+    this.file = null;
+    await (await file?.catch(() => null))?.close();
   }
 }

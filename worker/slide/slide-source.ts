@@ -57,6 +57,16 @@ export interface SlideSource {
    */
   readRegion(level: number, x: number, y: number, width: number, height: number): Promise<RgbImage>;
   readAssociatedImage(name: AssociatedImageName): Promise<RgbImage>;
+  /**
+   * Optional fast path for tile servers: the size of the JPEG tiles `level` is stored in, or null
+   * when it is not stored as JPEG tiles this backend can hand out as they are.
+   */
+  storedTileSize?(level: number): { width: number; height: number } | null;
+  /**
+   * The stored tile (col, row) of `level` as a complete JPEG file, without decoding it; null when
+   * there is none (not stored as JPEG tiles, a sparse tile, a stream that does not look like JPEG).
+   */
+  readStoredTile?(level: number, col: number, row: number): Promise<Buffer | null>;
   close(): Promise<void>;
 }
 

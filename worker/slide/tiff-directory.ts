@@ -24,9 +24,13 @@ export const TiffTag = {
   XResolution: 282,
   YResolution: 283,
   ResolutionUnit: 296,
+  PlanarConfiguration: 284,
   TileWidth: 322,
   TileLength: 323,
+  TileOffsets: 324,
+  TileByteCounts: 325,
   SubIFDs: 330,
+  JPEGTables: 347,
   /** Hamamatsu NDPI marks its files with this private tag (the file format version). */
   NdpiFormatFlag: 65420,
 } as const;

@@ -12,6 +12,47 @@ export interface TiffLevel {
   /** What sharp needs to open this level: a page, optionally a SubIFD of that page. */
   readonly page: number;
   readonly subifd: number;
+  /** Where the level is stored as baseline JPEG tiles: their grid and bytes; null otherwise. */
+  readonly jpegTiles?: StoredJpegTiles | null;
+}
+
+/**
+ * A level stored as 8-bit RGB/YCbCr JPEG tiles (compression 7, chunky): enough to hand out a
+ * stored tile as a complete JPEG file without decoding it (the tile viewer's fast path).
+ */
+export interface StoredJpegTiles {
+  readonly tileWidth: number;
+  readonly tileHeight: number;
+  readonly cols: number;
+  readonly rows: number;
+  readonly offsets: readonly number[];
+  readonly byteCounts: readonly number[];
+  /** The shared quantisation and Huffman tables (JPEGTables), an abbreviated JPEG stream. */
+  readonly tables: Buffer | null;
+  /** Photometric RGB: the JPEG holds RGB, not YCbCr (decoders need an Adobe marker to know). */
+  readonly rgb: boolean;
+}
+
+function numbers(d: TiffDirectory, tag: number): number[] | null {
+  const v = d.tags.get(tag);
+  return Array.isArray(v) ? v : null;
+}
+
+/** The level's stored JPEG tiles, or null when it is not stored that way (or says so inconsistently). */
+export function storedJpegTiles(d: TiffDirectory): StoredJpegTiles | null {
+  if (!d.tiled || d.compression !== 7 || d.tileWidth === null || d.tileHeight === null) return null;
+  const spp = numbers(d, TiffTag.SamplesPerPixel)?.[0] ?? 1;
+  const bits = numbers(d, TiffTag.BitsPerSample) ?? [8];
+  const planar = numbers(d, TiffTag.PlanarConfiguration)?.[0] ?? 1;
+  const photometric = numbers(d, TiffTag.PhotometricInterpretation)?.[0];
+  if (spp !== 3 || planar !== 1 || !bits.every((b) => b === 8) || (photometric !== 2 && photometric !== 6)) return null;
+  const cols = Math.ceil(d.width / d.tileWidth);
+  const rows = Math.ceil(d.height / d.tileHeight);
+  const offsets = numbers(d, TiffTag.TileOffsets);
+  const byteCounts = numbers(d, TiffTag.TileByteCounts);
+  if (offsets === null || byteCounts === null || offsets.length !== cols * rows || byteCounts.length !== cols * rows) return null;
+  const tables = numbers(d, TiffTag.JPEGTables);
+  return { tileWidth: d.tileWidth, tileHeight: d.tileHeight, cols, rows, offsets, byteCounts, tables: tables === null ? null : Buffer.from(tables), rgb: photometric === 2 };
 }
 
 export interface TiffAssociated {
@@ -138,7 +179,7 @@ export function describeTiffLayout(tiff: TiffFile): TiffSlideLayout {
   // Levels: level 0 is page 0; further levels are the SubIFDs of page 0 (OME-TIFF, libvips
   // subifd pyramids) or else later pages that shrink with the same aspect ratio and are tiled
   // like level 0 (Aperio, generic pyramids). A strip-only single image is a one-level slide.
-  const levels: TiffLevel[] = [{ width: first.width, height: first.height, downsample: 1, page: 0, subifd: -1 }];
+  const levels: TiffLevel[] = [{ width: first.width, height: first.height, downsample: 1, page: 0, subifd: -1, jpegTiles: storedJpegTiles(first) }];
   const associated: TiffAssociated[] = [];
   const aspect = first.width / first.height;
   const fitsPyramid = (d: TiffDirectory): boolean => {
@@ -154,6 +195,7 @@ export function describeTiffLayout(tiff: TiffFile): TiffSlideLayout {
       downsample: (first.width / d.width + first.height / d.height) / 2,
       page,
       subifd,
+      jpegTiles: storedJpegTiles(d),
     });
   };
   if (first.subIfds.length > 0) {

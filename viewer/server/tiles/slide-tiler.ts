@@ -54,6 +54,31 @@ export function bestLevelForDownsample(levels: readonly SlideLevel[], downsample
   return best;
 }
 
+/**
+ * The fast path: when a Deep Zoom tile is exactly a tile the slide stores as JPEG (a level at the
+ * same power-of-two scale, the same tile size, a full interior tile), the stored bytes are the
+ * answer, made a complete JPEG but never decoded or re-encoded. For pyramids written with
+ * 256 px JPEG tiles (libvips, many scanners' TIFF exports) that is nearly every tile of a
+ * session, and it is what makes a cold cache cheap. null when the tile does not qualify.
+ */
+export async function storedTile(source: SlideSource, geometry: DeepZoomGeometry, tile: DeepZoomTile): Promise<Buffer | null> {
+  if (source.readStoredTile === undefined || source.storedTileSize === undefined || geometry.overlap !== 0) return null;
+  const ts = geometry.tileSize;
+  if (tile.rect.width !== ts || tile.rect.height !== ts) return null;
+  const ds = tile.downsample;
+  // A level that halves level 0 exactly j times (pyramids round odd sizes down or up) has pixel
+  // i over level-0 pixels [i * ds, (i + 1) * ds): the same pixels as the Deep Zoom level.
+  const level = source.levels.findIndex(
+    (l) => (l.width === Math.floor(source.width / ds) || l.width === Math.ceil(source.width / ds)) && (l.height === Math.floor(source.height / ds) || l.height === Math.ceil(source.height / ds)),
+  );
+  const lvl = source.levels[level];
+  if (lvl === undefined) return null;
+  const size = source.storedTileSize(level);
+  if (size === null || size.width !== ts || size.height !== ts) return null;
+  if ((tile.col + 1) * ts > lvl.width || (tile.row + 1) * ts > lvl.height) return null;
+  return source.readStoredTile(level, tile.col, tile.row);
+}
+
 /** A rectangle of a Deep Zoom level: its pixels there, the same in level-0 pixels, and the level's downsample. */
 export type LevelArea = Pick<DeepZoomTile, 'downsample' | 'rect' | 'level0'>;
 
@@ -130,6 +155,8 @@ export interface BlockStats {
   reads: number;
   hits: number;
   shared: number;
+  /** Tiles answered with the slide's stored JPEG bytes (no decode, no encode). */
+  stored: number;
   bytes: number;
 }
 
@@ -146,7 +173,7 @@ export class SlideTileRenderer {
   private readonly blocks = new Map<string, RgbImage>();
   private readonly loading = new Map<string, Promise<RgbImage>>();
   private bytes = 0;
-  private readonly counts = { reads: 0, hits: 0, shared: 0 };
+  private readonly counts = { reads: 0, hits: 0, shared: 0, stored: 0 };
 
   constructor(options: BlockRendererOptions = {}) {
     const { blockTiles, blockCacheBytes, ...tiler } = { ...BLOCK_RENDERER_DEFAULTS, ...options };
@@ -158,6 +185,13 @@ export class SlideTileRenderer {
 
   /** The encoded tile; `slideKey` names the slide's content (e.g. id and version): blocks are cached under it. */
   async render(slideKey: string, source: SlideSource, geometry: DeepZoomGeometry, tile: DeepZoomTile): Promise<Buffer> {
+    if (this.o.format === 'jpeg') {
+      const stored = await storedTile(source, geometry, tile);
+      if (stored !== null) {
+        this.counts.stored++;
+        return stored;
+      }
+    }
     const b = this.blockTiles;
     if (b === 1) return renderSlideTile(source, tile, this.o);
     const bx = Math.floor(tile.col / b);
