@@ -1,25 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { buildReferenceFromSlides } from '../../worker/pipeline/reference-build.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { CMU, tempDir } from '../helpers.js';
+import { PLANTED_BOX, writePlantedSlide } from '../planted-slide.js';
 
-/** A texture no H&E slide has: fine diagonal stripes in stain-like colours. */
-function foreignTexture(size: number): Buffer {
-  const px = Buffer.alloc(size * size * 3);
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const on = Math.floor((x + y) / 3) % 2 === 0;
-      px.set(on ? [90, 40, 150] : [235, 150, 200], (y * size + x) * 3);
-    }
-  }
-  return px;
-}
-
-const box = { left: 960, top: 2240, size: 256 }; // inside dense tissue
+const box = PLANTED_BOX;
 
 /** Top-`k` scored cells of a heatmap that lie inside the planted box. */
 function hitsInBox(heat: Float32Array, cols: number, cell: number, k: number): number {
@@ -31,16 +19,7 @@ function hitsInBox(heat: Float32Array, cols: number, cell: number, k: number): n
   }).length;
 }
 
-async function plantedSlide(dir: string): Promise<string> {
-  const slide = join(dir, 'planted.tif');
-    // A real slide with a foreign texture pasted in, written as a tiled pyramidal TIFF whose
-    // resolution tags carry the original 0.499 µm/px (20040 px/cm = 2004 px/mm for sharp).
-    await sharp(CMU)
-      .composite([{ input: foreignTexture(box.size), raw: { width: box.size, height: box.size, channels: 3 }, left: box.left, top: box.top }])
-      .tiff({ tile: true, pyramid: true, compression: 'jpeg', quality: 90, resolutionUnit: 'cm', xres: 10000 / 0.499 / 10, yres: 10000 / 0.499 / 10 })
-      .toFile(slide);
-  return slide;
-}
+const plantedSlide = (dir: string): Promise<string> => writePlantedSlide(dir, 'planted.tif');
 
 describe('a planted anomaly', () => {
   it('lands in the top-scoring cells and the first anomalous region of the self score', async () => {

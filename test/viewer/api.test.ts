@@ -15,7 +15,7 @@ import { buildServer, type ReviewServer } from '../../viewer/server/server.js';
 import type { HeatmapInfo, Review, SlideDetail, Worklist, WorklistEvent } from '../../viewer/server/api-types.js';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { CMU, ROOT, TINY, tempDir } from '../helpers.js';
-import { writePlantedSlide } from './planted-slide.js';
+import { writePlantedSlide } from '../planted-slide.js';
 
 const APP_DIR = join(ROOT, 'dist', 'app');
 

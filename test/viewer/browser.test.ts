@@ -21,7 +21,7 @@ import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { colormapLut, lutIndex } from '../../worker/store/colormap.js';
 import { CMU, ROOT, tempDir } from '../helpers.js';
-import { PLANTED_BOX, writePlantedSlide } from './planted-slide.js';
+import { PLANTED_BOX, writePlantedSlide } from '../planted-slide.js';
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const VIEWPORT = { width: 1440, height: 900 };

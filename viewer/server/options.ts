@@ -23,6 +23,8 @@ export interface ServeOptions {
   appDir: string;
   /** Slide tiles: JPEG quality, tile side, encoded-tile cache size. */
   jpegQuality: number;
+  /** Slide tile format: JPEG (every browser, stored tiles reused) or WebP (smaller, always re-encoded). */
+  tileFormat: 'jpeg' | 'webp';
   tileSize: number;
   tileCacheBytes: number;
   /** Concurrent tile renders; default: one per core. */
@@ -42,6 +44,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<Omit<ServeOptions, 'dataDir' | 'app
   uploadLimitBytes: 20 * 1024 ** 3,
   adminWritable: false,
   jpegQuality: 80,
+  tileFormat: 'jpeg',
   tileSize: 256,
   tileCacheBytes: 256 * 1024 ** 2,
   renderConcurrency: undefined,

@@ -71,6 +71,7 @@ export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptio
     tileSize: options.tileSize,
     overlap: 0,
     jpegQuality: options.jpegQuality,
+    slideFormat: options.tileFormat,
     cacheBytes: options.tileCacheBytes,
     ...(options.renderConcurrency === undefined ? {} : { concurrency: options.renderConcurrency }),
   };

@@ -1,6 +1,6 @@
 /** The worklist as the browser shows it: catalog entries plus each slide's review progress. */
 import { existsSync } from 'node:fs';
-import type { Worklist, WorklistItem } from './api-types.js';
+import type { Review, Worklist, WorklistItem } from './api-types.js';
 import type { CatalogEntry, SlideCatalog } from './catalog.js';
 import type { RegionCache } from './regions.js';
 import type { ReviewStore } from './review-store.js';
@@ -12,9 +12,15 @@ export interface WorklistDeps {
   queue: boolean;
 }
 
+/** The slide's review against its current regions; null until there is a result (or when unreadable). */
+export async function reviewOf(entry: CatalogEntry, deps: Pick<WorklistDeps, 'regions' | 'reviews'>): Promise<Review | null> {
+  if (entry.status !== 'done') return null;
+  const ids = await deps.regions.ids(entry).catch(() => []);
+  return deps.reviews.read(entry.resultDir, ids).catch(() => null);
+}
+
 export async function worklistItem(entry: CatalogEntry, deps: WorklistDeps): Promise<WorklistItem> {
-  const ids = entry.status === 'done' ? await deps.regions.ids(entry).catch(() => []) : [];
-  const review = entry.status === 'done' ? await deps.reviews.read(entry.resultDir, ids).catch(() => null) : null;
+  const review = await reviewOf(entry, deps);
   return {
     id: entry.id,
     name: entry.name,

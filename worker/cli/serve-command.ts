@@ -5,7 +5,7 @@
 import { join, resolve } from 'node:path';
 import { repoRoot } from '../native/addon.js';
 import { checkRedis, redisUrl as resolveRedisUrl } from '../queue/connection.js';
-import { UsageError, numberFlag, parse, stringFlag } from './args.js';
+import { UsageError, choiceFlag, numberFlag, parse, stringFlag } from './args.js';
 import { ANALYSIS_FLAGS, ANALYSIS_HELP, analysisOptions, helpRequested } from './pipeline-commands.js';
 
 const USAGE = `usage: flashslide serve [--data DIR] [--slides ROOT ...] [--redis URL] [--host 127.0.0.1] [--port 8080]
@@ -16,7 +16,8 @@ const USAGE = `usage: flashslide serve [--data DIR] [--slides ROOT ...] [--redis
                         without it the server browses what \`analyze\` wrote (verdicts still work)
   --host H              interface to listen on (default 127.0.0.1: this machine only)
   --port N              (default 8080; 0 picks a free port)
-  --jpeg-quality Q      slide tile JPEG quality (default 80)
+  --jpeg-quality Q      slide tile quality (default 80; stored JPEG tiles are sent as they are)
+  --tile-format F       jpeg (default) or webp
   --upload-limit-mb N   largest slide upload (default 20480)
   --admin-writable      let /admin/queues retry and remove jobs (default read-only)
   --show SLIDE          also print the review page URL of this slide's latest result
@@ -33,6 +34,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     'host': { type: 'string' },
     'port': { type: 'string' },
     'jpeg-quality': { type: 'string' },
+    'tile-format': { type: 'string' },
     'upload-limit-mb': { type: 'string' },
     'admin-writable': { type: 'boolean' },
     'show': { type: 'string' },
@@ -65,6 +67,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     port,
     analysis: { ...analysis, dataDir },
     jpegQuality,
+    tileFormat: choiceFlag(p.values, 'tile-format', ['jpeg', 'webp'] as const, 'jpeg'),
     uploadLimitBytes: Math.round(uploadMb * 1024 * 1024),
     adminWritable: Boolean(p.values['admin-writable']),
     logRequests: Boolean(p.values['log']),

@@ -11,6 +11,7 @@ import { NotFoundError } from '../errors.js';
 import type { ServerContext } from '../server-context.js';
 import { dziInfo, heatmapInfo, slideThumbnail } from '../tiles/tile-routes.js';
 import { IdParams } from './schemas.js';
+import { reviewOf } from '../worklist.js';
 
 export async function entryOr404(ctx: ServerContext, id: string): Promise<CatalogEntry> {
   const entry = await ctx.catalog.get(id);
@@ -57,8 +58,7 @@ export function registerSlideRoutes(fastify: FastifyInstance, ctx: ServerContext
       const meta = (await ctx.catalog.heatmap(entry))?.meta;
       if (meta !== undefined) slide = { ...slide, mpp: meta.mpp };
     }
-    const ids = await ctx.regions.ids(entry).catch(() => []);
-    const review = entry.status === 'done' ? await ctx.reviews.read(entry.resultDir, ids) : null;
+    const review = await reviewOf(entry, ctx);
     const meta = entry.status === 'done' ? (await ctx.catalog.heatmap(entry).catch(() => null))?.meta : undefined;
     return {
       id: entry.id,

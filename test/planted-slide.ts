@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { CMU } from '../helpers.js';
+import { CMU } from './helpers.js';
 
 /** Where the texture goes, level-0 pixels of the slide (2220 x 2967). */
 export const PLANTED_BOX = { left: 960, top: 2240, size: 256 } as const;
