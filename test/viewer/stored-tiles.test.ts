@@ -11,6 +11,7 @@ import { openSlide } from '../../worker/slide/open-slide.js';
 import type { SlideSource } from '../../worker/slide/slide-source.js';
 import { DeepZoomGeometry } from '../../viewer/server/tiles/deep-zoom.js';
 import { SlideTileRenderer, storedTile } from '../../viewer/server/tiles/slide-tiler.js';
+import { dziInfo, type TileTarget } from '../../viewer/server/tiles/tile-routes.js';
 import { CMU, diff, tempDir } from '../helpers.js';
 
 async function decode(jpeg: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
@@ -91,6 +92,15 @@ describe('stored tiles of an Aperio SVS', () => {
       const d = diff(got.data, want.data);
       expect(d.max).toBeLessThanOrEqual(2);
       expect(await svs.readStoredTile?.(0, 999, 0)).toBeNull();
+
+      // The Deep Zoom grid adopts the stored 240 px tiles, so interior tiles go out as stored.
+      const target: TileTarget = { id: 'a'.repeat(24), slideVersion: '0123', heatmapVersion: null, withSource: (use) => use(svs), heatmap: async () => null };
+      const info = await dziInfo(target);
+      expect(info.tileSize).toBe(240);
+      expect((await dziInfo(target, { followStoredTiles: false })).tileSize).toBe(256);
+      const g = new DeepZoomGeometry(svs.width, svs.height, { tileSize: info.tileSize, overlap: 0 });
+      const stored = await storedTile(svs, g, g.requireTile(g.maxLevel, 2, 3));
+      expect(stored?.equals(jpeg as Buffer)).toBe(true);
     } finally {
       await svs.close();
     }

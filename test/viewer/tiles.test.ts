@@ -141,7 +141,9 @@ beforeAll(async () => {
   const all = targets();
   // fetch opens a spare connection after an abort; closing must not wait for it to time out.
   app = Fastify({ forceCloseConnections: true });
-  service = registerTileRoutes(app, { lookup: async (id) => all.get(id) ?? null, concurrency: 1 });
+  // The rendering path at the configured 256 px (CMU's stored 240 px tiles would otherwise be
+  // adopted and sent as stored: test/viewer/stored-tiles.test.ts covers that).
+  service = registerTileRoutes(app, { lookup: async (id) => all.get(id) ?? null, concurrency: 1, followStoredTiles: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });

@@ -76,8 +76,8 @@ export interface DziInfo {
 }
 
 /**
- * The heatmap tiles are 8-bit grey + alpha PNGs of the same size and Deep Zoom geometry as the
- * slide: grey q (0..255) means score = offset + q * scale; alpha 0 = no tissue (not scored).
+ * The heatmap tiles are 8-bit grey + alpha PNGs, a Deep Zoom image of the slide's level-0 size
+ * (its tile size may differ from the slide's, which follows the file's stored tiles): grey q (0..255) means score = offset + q * scale; alpha 0 = no tissue (not scored).
  * Levels where one cell covers at least one pixel are nearest-neighbour (crisp cells); coarser
  * levels take the maximum of the cells under a pixel, so a small hot spot never vanishes when
  * zoomed out.

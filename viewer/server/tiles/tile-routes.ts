@@ -48,6 +48,8 @@ export interface TileInfoOptions {
   slideFormat?: SlideTileFormat;
   /** Prefix of the descriptor URLs in DziInfo (e.g. 'https://host'); '' gives absolute paths. */
   baseUrl?: string;
+  /** Cut slide tiles in the size the file stores its JPEG tiles in (overlap 0 only), so they are sent as stored. */
+  followStoredTiles?: boolean;
 }
 
 export interface TileRouteOptions extends TileInfoOptions {
@@ -73,6 +75,7 @@ const INFO_DEFAULTS: Readonly<Required<TileInfoOptions>> = {
   jpegQuality: SLIDE_TILER_DEFAULTS.quality,
   slideFormat: SLIDE_TILER_DEFAULTS.format,
   baseUrl: '',
+  followStoredTiles: true,
 };
 
 export const TILE_ROUTE_DEFAULTS = { ...INFO_DEFAULTS, cacheBytes: TILE_CACHE_DEFAULTS.maxBytes, rendersPerCore: 4 } as const;
@@ -115,12 +118,27 @@ class PromiseLru<V> {
 }
 
 // Shared by every route instance and the info functions: keyed by id and version, whose contents never change.
-const slideSizes = new PromiseLru<{ width: number; height: number }>(GEOMETRY_ENTRIES);
+const slideSizes = new PromiseLru<{ width: number; height: number; stored: { width: number; height: number } | null }>(GEOMETRY_ENTRIES);
+
+/** Stored tile sizes the Deep Zoom grid may adopt: square, and neither tiny (many requests) nor huge. */
+const ADOPTABLE_TILE = { min: 128, max: 1024 } as const;
+
+/**
+ * The slide's Deep Zoom tile size: the size the file stores its level-0 JPEG tiles in when it is
+ * square and sensible (240 for Aperio, 256 for libvips), so most tiles are the stored bytes (see
+ * storedTile); else the configured one. OpenSeadragon takes any tile size from the descriptor.
+ */
+function slideTileSize(stored: { width: number; height: number } | null, o: Required<TileInfoOptions>): number {
+  if (!o.followStoredTiles || stored === null || stored.width !== stored.height) return o.tileSize;
+  return stored.width >= ADOPTABLE_TILE.min && stored.width <= ADOPTABLE_TILE.max ? stored.width : o.tileSize;
+}
 const heatmapTilers = new PromiseLru<HeatmapTiler | null>(HEATMAP_ENTRIES);
 
 async function slideGeometry(target: TileTarget, o: Required<TileInfoOptions>): Promise<DeepZoomGeometry> {
-  const size = await slideSizes.get(`${target.id}/${target.slideVersion}`, () => target.withSource(async (s) => ({ width: s.width, height: s.height })));
-  return new DeepZoomGeometry(size.width, size.height, { tileSize: o.tileSize, overlap: o.overlap });
+  const size = await slideSizes.get(`${target.id}/${target.slideVersion}`, () =>
+    target.withSource(async (s) => ({ width: s.width, height: s.height, stored: s.storedTileSize?.(0) ?? null })),
+  );
+  return new DeepZoomGeometry(size.width, size.height, { tileSize: slideTileSize(size.stored, o), overlap: o.overlap });
 }
 
 /** The heatmap's tiler, or null when the target has no heatmap. */
