@@ -98,6 +98,7 @@ describe('stored tiles of an Aperio SVS', () => {
       const info = await dziInfo(target);
       expect(info.tileSize).toBe(240);
       expect((await dziInfo(target, { followStoredTiles: false })).tileSize).toBe(256);
+      expect((await dziInfo(target, { slideFormat: 'webp' })).tileSize).toBe(256);
       const g = new DeepZoomGeometry(svs.width, svs.height, { tileSize: info.tileSize, overlap: 0 });
       const stored = await storedTile(svs, g, g.requireTile(g.maxLevel, 2, 3));
       expect(stored?.equals(jpeg as Buffer)).toBe(true);

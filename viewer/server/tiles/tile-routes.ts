@@ -129,7 +129,8 @@ const ADOPTABLE_TILE = { min: 128, max: 1024 } as const;
  * storedTile); else the configured one. OpenSeadragon takes any tile size from the descriptor.
  */
 function slideTileSize(stored: { width: number; height: number } | null, o: Required<TileInfoOptions>): number {
-  if (!o.followStoredTiles || stored === null || stored.width !== stored.height) return o.tileSize;
+  // Stored tiles are reused only as JPEG: for WebP the configured size is as good as any.
+  if (!o.followStoredTiles || o.slideFormat !== 'jpeg' || stored === null || stored.width !== stored.height) return o.tileSize;
   return stored.width >= ADOPTABLE_TILE.min && stored.width <= ADOPTABLE_TILE.max ? stored.width : o.tileSize;
 }
 const heatmapTilers = new PromiseLru<HeatmapTiler | null>(HEATMAP_ENTRIES);
