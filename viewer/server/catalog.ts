@@ -19,7 +19,7 @@ import type { SlideFailure, SlideSummary } from '../../worker/store/summary.js';
 import { EMBEDDINGS_FOLDER } from '../../worker/pipeline/analysis-spec.js';
 import { readerConnectionOptions } from '../../worker/queue/connection.js';
 import { closeSoon } from './close-soon.js';
-import { knownSpecs, openQueues, statusOf, type Queues, type SlideStatus } from '../../worker/queue/submit.js';
+import { knownSpecs, openQueues, statusOf, type Queues, type SlideState, type SlideStatus } from '../../worker/queue/submit.js';
 import type { SlideStatusName } from './api-types.js';
 
 /** Folders under --data that are not results. */
@@ -170,9 +170,15 @@ function preferred(a: CatalogEntry, b: CatalogEntry): boolean {
   return (a.updatedAt ?? '') > (b.updatedAt ?? '');
 }
 
+/** The queue's detailed state as the four a reviewer cares about ('missing': the result was deleted). */
+export function statusName(state: SlideState): SlideStatusName {
+  if (state === 'done') return 'done';
+  if (state === 'failed' || state === 'missing') return 'failed';
+  return state === 'queued' || state === 'unknown' ? 'queued' : 'running';
+}
+
 function fromQueueStatus(s: SlideStatus): CatalogEntry {
-  const status: SlideStatusName =
-    s.state === 'done' ? 'done' : s.state === 'failed' || s.state === 'missing' ? 'failed' : s.state === 'queued' || s.state === 'unknown' ? 'queued' : 'running';
+  const status = statusName(s.state);
   return {
     id: s.analysisId,
     name: basename(s.slidePath),

@@ -11,6 +11,7 @@ import { NotFoundError } from '../errors.js';
 import type { ServerContext } from '../server-context.js';
 import { dziInfo, heatmapInfo, slideThumbnail } from '../tiles/tile-routes.js';
 import { IdParams } from './schemas.js';
+import { firstLine } from '../../../worker/slide/errors.js';
 import { reviewOf } from '../worklist.js';
 
 export async function entryOr404(ctx: ServerContext, id: string): Promise<CatalogEntry> {
@@ -50,16 +51,13 @@ export function registerSlideRoutes(fastify: FastifyInstance, ctx: ServerContext
         heatmap = await heatmapInfo(target, ctx.tileOptions);
       }
     } catch (err) {
-      slideError = `the slide file ${entry.slidePath} cannot be read by this server: ${(err as Error).message.split('\n')[0]}`;
+      slideError = `the slide file ${entry.slidePath} cannot be read by this server: ${firstLine(err)}`;
     }
     const sum = entry.summary;
-    if (slide !== null && slide.mpp === null && heatmap !== null) {
-      // The analysis ran with --mpp/--fallback-mpp: its scale is the one the heatmap was made at.
-      const meta = (await ctx.catalog.heatmap(entry))?.meta;
-      if (meta !== undefined) slide = { ...slide, mpp: meta.mpp };
-    }
+    const meta = (await ctx.catalog.heatmap(entry).catch(() => null))?.meta;
+    // A slide whose file has no scale was analysed with --mpp/--fallback-mpp: show the heatmap's.
+    if (slide !== null && slide.mpp === null && meta !== undefined) slide = { ...slide, mpp: meta.mpp };
     const review = await reviewOf(entry, ctx);
-    const meta = entry.status === 'done' ? (await ctx.catalog.heatmap(entry).catch(() => null))?.meta : undefined;
     return {
       id: entry.id,
       name: entry.name,
@@ -92,7 +90,7 @@ export function registerSlideRoutes(fastify: FastifyInstance, ctx: ServerContext
   app.get('/api/slides/:id/thumbnail.jpg', { schema: { params: IdParams, querystring: Type.Object({ size: Type.Optional(Type.Integer({ minimum: 32, maximum: 1024 })) }) } }, async (req, reply) => {
     const entry = await entryOr404(ctx, req.params.id);
     const unreadable = (err: unknown): NotFoundError =>
-      new NotFoundError(`no thumbnail: the slide file ${entry.slidePath} cannot be read (${(err as Error).message.split('\n')[0]})`);
+      new NotFoundError(`no thumbnail: the slide file ${entry.slidePath} cannot be read (${firstLine(err)})`);
     const target = await ctx.access.target(entry.id).catch((err: unknown) => {
       throw unreadable(err);
     });

@@ -21,7 +21,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { submitSlides, type SlideStatus } from '../../../worker/queue/submit.js';
 import type { SubmitResponse } from '../api-types.js';
-import { UPLOADS_FOLDER } from '../catalog.js';
+import { UPLOADS_FOLDER, statusName } from '../catalog.js';
 import { BadRequestError, HttpError, NoQueueError, NotFoundError, TooLargeError } from '../errors.js';
 import type { ServerContext } from '../server-context.js';
 
@@ -58,8 +58,7 @@ export async function resolveInsideRoots(requested: string, roots: readonly stri
 }
 
 function response(s: SlideStatus): SubmitResponse {
-  const status = s.state === 'done' ? 'done' : s.state === 'failed' || s.state === 'missing' ? 'failed' : s.state === 'queued' || s.state === 'unknown' ? 'queued' : 'running';
-  return { id: s.analysisId, name: basename(s.slidePath), status, submitted: s.submitted ?? 'queued' };
+  return { id: s.analysisId, name: basename(s.slidePath), status: statusName(s.state), submitted: s.submitted ?? 'queued' };
 }
 
 export function registerSubmitRoutes(fastify: FastifyInstance, ctx: ServerContext): void {

@@ -17,7 +17,7 @@ import { availableParallelism } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { SlideError } from '../../../worker/slide/errors.js';
+import { SlideError, firstLine } from '../../../worker/slide/errors.js';
 import type { SlideSource } from '../../../worker/slide/slide-source.js';
 import { StoreError } from '../../../worker/store/errors.js';
 import type { HeatmapMeta } from '../../../worker/store/heatmap-json.js';
@@ -299,10 +299,10 @@ export function registerTileRoutes(fastify: FastifyInstance, options: TileRouteO
         if (err instanceof TileHttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
         if (err instanceof SlideError) {
           const status = err.code === 'not_found' ? 404 : 422;
-          return reply.code(status).send({ error: status === 404 ? 'not-found' : 'unreadable', message: err.message.split('\n')[0] ?? err.message });
+          return reply.code(status).send({ error: status === 404 ? 'not-found' : 'unreadable', message: firstLine(err) });
         }
         if (err instanceof HeatmapDataError || err instanceof StoreError) {
-          return reply.code(422).send({ error: 'unreadable', message: `the heatmap of this slide cannot be read: ${err.message.split('\n')[0] ?? err.message}` });
+          return reply.code(422).send({ error: 'unreadable', message: `the heatmap of this slide cannot be read: ${firstLine(err)}` });
         }
         if (err instanceof AbortError) return reply.code(499).send();
         throw err;
@@ -319,7 +319,7 @@ export function registerTileRoutes(fastify: FastifyInstance, options: TileRouteO
       const t = await target(id);
       checkVersion(version, t.slideVersion, 'slide');
       const g = await slideGeometry(t, o);
-      return sendDzi(req, reply, `slide.dzi/${id}/${version}/${o.tileSize}/${o.overlap}/${slideExt}`, g.dziXml(slideExt));
+      return sendDzi(req, reply, `slide.dzi/${id}/${version}/${g.tileSize}/${o.overlap}/${slideExt}`, g.dziXml(slideExt));
     }),
   );
 
@@ -332,7 +332,7 @@ export function registerTileRoutes(fastify: FastifyInstance, options: TileRouteO
       checkVersion(version, t.slideVersion, 'slide');
       const g = await slideGeometry(t, o);
       const dz = requireTile(g, Number(level), col, row);
-      const key = `slide/${id}/${version}/${o.tileSize}/${o.overlap}/${o.jpegQuality}/${dz.level}/${col}_${row}.${slideExt}`;
+      const key = `slide/${id}/${version}/${g.tileSize}/${o.overlap}/${o.jpegQuality}/${dz.level}/${col}_${row}.${slideExt}`;
       return sendTile(req, reply, key, CONTENT_TYPES[slideExt], () =>
         t.withSource((s) => renderer.render(`${id}/${version}`, s, g, dz)),
       );
