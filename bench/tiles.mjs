@@ -21,7 +21,7 @@
 // (queueing included); the peer's is per tile in its worker (no queueing, no HTTP).
 // Record results with machine and date in bench/NOTES.md.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import http from 'node:http';
@@ -29,6 +29,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { synthesiseMosaic } from './mosaic.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -111,23 +112,6 @@ async function serve() {
 }
 
 // --- the benchmark ---------------------------------------------------------------------------------
-
-async function synthesise(size, path) {
-  const src = join(root, 'test', 'fixtures', 'slides', 'CMU-1-Small-Region.svs');
-  const base = await sharp(src).raw().toBuffer({ resolveWithObject: true });
-  const { width: tw, height: th } = base.info;
-  const flips = [(s) => s, (s) => s.flop(), (s) => s.flip(), (s) => s.flip().flop()];
-  const variants = await Promise.all(flips.map((f) => f(sharp(base.data, { raw: { width: tw, height: th, channels: 3 } })).png({ compressionLevel: 0 }).toBuffer()));
-  const gap = 400;
-  const overlays = [];
-  let k = 0;
-  for (let y = 0; y + th <= size; y += th + gap) for (let x = 0; x + tw <= size; x += tw + gap) overlays.push({ input: variants[k++ % 4], left: x, top: y });
-  await sharp({ create: { width: size, height: size, channels: 3, background: { r: 242, g: 242, b: 240 } }, limitInputPixels: false })
-    .composite(overlays)
-    .tiff({ tile: true, tileWidth: 256, tileHeight: 256, pyramid: true, compression: 'jpeg', quality: 85, resolutionUnit: 'cm', xres: 1000 / 0.499, yres: 1000 / 0.499, bigtiff: true })
-    .toFile(`${path}.part`);
-  renameSync(`${path}.part`, path);
-}
 
 function rng(seed) {
   let s = seed >>> 0 || 1;
@@ -287,7 +271,7 @@ async function main() {
   if (!existsSync(slide)) {
     if (values.slide !== undefined) throw new Error(`${slide} does not exist`);
     const t0 = performance.now();
-    await synthesise(size, slide);
+    await synthesiseMosaic(size, slide);
     made = `synthesised in ${((performance.now() - t0) / 1000).toFixed(0)} s`;
   }
   const inFlight = Number(values['in-flight']);

@@ -1,3 +1,4 @@
+import type { AnalysisRecord } from '../../worker/store/analysis-record.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -55,7 +56,18 @@ async function parts(slideId: string, threshold = 0.8): Promise<ResultParts> {
     scoreMethod: 'self',
     timings: { readMs: 1, inferenceMs: 2, scoringMs: 3, totalMs: 6 },
   };
-  return { heatmap, meta, tissuePng, overlayPng, regionsGeoJson: toQuPathGeoJson(regions, { idSeed: slideId }), summary };
+  const analysis: AnalysisRecord = {
+    formatVersion: 1,
+    analysisId: slideId,
+    embeddingId: slideId,
+    slide: { path: meta.slidePath, name: `${slideId}.svs`, fingerprint: 'f'.repeat(64), vendor: 'aperio', backend: 'sharp', width: 128, height: 96, mpp: 0.25, mppSource: 'vendor', objectivePower: 40, levels: 1 },
+    model: { name: 'demo', weights: '/m.safetensors', weightsFingerprint: 'a'.repeat(64), config: '/m.json', description: 'ViT', patchSize: 16, embedDim: 8, demo: true, validation: null },
+    parameters: { targetMpp: 0.5, effectiveMpp: 0.5, regionSize: 1024, overlap: 0, scoreMethod: 'self', mppOverride: null, fallbackMpp: null },
+    tissue: { mode: 'brightfield', fraction: 0.5 },
+    createdAt: meta.createdAt,
+    flashslideVersion: '0.1.0',
+  };
+  return { heatmap, meta, tissuePng, overlayPng, regionsGeoJson: toQuPathGeoJson(regions, { idSeed: slideId }), analysis, summary };
 }
 
 const visible = (dir: string): string[] => readdirSync(dir).filter((f) => !f.startsWith('.')).sort();
@@ -69,7 +81,7 @@ describe('result store', () => {
     await store.writeResult('slide-1', p);
     expect(await store.hasResult('slide-1')).toBe(true);
     const dir = store.slideDir('slide-1');
-    expect(readdirSync(dir).sort()).toEqual(['heatmap.json', 'heatmap.npy', 'overlay.png', 'regions.geojson', 'summary.json', 'tissue.png']);
+    expect(readdirSync(dir).sort()).toEqual(['analysis.json', 'heatmap.json', 'heatmap.npy', 'overlay.png', 'regions.geojson', 'summary.json', 'tissue.png']);
     expect(await store.readSummary('slide-1')).toEqual(p.summary);
     expect(p.summary).toMatchObject({ tissueCells: 10, anomalousCells: 2, regionsCount: 2 });
     const npy = decodeNpyFloat32(readFileSync(join(dir, RESULT_FILES.heatmap)));

@@ -4,15 +4,18 @@
  * what a pathologist relies on: both layers load, opacity/colour map/threshold change the pixels
  * (colour map and threshold without a single new tile request), the colours are worker's LUT,
  * the readout shows the cell's stored score, `n` flies to the top region, a verdict survives a
- * reload, shortcuts stay quiet in the note field, and a concurrent edit is reported (409).
+ * reload, shortcuts stay quiet in the note field, a concurrent edit is reported (409), and the
+ * export menus download every report format through the browser.
  *
- * FLASHSLIDE_SCREENSHOTS=1 writes docs/worklist.png and docs/review-page.png (otherwise they go
- * to the temp folder, so a test run does not touch tracked files).
+ * FLASHSLIDE_SCREENSHOTS=1 writes docs/worklist.png, docs/review-page.png and
+ * docs/report-export.png (otherwise they go to the temp folder, so a test run does not touch
+ * tracked files).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { build } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildServer, type ReviewServer } from '../../viewer/server/server.js';
@@ -132,6 +135,18 @@ async function screenOf(x: number, y: number): Promise<Pt> {
     const r = fs.viewer!.element.getBoundingClientRect();
     return { x: r.left + p.x, y: r.top + p.y };
   }, [x, y] as const);
+}
+
+/** Opens the drop-down `menu` (if closed), clicks the link `testid`, and returns the file the browser saved. */
+async function downloadVia(menu: string, testid: string): Promise<{ name: string; body: Buffer }> {
+  const toggle = page.locator(`[data-testid=${menu}]`);
+  if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.locator(`[data-testid=${testid}]`).click()]);
+  const path = await download.path();
+  expect(await download.failure(), `${testid} download`).toBeNull();
+  // A followed link closes the menu.
+  expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+  return { name: download.suggestedFilename(), body: readFileSync(path) };
 }
 
 async function putVerdictFromOutside(regionId: string, version: number): Promise<Review> {
@@ -419,6 +434,94 @@ describe('the review app', () => {
     await page.waitForURL(`**/slides/${cmuId}`);
     await bothLayersLoaded();
     await expect.poll(() => page.locator('.slide-title').textContent()).toBe('CMU-1-Small-Region.svs');
+    expect(pageErrors, 'uncaught errors in the page').toEqual([]);
+    expect(badResponses, 'failed requests').toEqual([]);
+  });
+
+  it('downloads the slide\'s report in every format and the worklist\'s batch exports', async () => {
+    // While a slide is running there is no report: the menu is off and says why. The detail is
+    // rewritten to "running", and the live updates kept quiet (they would say "done").
+    const detailUrl = `**/api/slides/${plantedId}`;
+    await page.route(detailUrl, async (route) => {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, json: { ...((await res.json()) as SlideDetail), status: 'running', progress: { done: 1, total: 4 } } });
+    });
+    await page.route('**/api/events', (route) => route.fulfill({ status: 200, contentType: 'text/event-stream', body: 'retry: 60000\n\n' }));
+    await page.goto(`${base}/slides/${plantedId}`);
+    const toggle = page.locator('[data-testid=export-menu]');
+    await expect.poll(() => toggle.getAttribute('title')).toBe('No report yet: the analysis is running.');
+    expect(await toggle.isDisabled()).toBe(true);
+    await page.unrouteAll();
+
+    await page.goto(`${base}/slides/${plantedId}`);
+    await bothLayersLoaded();
+    await expect.poll(() => toggle.isDisabled()).toBe(false);
+    await toggle.click();
+    const links = await page.locator('[data-testid=export-menu-panel] a[download]').evaluateAll((as) => as.map((a) => [a.getAttribute('data-testid'), a.getAttribute('href')]));
+    expect(links).toEqual([
+      ['export-pdf', `/api/slides/${plantedId}/report.pdf?paper=a4`],
+      ['export-geojson', `/api/slides/${plantedId}/report.geojson`],
+      ['export-csv', `/api/slides/${plantedId}/report.csv`],
+      ['export-json', `/api/slides/${plantedId}/report.json`],
+    ]);
+    await redrawn();
+    await page.locator('[data-testid=export-pdf]').hover();
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(shotsDir, 'report-export.png') });
+    // Esc closes it.
+    await page.keyboard.press('Escape');
+    expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+
+    const regionCount = await page.evaluate(() => (globalThis as unknown as Win).flashslide.regions.length);
+    const geojson = await downloadVia('export-menu', 'export-geojson');
+    expect(geojson.name).toMatch(/\.geojson$/);
+    const fc = JSON.parse(geojson.body.toString('utf8')) as { type: string; features: unknown[] };
+    expect(fc.type).toBe('FeatureCollection');
+    expect(fc.features).toHaveLength(regionCount);
+
+    const csv = await downloadVia('export-menu', 'export-csv');
+    expect(csv.name).toMatch(/\.csv$/);
+    expect(csv.body.toString('utf8')).toMatch(/^slide,analysis_id,rank,/);
+    const regionRows = parseCsv(csv.body, { columns: true }) as Record<string, string>[];
+    expect(regionRows).toHaveLength(regionCount);
+    // Rendered on request: the verdict recorded earlier in this file is in it.
+    expect(regionRows[0]).toMatchObject({ rank: '1', verdict: 'confirmed', analysis_id: plantedId });
+
+    const json = await downloadVia('export-menu', 'export-json');
+    expect(json.name).toMatch(/\.json$/);
+    expect(JSON.parse(json.body.toString('utf8'))).toMatchObject({ kind: 'flashslide-slide-report' });
+
+    // The paper choice goes into the PDF link and is remembered.
+    await toggle.click();
+    await page.locator('label', { has: page.locator('[data-testid=paper-letter]') }).click();
+    expect(await page.locator('[data-testid=export-pdf]').getAttribute('href')).toBe(`/api/slides/${plantedId}/report.pdf?paper=letter`);
+    expect(await page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem('flashslide.settings'))).toContain('"paper":"letter"');
+    const pdf = await downloadVia('export-menu', 'export-pdf');
+    expect(pdf.name).toMatch(/\.pdf$/);
+    expect(pdf.body.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(pdf.body.toString('latin1')).toMatch(/\/MediaBox \[0 0 612 792\]/); // US Letter, in points
+
+    // The worklist: the batch summary of every slide, then only of the filtered ones, and a ZIP.
+    await page.goto(`${base}/`);
+    await expect.poll(() => page.locator('[data-testid=worklist] tbody tr').count()).toBe(2);
+    await expect.poll(() => page.locator('[data-testid=batch-export]').isDisabled()).toBe(false);
+    const all = await downloadVia('batch-export', 'batch-csv');
+    expect(all.name).toMatch(/^flashslide-batch-.*\.csv$/);
+    const allRows = parseCsv(all.body, { columns: true }) as Record<string, string>[];
+    expect(allRows.map((r) => r['slide']).sort()).toEqual(['CMU-1-Small-Region.svs', 'planted-CMU-1.tif']);
+
+    await page.locator('#filter').fill('planted');
+    expect(await page.locator('[data-testid=batch-scope]').textContent()).toBe('the 1 slide the filter shows');
+    const one = await downloadVia('batch-export', 'batch-csv');
+    expect((parseCsv(one.body, { columns: true }) as Record<string, string>[]).map((r) => r['analysis_id'])).toEqual([plantedId]);
+    const zip = await downloadVia('batch-export', 'batch-zip-geojson');
+    expect(zip.name).toMatch(/\.zip$/);
+    expect(zip.body.subarray(0, 2).toString('latin1')).toBe('PK');
+    const entries = zip.body.toString('latin1'); // entry names are stored as plain text
+    expect(entries).toContain('batch.csv');
+    expect(entries).toMatch(/\.geojson/);
+    await page.locator('#filter').fill('');
+
     expect(pageErrors, 'uncaught errors in the page').toEqual([]);
     expect(badResponses, 'failed requests').toEqual([]);
   });

@@ -12,6 +12,9 @@
  *   PUT  /api/slides/:id/review/regions/:regionId   VerdictInput; If-Match: "<version>" -> Review | 409 ApiError
  *   POST /api/submit                                SubmitRequest -> SubmitResponse (202), 503 without Redis
  *   PUT  /api/upload?name=<file name>               raw slide bytes -> SubmitResponse (202), 503 without Redis
+ *   GET  /api/slides/:id/report.(pdf|geojson|csv|json)[?paper=a4|letter&top=N]   download; 409 while queued/running
+ *   GET  /api/reports/batch.zip?format=pdf|geojson|csv|json[&ids=a,b]  one file per slide + batch.csv/json
+ *   GET  /api/reports/batch.(csv|json)[?ids=a,b]    the batch summary: one row per slide
  *   GET  /tiles/:id/:version/slide.dzi              Deep Zoom descriptor (XML) of the slide
  *   GET  /tiles/:id/:version/slide_files/:level/:col_:row.jpeg
  *   GET  /tiles/:id/:version/heatmap.dzi            Deep Zoom descriptor of the heatmap (same size as the slide)
@@ -28,9 +31,13 @@ export interface ApiError {
   message: string;
 }
 
+import type { RankedRegion, RegionReview, Review, ReviewState, Verdict, VerdictRecord } from '../../worker/store/result-types.js';
+
+export type { RegionReview, Review, ReviewState, Verdict, VerdictRecord };
+/** A region as the review page lists it. */
+export type RegionItem = RankedRegion;
+
 export type SlideStatusName = 'queued' | 'running' | 'done' | 'failed';
-export type ReviewState = 'not-started' | 'in-progress' | 'done';
-export type Verdict = 'confirmed' | 'rejected' | 'unsure';
 
 export interface WorklistItem {
   id: string;
@@ -138,47 +145,8 @@ export interface SlideDetail {
   reviewState: ReviewState;
 }
 
-export interface RegionItem {
-  /** Stable id (the GeoJSON feature id). */
-  id: string;
-  rank: number;
-  name: string;
-  scoreMax: number;
-  scoreMean: number;
-  areaUm2: number;
-  cells: number;
-  /** Level-0 pixels: [x, y, width, height] of the outline's bounds. */
-  bbox: [number, number, number, number];
-  /** Level-0 pixels. */
-  centroid: [number, number];
-  /** Outer rings of the outline's polygons, level-0 pixels (holes omitted: this is for drawing). */
-  outline: [number, number][][];
-}
-
 export interface RegionList {
   regions: RegionItem[];
-}
-
-export interface VerdictRecord {
-  verdict: Verdict;
-  note: string;
-  reviewer: string;
-  /** ISO 8601. */
-  at: string;
-}
-
-export interface RegionReview extends VerdictRecord {
-  /** Earlier verdicts of this region, oldest first: an edit never destroys one. */
-  history: VerdictRecord[];
-}
-
-export interface Review {
-  /** Increases by one with every change; sent as the ETag and expected back in If-Match. */
-  version: number;
-  regions: Record<string, RegionReview>;
-  state: ReviewState;
-  reviewed: number;
-  total: number;
 }
 
 export interface VerdictInput {

@@ -1,7 +1,6 @@
 /**
- * The pathologist's verdicts, one `review.json` per result folder, beside the result they judge.
- *
- *   { "formatVersion": 1, "version": 7, "regions": { "<region id>": RegionReview, ... } }
+ * The pathologist's verdicts, one `review.json` per result folder, beside the result they judge
+ * (format: worker/store/review-file.ts).
  *
  * - `version` increases with every change. Clients send the version they saw (If-Match); a
  *   stale one is refused with a conflict, so two browsers never overwrite each other blindly.
@@ -9,30 +8,16 @@
  * - Written atomically (temp file + rename) like every result file. Changes within this process
  *   are serialised per folder, so read-modify-write never interleaves.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../worker/util/atomic-write.js';
-import type { RegionReview, Review, ReviewState, Verdict, VerdictInput, VerdictRecord } from './api-types.js';
+import { REVIEW_FILE, readReviewFile, toReview, type ReviewFile } from '../../worker/store/review-file.js';
+import type { RegionReview, Review, Verdict, VerdictInput, VerdictRecord } from './api-types.js';
 import { BadRequestError, ConflictError } from './errors.js';
 
-export const REVIEW_FILE = 'review.json';
+export { REVIEW_FILE };
 export const VERDICTS: readonly Verdict[] = ['confirmed', 'rejected', 'unsure'];
 const MAX_NOTE = 4000;
 const MAX_REVIEWER = 120;
-
-interface ReviewFile {
-  formatVersion: 1;
-  version: number;
-  regions: Record<string, RegionReview>;
-}
-
-const EMPTY: ReviewFile = { formatVersion: 1, version: 0, regions: {} };
-
-/** Not started: no verdict; done: every region has one (a slide without regions has nothing to review). */
-export function reviewState(reviewed: number, total: number): ReviewState {
-  if (total > 0 && reviewed >= total) return 'done';
-  return reviewed === 0 ? 'not-started' : 'in-progress';
-}
 
 export class ReviewStore {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -85,31 +70,4 @@ function checkVerdict(input: VerdictInput): VerdictRecord {
   if (note.length > MAX_NOTE) throw new BadRequestError(`the note has ${note.length} characters; at most ${MAX_NOTE}`);
   if (reviewer.length > MAX_REVIEWER) throw new BadRequestError(`the reviewer name has ${reviewer.length} characters; at most ${MAX_REVIEWER}`);
   return { verdict: input.verdict, note, reviewer, at: new Date().toISOString() };
-}
-
-async function readReviewFile(resultDir: string): Promise<ReviewFile> {
-  let text: string;
-  try {
-    text = await readFile(join(resultDir, REVIEW_FILE), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
-    throw err;
-  }
-  const parsed = JSON.parse(text) as Partial<ReviewFile>;
-  if (parsed.formatVersion !== 1 || typeof parsed.version !== 'number' || typeof parsed.regions !== 'object' || parsed.regions === null) {
-    throw new Error(`${join(resultDir, REVIEW_FILE)} is not a flashslide review (formatVersion 1)`);
-  }
-  return parsed as ReviewFile;
-}
-
-function toReview(file: ReviewFile, regionIds: readonly string[]): Review {
-  // Verdicts of regions the current result no longer has (recomputed with other outlines) are
-  // kept in the file but not counted.
-  const regions: Record<string, RegionReview> = {};
-  for (const id of regionIds) {
-    const r = file.regions[id];
-    if (r !== undefined) regions[id] = r;
-  }
-  const reviewed = Object.keys(regions).length;
-  return { version: file.version, regions, state: reviewState(reviewed, regionIds.length), reviewed, total: regionIds.length };
 }

@@ -25,6 +25,7 @@ import { LiveUpdates } from './live-updates.js';
 import { DEFAULT_SERVE_OPTIONS, type ServeOptions } from './options.js';
 import { RegionCache } from './regions.js';
 import { ReviewStore } from './review-store.js';
+import { registerReportRoutes } from './routes/report-routes.js';
 import { registerReviewRoutes } from './routes/review-routes.js';
 import { registerSlideRoutes } from './routes/slide-routes.js';
 import { registerSubmitRoutes } from './routes/submit-routes.js';
@@ -97,6 +98,7 @@ export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptio
   registerWorklistRoutes(app, context);
   registerSlideRoutes(app, context);
   registerReviewRoutes(app, context);
+  registerReportRoutes(app, context);
   registerSubmitRoutes(app, context);
   await registerTileRoutes(app, tileOptions);
 

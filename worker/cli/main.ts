@@ -13,6 +13,8 @@ import { modelCommand } from './model-command.js';
 import { analyzeCommand, referenceCommand, statusCommand, submitCommand, workerCommand } from './pipeline-commands.js';
 import { QueueConfigError } from '../queue/connection.js';
 import { ScoreError } from '../score/errors.js';
+import { ReportError } from '../report/errors.js';
+import { StoreError } from '../store/errors.js';
 
 const USAGE = `usage: flashslide <command> [options]
 
@@ -28,6 +30,8 @@ commands:
   inspect <slide> [--json] [--mpp X] [--out DIR] [--target-mpp 0.5] [--region-size 1024]
                   [--overlap 0] [--patch-size 16] [--backend auto|sharp|openslide]
       print the slide's metadata, tissue fraction and region count; write <DIR>/<slide>.tissue.png
+  report <slides | ids | --all> --format pdf|geojson|csv|json [--out FILE|DIR] [--data DIR]
+      export results with the pathologist's verdicts: PDF, QuPath GeoJSON, CSV, JSON
   serve [--data DIR] [--slides ROOT ...] [--redis URL] [--host 127.0.0.1] [--port 8080]
       the review server: worklist, slides with heatmap overlays, verdicts, submission
   model info <weights|demo> | model check <weights> <io> | model demo
@@ -41,6 +45,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   inspect: inspectCommand,
   model: modelCommand,
   reference: referenceCommand,
+  report: (args) => import('./report-command.js').then((m) => m.reportCommand(args)),
   serve: (args) => import('./serve-command.js').then((m) => m.serveCommand(args)),
   status: statusCommand,
   submit: submitCommand,
@@ -63,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`flashslide: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError || err instanceof QueueConfigError || err instanceof ScoreError) {
+    if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError || err instanceof QueueConfigError || err instanceof ScoreError || err instanceof ReportError || err instanceof StoreError) {
       process.stderr.write(`flashslide: error: ${err.message}\n`);
       return 3;
     }

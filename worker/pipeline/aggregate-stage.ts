@@ -1,7 +1,7 @@
 /**
  * Stage 3: once every batch is embedded, assemble the patch grid, score the tissue cells and write
  * the slide's result folder (heatmap.npy/json, tissue.png, overlay.png, regions.geojson,
- * summary.json last). See worker/store/result-store.ts for the layout.
+ * analysis.json, summary.json last). See worker/store/result-store.ts for the layout.
  *
  * Scoring reads the part files twice (tissue-chunks.ts): pass 1 adds up the parts' column sums
  * (the mean the `self` scorer centres on) and reads only the rows of the scorer's fit sample (at
@@ -30,7 +30,61 @@ import { workDir, type SlidePlan } from './plan-stage.js';
 import { gatherRows, tissueChunks } from './tissue-chunks.js';
 import { cachedTissueLayout } from './tissue-layout.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
+import { validationOf, type AnalysisRecord } from '../store/analysis-record.js';
+import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import sharp from 'sharp';
+
+/** The result's provenance (analysis.json): what a report names, from the plan and the model config. */
+async function analysisRecord(plan: SlidePlan, scoreMethod: string, createdAt: string): Promise<AnalysisRecord> {
+  const { spec, slide, regionPlan } = plan;
+  let config: unknown = null;
+  try {
+    config = JSON.parse(await readFile(spec.modelConfig, 'utf8'));
+  } catch {
+    // The engine read it to embed; gone or changed since, it simply has no validation record.
+  }
+  return {
+    formatVersion: 1,
+    analysisId: spec.analysisId,
+    embeddingId: spec.embeddingId,
+    slide: {
+      path: spec.slidePath,
+      name: basename(spec.slidePath),
+      fingerprint: spec.slideFingerprint,
+      vendor: slide.vendor,
+      backend: slide.backend,
+      width: slide.width,
+      height: slide.height,
+      mpp: slide.mpp,
+      mppSource: slide.mppSource,
+      objectivePower: slide.objectivePower ?? null,
+      levels: slide.levels.length,
+    },
+    model: {
+      name: spec.modelName,
+      weights: spec.modelWeights,
+      weightsFingerprint: spec.modelFingerprint,
+      config: spec.modelConfig,
+      description: plan.model.description,
+      patchSize: plan.model.patchSize,
+      embedDim: plan.model.embedDim,
+      demo: spec.modelName === DEMO_MODEL_SPEC.name,
+      validation: validationOf(config),
+    },
+    parameters: {
+      targetMpp: spec.targetMpp,
+      effectiveMpp: regionPlan.effectiveMpp,
+      regionSize: regionPlan.regionSize,
+      overlap: spec.overlap,
+      scoreMethod,
+      mppOverride: spec.mpp,
+      fallbackMpp: spec.fallbackMpp,
+    },
+    tissue: plan.tissue,
+    createdAt,
+    flashslideVersion: FLASHSLIDE_VERSION,
+  };
+}
 
 /** Anomalous regions smaller than this many patches (2 x 2 = 16 x 16 µm at 8 µm patches) are noise. */
 export const MIN_REGION_CELLS = 4;
@@ -59,7 +113,7 @@ export async function readResultSummary(spec: AnalysisSpec): Promise<SlideSummar
 export async function writeFailure(spec: AnalysisSpec, reason: string): Promise<void> {
   const { store, id } = storeFor(spec);
   if ((await store.readFailure(id)) !== null) return;
-  await store.writeFailure(id, { reason, slidePath: spec.slidePath, at: new Date().toISOString() });
+  await store.writeFailure(id, { reason, slidePath: spec.slidePath, at: new Date().toISOString(), analysisId: spec.analysisId });
 }
 
 export async function readFailure(spec: AnalysisSpec): Promise<SlideFailure | null> {
@@ -196,7 +250,8 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
       totalMs: timings.startedAt === undefined ? scoringMs : Math.max(0, (timings.startedAt > 1e12 ? Date.now() : performance.now()) - timings.startedAt),
     },
   };
+  const analysis = await analysisRecord(plan, scorer.method, meta.createdAt);
   const { store, id } = storeFor(spec);
-  await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson: toQuPathGeoJson(regions), summary });
+  await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson: toQuPathGeoJson(regions), analysis, summary });
   return summary;
 }

@@ -27,6 +27,8 @@ export interface SlidePlan {
     mppSource: MppSource;
     vendor: string;
     backend: string;
+    /** Absent in plans written before it was recorded. */
+    objectivePower?: number | null;
     levels: SlideLevel[];
   };
   tissue: { mode: 'brightfield' | 'fluorescence'; fraction: number };
@@ -79,6 +81,7 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<Sl
         mppSource: source.mppSource,
         vendor: source.vendor,
         backend: source.backend,
+        objectivePower: source.objectivePower,
         levels: source.levels.map((l) => ({ ...l })),
       },
       tissue: { mode: tissue.detection.mode, fraction: tissue.tissueFraction },

@@ -9,8 +9,10 @@
  *     tissue.png        the tissue mask the grid was built from (white = tissue)
  *     overlay.png       heatmap blended over the slide thumbnail
  *     regions.geojson   anomalous regions, QuPath-flavoured GeoJSON (geojson.ts), level-0 pixels
+ *     analysis.json     AnalysisRecord: slide and model fingerprints, parameters (analysis-record.ts)
  *     summary.json      SlideSummary; written LAST: its presence means the result is complete
  *     failure.json      SlideFailure; only when the slide could not be processed
+ *     review.json       the pathologist's verdicts (review-file.ts); written by the review server
  *
  * Every file is written to a temporary name in the same folder and renamed into place
  * (writeFileAtomic), so readers never see a half-written file, and a rename never crosses a
@@ -25,6 +27,7 @@ import { CorruptResultError, StoreArgumentError } from './errors.js';
 import { formatHeatmapMeta, type HeatmapMeta } from './heatmap-json.js';
 import { encodeNpyFloat32 } from './npy.js';
 import type { SlideFailure, SlideSummary } from './summary.js';
+import type { AnalysisRecord } from './analysis-record.js';
 
 export const RESULT_FILES = {
   heatmap: 'heatmap.npy',
@@ -32,6 +35,7 @@ export const RESULT_FILES = {
   tissue: 'tissue.png',
   overlay: 'overlay.png',
   regions: 'regions.geojson',
+  analysis: 'analysis.json',
   summary: 'summary.json',
   failure: 'failure.json',
 } as const;
@@ -43,6 +47,7 @@ export interface ResultParts {
   tissuePng: Buffer;
   overlayPng: Buffer;
   regionsGeoJson: object;
+  analysis: AnalysisRecord;
   summary: SlideSummary;
 }
 
@@ -84,6 +89,7 @@ export class ResultStore {
       writeFileAtomic(file(RESULT_FILES.tissue), parts.tissuePng),
       writeFileAtomic(file(RESULT_FILES.overlay), parts.overlayPng),
       writeFileAtomic(file(RESULT_FILES.regions), jsonText(parts.regionsGeoJson)),
+      writeFileAtomic(file(RESULT_FILES.analysis), jsonText(parts.analysis)),
     ]);
     const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
     if (failed) throw failed.reason;
@@ -111,8 +117,12 @@ export class ResultStore {
   }
 
   /** Records why a slide has no result. A complete result already there is left alone. */
-  async writeFailure(slideId: string, failure: { reason: string; slidePath: string; at: string }): Promise<void> {
-    const record: SlideFailure = { slideId, status: 'failed', reason: failure.reason, slidePath: failure.slidePath, at: failure.at };
+  /**
+   * `analysisId` names the analysis in the record like summary.json's slideId does, so readers
+   * (the review server, reports) find failed slides by the same id as finished ones.
+   */
+  async writeFailure(slideId: string, failure: { reason: string; slidePath: string; at: string; analysisId?: string }): Promise<void> {
+    const record: SlideFailure = { slideId: failure.analysisId ?? slideId, status: 'failed', reason: failure.reason, slidePath: failure.slidePath, at: failure.at };
     await writeFileAtomic(join(this.slideDir(slideId), RESULT_FILES.failure), jsonText(record));
   }
 

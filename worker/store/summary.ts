@@ -61,6 +61,7 @@ export interface EmbeddingsReport {
 
 /** failure.json: why a slide has no result. */
 export interface SlideFailure {
+  /** The analysis id (older failures hold the result folder name here). */
   slideId: string;
   status: 'failed';
   reason: string;

@@ -5,6 +5,9 @@
 import { link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 /**
  * A fresh temp file name in `path`'s folder (created if missing): the same folder, so rename and
@@ -23,6 +26,28 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
   try {
     if (typeof data === 'string' || data instanceof Uint8Array) await writeFile(tmp, data, { flush: true });
     else await writeChunks(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * writeFileAtomic for content produced as a stream (a PDF): `produce` writes into the temp file's
+ * stream and resolves when it has written everything; the file is renamed into place only then.
+ */
+export async function writeStreamAtomic(path: string, produce: (out: Writable) => Promise<void>): Promise<void> {
+  const tmp = await tempPathBeside(path);
+  try {
+    const out = createWriteStream(tmp, { flush: true });
+    const closed = finished(out);
+    try {
+      await produce(out);
+    } finally {
+      out.end();
+    }
+    await closed;
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

@@ -5,6 +5,7 @@
 import type {
   ApiError, RegionList, Review, SlideDetail, SubmitResponse, VerdictInput, Worklist,
 } from '../../server/api-types.js';
+import type { PaperSize, ReportFormat } from '../../../worker/report/report-options.js';
 
 export class ApiRequestError extends Error {
   constructor(
@@ -48,6 +49,17 @@ export const api = {
   regions: (id: string): Promise<RegionList> => request(`/api/slides/${enc(id)}/regions`),
   review: (id: string): Promise<Review> => request(`/api/slides/${enc(id)}/review`, { cache: 'no-store' }),
   thumbnailUrl: (id: string): string => `/api/slides/${enc(id)}/thumbnail.jpg`,
+
+  // Report downloads are plain links (the browser saves the attachment), so these build URLs.
+  /** One slide's report; `paper` only matters to the PDF. */
+  reportUrl: (id: string, format: ReportFormat, paper: PaperSize): string =>
+    `/api/slides/${enc(id)}/report.${format}${format === 'pdf' ? `?paper=${paper}` : ''}`,
+  /** A ZIP of one report per slide plus batch.csv/json; without ids, every slide of the worklist. */
+  batchZipUrl: (format: ReportFormat, paper: PaperSize, ids?: readonly string[]): string =>
+    `/api/reports/batch.zip?${new URLSearchParams({ format, ...(format === 'pdf' ? { paper } : {}), ...(ids ? { ids: ids.join(',') } : {}) }).toString()}`,
+  /** The batch summary alone (one row per slide). */
+  batchSummaryUrl: (format: 'csv' | 'json', ids?: readonly string[]): string =>
+    `/api/reports/batch.${format}${ids ? `?ids=${ids.join(',')}` : ''}`,
 
   /** Records a verdict against review `version`; a 409 (someone else wrote first) throws code 'conflict'. */
   putVerdict: (id: string, regionId: string, version: number, input: VerdictInput): Promise<Review> =>

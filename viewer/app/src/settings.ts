@@ -1,5 +1,6 @@
-/** What the page remembers between visits (localStorage): reviewer name and heatmap look. */
+/** What the page remembers between visits (localStorage): reviewer name, heatmap look, report paper. */
 import type { ColormapName } from '../../../worker/store/colormap.js';
+import type { PaperSize } from '../../../worker/report/report-options.js';
 
 const KEY = 'flashslide.settings';
 
@@ -8,9 +9,11 @@ export interface Settings {
   opacity: number;
   colormap: ColormapName;
   heatmapVisible: boolean;
+  /** Page size of downloaded PDF reports. */
+  paper: PaperSize;
 }
 
-const DEFAULTS: Settings = { reviewer: '', opacity: 0.5, colormap: 'inferno', heatmapVisible: true };
+const DEFAULTS: Settings = { reviewer: '', opacity: 0.5, colormap: 'inferno', heatmapVisible: true, paper: 'a4' };
 
 export function loadSettings(): Settings {
   try {
@@ -20,6 +23,7 @@ export function loadSettings(): Settings {
       opacity: typeof raw.opacity === 'number' && raw.opacity >= 0 && raw.opacity <= 1 ? raw.opacity : DEFAULTS.opacity,
       colormap: raw.colormap === 'inferno' || raw.colormap === 'viridis' || raw.colormap === 'jet' ? raw.colormap : DEFAULTS.colormap,
       heatmapVisible: typeof raw.heatmapVisible === 'boolean' ? raw.heatmapVisible : DEFAULTS.heatmapVisible,
+      paper: raw.paper === 'a4' || raw.paper === 'letter' ? raw.paper : DEFAULTS.paper,
     };
   } catch {
     return { ...DEFAULTS };

@@ -15,6 +15,7 @@ import { HeatmapLayer, type HeatmapLook } from './heatmap-layer.js';
 import { HeatmapProbe } from './heatmap-probe.js';
 import { toggleHelp } from './help.js';
 import { hooks, resetHooks } from './hooks.js';
+import { slideExportMenu } from './export-menu.js';
 import { bindKeys } from './keyboard.js';
 import { metadataPanel } from './metadata.js';
 import { mountOutlines, type Outlines } from './outlines.js';
@@ -66,11 +67,14 @@ export function mountSlide(root: HTMLElement, id: string, initialView: ViewState
     reviewer: (name) => { settings.reviewer = name; saveSettings({ reviewer: name }); },
   });
   const meta = metadataPanel();
+  const exportMenu = slideExportMenu(id);
+  cleanups.push(() => exportMenu.close());
   const sidebar = h('aside', { class: 'sidebar' }, banner, controls.element, panel.element, meta.element);
   replaceChildren(root,
     h('header', { class: 'topbar' },
       back, title, statusChip,
       h('span', { class: 'spacer' }),
+      exportMenu.element,
       h('button', { type: 'button', class: 'btn btn--ghost', title: 'Previous slide ([)', onclick: () => void otherSlide(-1) }, '‹ Prev slide'),
       h('button', { type: 'button', class: 'btn', id: 'next-slide', title: 'Next slide of the worklist (])', onclick: () => void otherSlide(1) }, 'Next slide ›', h('kbd', null, ']')),
       h('button', { type: 'button', class: 'icon-btn', title: 'Keyboard shortcuts (?)', onclick: toggleHelp }, '?')),
@@ -104,6 +108,7 @@ export function mountSlide(root: HTMLElement, id: string, initialView: ViewState
   function renderStatus(s: Pick<WorklistItem, 'status' | 'progress' | 'reason' | 'name'>): void {
     statusChip.className = `status status--${s.status}`;
     statusChip.textContent = s.status;
+    exportMenu.setStatus(s.status);
     if (s.status === 'running' || s.status === 'queued') {
       const p = s.progress;
       const pct = p && p.total ? (100 * p.done) / p.total : 0;
@@ -127,6 +132,7 @@ export function mountSlide(root: HTMLElement, id: string, initialView: ViewState
       detail = await api.slide(id);
     } catch (err) {
       title.textContent = 'Slide not found';
+      exportMenu.setStatus(null);
       showMessage(errorMessage(err));
       return;
     }

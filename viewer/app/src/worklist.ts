@@ -7,6 +7,7 @@ import type { SlideStatusName, Worklist, WorklistItem } from '../../server/api-t
 import { api, errorMessage } from './api.js';
 import { subscribe } from './events.js';
 import { h, replaceChildren } from './dom.js';
+import { batchExportMenu } from './export-menu.js';
 import { fmtInt, fmtScore, fmtWhen } from './format.js';
 import { toggleHelp } from './help.js';
 import { hooks } from './hooks.js';
@@ -141,6 +142,7 @@ export function mountWorklist(root: HTMLElement): () => void {
   const tbody = h('tbody');
   const empty = h('p', { class: 'empty muted' });
   const submit = submitPanel();
+  const exportMenu = batchExportMenu();
   const table = h('table', { class: 'worklist', 'data-testid': 'worklist' },
     h('thead', null, h('tr', null,
       h('th', { class: 'col-thumb' }), h('th', { 'data-sort': 'name', title: 'Sort by name' }, 'Slide'), h('th', { class: 'col-status', 'data-sort': 'status', title: 'Sort by status' }, 'Status'),
@@ -156,7 +158,7 @@ export function mountWorklist(root: HTMLElement): () => void {
       live,
       h('button', { type: 'button', class: 'icon-btn', title: 'Keyboard shortcuts (?)', onclick: toggleHelp }, '?')),
     h('main', { class: 'worklist-page' },
-      h('div', { class: 'toolbar' }, filter, status, sort),
+      h('div', { class: 'toolbar' }, filter, status, sort, h('span', { class: 'spacer' }), exportMenu.element),
       submit.element,
       table,
       empty));
@@ -179,6 +181,8 @@ export function mountWorklist(root: HTMLElement): () => void {
     }
     tbody.replaceChildren(...shown.map((it) => (rows.get(it.id) as Row).tr));
     saveWorklistOrder(shown.map((it) => it.id));
+    // A filter narrows the export to what it shows; the order does not matter to a batch.
+    exportMenu.setScope(shown.map((it) => it.id), shown.length < items.length);
     selected = Math.min(selected, shown.length - 1);
     markSelected();
     for (const th of table.querySelectorAll<HTMLElement>('th[data-sort]')) th.classList.toggle('is-sorted', th.dataset.sort === view.sort);
@@ -243,5 +247,6 @@ export function mountWorklist(root: HTMLElement): () => void {
   return () => {
     unsubscribe();
     unbind();
+    exportMenu.close();
   };
 }

@@ -25,7 +25,8 @@ import type { DziInfo, HeatmapInfo } from '../api-types.js';
 import { DEEP_ZOOM_DEFAULTS, DeepZoomGeometry, type DeepZoomTile } from './deep-zoom.js';
 import { HeatmapDataError, HeatmapTiler } from './heatmap-tiler.js';
 import { AbortError, RenderPool } from './render-pool.js';
-import { SLIDE_TILER_DEFAULTS, SlideTileRenderer, renderThumbnail, type SlideTileFormat } from './slide-tiler.js';
+import { SLIDE_TILER_DEFAULTS, SlideTileRenderer, type SlideTileFormat } from './slide-tiler.js';
+import { renderThumbnail } from '../../../worker/slide/thumbnail.js';
 import { TILE_CACHE_DEFAULTS, TileCache } from './tile-cache.js';
 
 export interface TileTarget {
