@@ -22,6 +22,7 @@
         "src/engine_binding.cc",
         "src/score_binding.cc",
         "src/array_binding.cc",
+        "src/memory_binding.cc",
         "../kernels/engine/json.cpp",
         "../kernels/engine/safetensors.cpp",
         "../kernels/engine/vit_config.cpp",

@@ -3,6 +3,7 @@
 
 #include "array_binding.h"
 #include "engine_binding.h"
+#include "memory_binding.h"
 #include "openslide_binding.h"
 #include "score_binding.h"
 
@@ -12,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitEngine(env, exports);
   flashslide::InitScore(env, exports);
   flashslide::InitArrays(env, exports);
+  flashslide::InitMemory(env, exports);
   return exports;
 }
 }  // namespace

@@ -4,6 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { limitMallocArenas } from '../native/addon.js';
 import { checkRedis, redisUrl as resolveRedisUrl } from '../queue/connection.js';
 import { writeStreamAtomic } from '../util/atomic-write.js';
 import { DEFAULT_REPORT_OPTIONS, MAX_TOP_REGIONS, PAPER_SIZES, REPORT_FORMATS } from '../report/report-options.js';
@@ -60,6 +61,8 @@ export async function reportCommand(args: string[]): Promise<number> {
   const redisUrl = redisFlag === undefined ? undefined : resolveRedisUrl(redisFlag);
   if (redisUrl !== undefined) await checkRedis(redisUrl);
   const out = stringFlag(p.values, 'out');
+  // Before any image work: keeps a batch of PDFs at the memory of one (worker/native/addon.ts).
+  limitMallocArenas(2);
 
   // The catalog lives with the review server; loading it here keeps the two views identical.
   const { SlideCatalog } = await import('../../viewer/server/catalog.js');

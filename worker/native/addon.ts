@@ -123,6 +123,31 @@ export interface NativeAddon extends NativeScoreKernels {
   openslideVersion: string | null;
   openslideDetectVendor?: (path: string) => string | null;
   OpenSlide?: new (path: string) => NativeOpenSlide;
+  /** Returns freed C-heap pages to the OS (glibc malloc_trim); false where unsupported or nothing was freed. */
+  releaseFreeMemory?: () => boolean;
+  /** At most n malloc arenas from now on (glibc mallopt M_ARENA_MAX); false where unsupported. */
+  limitMallocArenas?: (n: number) => boolean;
+}
+
+/**
+ * Between large jobs (one report after another): give the C heap's free pages back, so a batch
+ * needs the memory of its largest item, not the sum of every thread arena's leftovers. Cheap
+ * (milliseconds); does nothing without the addon.
+ */
+export function releaseFreeMemory(): void {
+  const addon = loadNativeAddon();
+  if (!(addon instanceof Error)) addon.releaseFreeMemory?.();
+}
+
+/**
+ * For a process that renders large images one after another and nothing else (`flashslide
+ * report`): few malloc arenas, so libvips' threads reuse the same freed memory instead of each
+ * keeping its own. Call before the first image work. Not for the worker or the server, whose
+ * many threads allocate at once and would contend for the arenas' locks.
+ */
+export function limitMallocArenas(n: number): void {
+  const addon = loadNativeAddon();
+  if (!(addon instanceof Error)) addon.limitMallocArenas?.(n);
 }
 
 /** The repository root, found from this file whether it runs from source (worker/) or dist/worker/. */

@@ -10,6 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import yazl from 'yazl';
+import { releaseFreeMemory } from '../native/addon.js';
 import { writeFileAtomic, writeStreamAtomic } from '../util/atomic-write.js';
 import { csvTable } from './csv.js';
 import { reviewedGeoJson } from './geojson-report.js';
@@ -71,7 +72,14 @@ export async function writeSlideReport(report: SlideReport, options: ReportOptio
   if (text === null) {
     // Loaded on first use: text exports (and the CLI's start) never pay for pdfkit and its fonts.
     const { writePdfReport } = await import('./pdf/pdf-report.js');
-    return writePdfReport(report, options, out);
+    try {
+      await writePdfReport(report, options, out);
+    } finally {
+      // A PDF decodes a thumbnail and many crops on libvips' threads: give their arenas' free
+      // pages back, so the next report of a batch starts from the memory of none.
+      releaseFreeMemory();
+    }
+    return;
   }
   await new Promise<void>((resolve, reject) => out.write(text, (err) => (err ? reject(err) : resolve())));
 }
