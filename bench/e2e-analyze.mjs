@@ -111,7 +111,7 @@ const tissueMpx = (plan.tissue.fraction * size * size) / 1e6;
 const s = (ms) => (ms / 1000).toFixed(1);
 const rows = [
   ['slide', `${size} x ${size} px (${(size * size / 1e9).toFixed(2)} Gpx, ${(statSync(slide).size / 2 ** 20).toFixed(0)} MiB JPEG TIFF, ${reused ? 'reused' : `synthesised in ${synthS.toFixed(0)} s`})`],
-  ['model', values.model === 'demo' ? 'demo (ViT-S/16-like, random)' : values.model],
+  ['model', values.model === 'demo' ? 'demo (4-block, 192-wide ViT, patch 16, random)' : values.model],
   ['machine', `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; device ${values.device}`],
   ['tissue', `${(plan.tissue.fraction * 100).toFixed(1)} % = ${tissueMpx.toFixed(0)} Mpx at level 0`],
   ['regions', `${plan.regionPlan.regions.length} of ${plan.regionPlan.cols * plan.regionPlan.rows} grid cells, ${plan.regionPlan.regionSize} px, batch ${values['batch-size']}`],

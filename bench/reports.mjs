@@ -107,13 +107,13 @@ async function synthesiseResult(slide, size, regions, dataDir) {
   const createdAt = new Date().toISOString();
   const meta = {
     formatVersion: 1, slideId: id, slidePath: slide, width: size, height: size, mpp: MPP, rows, cols, patchSizeLevel0: CELL, originX: 0, originY: 0,
-    regionSize: 1024, model: 'flashslide-demo-vit-s16', scoreMethod: 'self', scoreParams: { synthetic: 'bench/reports.mjs' }, min, max, threshold, createdAt, flashslideVersion: 'bench',
+    regionSize: 1024, model: 'flashslide-demo-vit-4x192-p16', scoreMethod: 'self', scoreParams: { synthetic: 'bench/reports.mjs' }, min, max, threshold, createdAt, flashslideVersion: 'bench',
   };
   const fingerprint = await fingerprintFile(slide);
   const analysis = {
     formatVersion: 1, analysisId: id, embeddingId: id,
     slide: { path: slide, name: slide.split('/').pop(), fingerprint, vendor: 'generic-tiff', backend: 'sharp', width: size, height: size, mpp: MPP, mppSource: 'tiff-resolution', objectivePower: null, levels: 8 },
-    model: { name: 'flashslide-demo-vit-s16', weights: 'demo', weightsFingerprint: '0'.repeat(64), config: 'demo', description: 'synthetic result (bench)', patchSize: 16, embedDim: 192, demo: true, validation: null },
+    model: { name: 'flashslide-demo-vit-4x192-p16', weights: 'demo', weightsFingerprint: '0'.repeat(64), config: 'demo', description: 'synthetic result (bench)', patchSize: 16, embedDim: 192, demo: true, validation: null },
     parameters: { targetMpp: 0.5, effectiveMpp: MPP, regionSize: 1024, overlap: 0, scoreMethod: 'self', mppOverride: null, fallbackMpp: null },
     tissue: { mode: 'brightfield', fraction: 0.5 }, createdAt, flashslideVersion: 'bench',
   };

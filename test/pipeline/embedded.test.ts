@@ -32,7 +32,7 @@ describe('embedded mode (analyze) on real slides', () => {
     const meta = JSON.parse(readFileSync(join(dir, 'heatmap.json'), 'utf8')) as HeatmapJson;
     // 512 px regions at level 0 (0.499 µm/px is within 10 % of 0.5): a 5 x 6 region grid of 32 x 32 patches.
     expect(meta).toMatchObject({ width: 2220, height: 2967, rows: 6 * 32, cols: 5 * 32, patchSizeLevel0: 16, originX: 0, originY: 0, regionSize: 512, scoreMethod: 'self' });
-    expect(meta.model).toBe('flashslide-demo-vit-s16');
+    expect(meta.model).toBe('flashslide-demo-vit-4x192-p16');
     const { shape, data: heat } = decodeNpyFloat32(readFileSync(join(dir, 'heatmap.npy')));
     expect(shape).toEqual([meta.rows, meta.cols]);
     const at = (x: number, y: number): number => heat[Math.floor(y / 16) * meta.cols + Math.floor(x / 16)] as number;

@@ -78,7 +78,7 @@ describe('review server over analysed slides (no queue)', () => {
     expect(dzi).toContain(`Width="${d.slide?.width}"`);
     expect(dzi).toContain(`Height="${d.slide?.height}"`);
     expect(d.heatmap?.dzi.width).toBe(d.slide?.width);
-    expect(d.result?.model).toBe('flashslide-demo-vit-s16');
+    expect(d.result?.model).toBe('flashslide-demo-vit-4x192-p16');
     expect(d.heatmap?.histogram).toHaveLength(64);
     expect(d.heatmap?.histogram.reduce((a, b) => a + b, 0)).toBe(d.result?.tissueCells);
   });

@@ -1,4 +1,5 @@
 /** `flashslide inspect <slide>`: flags -> inspectSlide -> text or JSON. */
+import { join } from 'node:path';
 import { choiceFlag, numberFlag, parse, UsageError } from './args.js';
 import { formatInspectReport, inspectSlide } from './inspect.js';
 import type { BackendName } from '../slide/slide-source.js';
@@ -7,7 +8,8 @@ const INSPECT_HELP = `usage: flashslide inspect <slide> [options]
 
   --json               print the report as JSON
   --mpp X              microns per level-0 pixel, overriding (or supplying) the slide's own
-  --out DIR            folder for the tissue mask PNG (default: current folder)
+  --out DIR            folder for the tissue mask PNG (default: <--data>/inspect)
+  --data DIR           results folder (default ./data); the mask goes in its inspect/ folder
   --target-mpp X       model resolution in µm/px (default 0.5)
   --region-size N      region side in model pixels, 224..4096, multiple of the patch size (default 1024)
   --overlap N          pixels shared by neighbouring regions (default 0)
@@ -20,6 +22,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
     'help': { type: 'boolean', short: 'h' },
     'mpp': { type: 'string' },
     'out': { type: 'string' },
+    'data': { type: 'string' },
     'target-mpp': { type: 'string' },
     'region-size': { type: 'string' },
     'overlap': { type: 'string' },
@@ -40,7 +43,8 @@ export async function inspectCommand(args: string[]): Promise<number> {
   const report = await inspectSlide(positionals[0] as string, {
     mpp: numberFlag(values, 'mpp'),
     backend,
-    outDir: (values['out'] as string | undefined) ?? '.',
+    // Not the current folder: a mask per inspected slide would litter wherever the command ran.
+    outDir: (values['out'] as string | undefined) ?? join((values['data'] as string | undefined) ?? 'data', 'inspect'),
     regions,
   });
   process.stdout.write(values['json'] ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);

@@ -5,14 +5,27 @@
 import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } from './args.js';
 import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions } from '../pipeline/analysis-spec.js';
 import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
+import { AnalysisOptionError, checkAnalysisOptions } from '../pipeline/check-analysis.js';
 import { progressBar } from '../pipeline/progress.js';
 import { buildReferenceFromSlides } from '../pipeline/reference-build.js';
 import { findSlides } from '../submit/find-slides.js';
 import { scoreText } from '../store/summary.js';
-import { redisUrl } from '../queue/connection.js';
+import { checkRedis, redisUrl } from '../queue/connection.js';
 import { SlideWorker } from '../queue/slide-worker.js';
-import { knownAnalyses, slideStatuses, submitSlides, waitForSlides, type SlideStatus } from '../queue/submit.js';
-import type { DeviceRequest } from '../infer/vit-engine.js';
+import { knownAnalyses, queuedSpecs, slideStatuses, submitSlides, waitForSlides, type SlideStatus } from '../queue/submit.js';
+import { availableDevices, resolveDevice, type DeviceRequest } from '../infer/vit-engine.js';
+import { loadNativeAddon } from '../native/addon.js';
+import { access, constants, mkdir } from 'node:fs/promises';
+
+/** A worker's --data must exist (or be creatable) and be writable, or every job would fail. */
+async function checkDataFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    throw new UsageError(`--data ${dir}: not a writable folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); mount the shared results folder here`);
+  }
+}
 
 export const ANALYSIS_FLAGS = {
   'model': { type: 'string' },
@@ -69,16 +82,34 @@ export function analysisOptions(values: Record<string, unknown>): Partial<Analys
   return o;
 }
 
+/**
+ * The analysis flags, checked for the whole run before any slide is read (exit 2 on a problem):
+ * see worker/pipeline/check-analysis.ts. `device: false` for commands that run no model.
+ */
+export async function checkedAnalysisOptions(values: Record<string, unknown>, check: { device: boolean }): Promise<Partial<AnalysisOptions>> {
+  const options = analysisOptions(values);
+  try {
+    await checkAnalysisOptions(options, check);
+  } catch (err) {
+    if (err instanceof AnalysisOptionError) throw new UsageError(err.message);
+    throw err;
+  }
+  return options;
+}
+
 export function helpRequested(p: Parsed, text: string): boolean {
   if (!p.values['help']) return false;
   process.stdout.write(`${text}\n`);
   return true;
 }
 
-function outcomeLine(o: SlideOutcome): string {
+function outcomeLine(o: SlideOutcome, options: Partial<AnalysisOptions>): string {
   if (o.status === 'failed') return `FAILED  ${o.slidePath}: ${o.reason}`;
   const score = o.slideScore === undefined ? '' : ` ${scoreText(o.slideScore)},`;
-  return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${o.slidePath}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${o.resultDir}`;
+  // Tissue is found with sizes in µm: a wrong --mpp can make a slide full of tissue look empty.
+  const given = options.mpp ?? options.fallbackMpp;
+  const suspicious = o.slideScore === null && given !== undefined ? ` (no tissue found with ${options.mpp !== undefined ? '--mpp' : '--fallback-mpp'} ${given}: if the slide has tissue, that mpp is probably wrong; check the scanner's magnification)` : '';
+  return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${o.slidePath}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${o.resultDir}${suspicious}`;
 }
 
 export async function analyzeCommand(args: string[]): Promise<number> {
@@ -87,8 +118,23 @@ export async function analyzeCommand(args: string[]): Promise<number> {
   if (p.positionals.length === 0) throw new UsageError('analyze needs at least one slide or folder');
   const slides = await findSlides(p.positionals);
   if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
-  const outcomes = await analyzeEmbedded(slides, { ...analysisOptions(p.values), force: Boolean(p.values['force']), onProgress: progressBar() });
-  process.stdout.write(p.values['json'] ? `${JSON.stringify(outcomes, null, 2)}\n` : `${outcomes.map(outcomeLine).join('\n')}\n`);
+  const options = await checkedAnalysisOptions(p.values, { device: true });
+  const bar = progressBar();
+  // Ctrl-C: what is on disk stays (finished batches, plans, results), and a re-run picks it up.
+  const interrupted = (): void => {
+    bar.end();
+    process.stderr.write('flashslide analyze: interrupted. Finished batches are kept: run the same command again to resume where it stopped.\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  let outcomes: SlideOutcome[];
+  try {
+    outcomes = await analyzeEmbedded(slides, { ...options, force: Boolean(p.values['force']), onProgress: bar });
+  } finally {
+    bar.end();
+    process.removeListener('SIGINT', interrupted);
+  }
+  process.stdout.write(p.values['json'] ? `${JSON.stringify(outcomes, null, 2)}\n` : `${outcomes.map((o) => outcomeLine(o, options)).join('\n')}\n`);
   return outcomes.some((o) => o.status === 'failed') ? 3 : 0;
 }
 
@@ -98,12 +144,26 @@ export async function workerCommand(args: string[]): Promise<number> {
     'concurrency': { type: 'string' },
     'device': { type: 'string' },
     'lock-ms': { type: 'string' },
+    'data': { type: 'string' },
     'help': { type: 'boolean', short: 'h' },
   });
-  if (helpRequested(p, 'usage: flashslide worker [--redis URL] [--concurrency N] [--device auto|cpu|cuda] [--lock-ms 30000]')) return 0;
+  const usage = `usage: flashslide worker [--redis URL] [--concurrency N] [--device auto|cpu|cuda] [--lock-ms 30000] [--data DIR]
+
+  --data DIR   the results folder shared with submit (checked to be writable at start); each job
+               writes where it was submitted to (its --data), which must be this folder mounted here`;
+  if (helpRequested(p, usage)) return 0;
   const concurrency = numberFlag(p.values, 'concurrency') ?? 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a positive integer');
   const device = p.values['device'] === undefined ? undefined : choiceFlag<DeviceRequest>(p.values, 'device', ['auto', 'cpu', 'cuda'], 'auto');
+  // Refuse to start rather than take jobs from a shared queue and fail every one of them.
+  if (availableDevices().length === 0) throw new UsageError(`this worker cannot run models: ${String((loadNativeAddon() as Error).message)}`);
+  try {
+    resolveDevice(device ?? 'auto');
+  } catch (err) {
+    throw new UsageError(`--device ${device ?? 'auto'}: ${(err as Error).message}`);
+  }
+  const data = stringFlag(p.values, 'data');
+  if (data !== undefined) await checkDataFolder(data);
   const worker = await SlideWorker.start({
     redisUrl: redisUrl(stringFlag(p.values, 'redis')),
     concurrency,
@@ -124,12 +184,20 @@ export async function workerCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** What submission did, said so that it never reads as the slide's state ("done [queued]"). */
+const SUBMITTED_NOTE: Record<NonNullable<SlideStatus['submitted']>, string> = {
+  'queued': 'submitted now',
+  'already-queued': 'was already in the queue',
+  'already-done': 'already done: not run again (--force reruns)',
+  'requeued': 'submitted again',
+};
+
 /** One line per slide: state, score (finished slides), analysis id, slide, progress, reason. */
 function statusTable(rows: SlideStatus[]): string {
   const lines = rows.map((s) => {
     const score = s.slideScore === undefined ? '' : `${s.slideScore === null ? 'no tissue' : s.slideScore.toFixed(3)} (${s.anomalousRegions ?? 0} anomalous)`;
     const progress = s.regionsTotal === null ? '' : ` ${s.regionsDone ?? 0}/${s.regionsTotal} regions analysed`;
-    const note = s.submitted === undefined ? '' : ` [${s.submitted}]`;
+    const note = s.submitted === undefined ? '' : ` [${SUBMITTED_NOTE[s.submitted]}]`;
     const reason = s.reason === null ? '' : `: ${s.reason}`;
     return `${s.state.padEnd(11)} ${score.padEnd(24)} ${s.analysisId.slice(0, 12)} ${s.slidePath}${progress}${note}${reason}`;
   });
@@ -151,7 +219,7 @@ export async function submitCommand(args: string[]): Promise<number> {
   const slides = await findSlides(p.positionals);
   if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
   const url = redisUrl(stringFlag(p.values, 'redis'));
-  const options = analysisOptions(p.values);
+  const options = await checkedAnalysisOptions(p.values, { device: false });
   const submitted = await submitSlides(slides, { ...options, redisUrl: url, priority: numberFlag(p.values, 'priority'), force: Boolean(p.values['force']) });
   let final = submitted;
   if (p.values['wait']) {
@@ -172,9 +240,12 @@ export async function statusCommand(args: string[]): Promise<number> {
   const p = parse(args, { ...ANALYSIS_FLAGS, redis: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
   if (helpRequested(p, `usage: flashslide status [slides...] [--redis URL] [--json] (with the analysis options used at submit)`)) return 0;
   const url = redisUrl(stringFlag(p.values, 'redis'));
+  await checkRedis(url);
+  const options = p.positionals.length > 0 ? await checkedAnalysisOptions(p.values, { device: false }) : {};
   const specs =
     p.positionals.length > 0
-      ? await Promise.all((await findSlides(p.positionals)).map((s) => describeAnalysis(s, analysisOptions(p.values))))
+      ? // The queue's own record of a slide's analysis knows its --data folder: no need to repeat it.
+        await queuedSpecs(await Promise.all((await findSlides(p.positionals)).map((s) => describeAnalysis(s, options))), url)
       : await knownAnalyses(url);
   const rows = await slideStatuses(specs, url);
   process.stdout.write(p.values['json'] ? `${JSON.stringify(rows, null, 2)}\n` : `${statusTable(rows)}\n`);
@@ -199,7 +270,14 @@ export async function referenceCommand(args: string[]): Promise<number> {
   const slides = await findSlides(p.positionals);
   if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
   const maxSize = numberFlag(p.values, 'max-size');
-  const bank = await buildReferenceFromSlides(slides, out, { ...analysisOptions(p.values), maxSize, onProgress: progressBar() });
+  const options = await checkedAnalysisOptions(p.values, { device: true });
+  const bar = progressBar();
+  let bank: Awaited<ReturnType<typeof buildReferenceFromSlides>>;
+  try {
+    bank = await buildReferenceFromSlides(slides, out, { ...options, maxSize, onProgress: bar });
+  } finally {
+    bar.end();
+  }
   process.stdout.write(`${out}: ${bank.size} of ${bank.sourcePatches} tissue patches from ${slides.length} slide(s), model ${bank.model}, dim ${bank.dim}\n`);
   return 0;
 }

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { repoRoot } from '../native/addon.js';
 import { checkRedis, redisUrl as resolveRedisUrl } from '../queue/connection.js';
 import { UsageError, choiceFlag, numberFlag, parse, stringFlag } from './args.js';
-import { ANALYSIS_FLAGS, ANALYSIS_HELP, analysisOptions, helpRequested } from './pipeline-commands.js';
+import { ANALYSIS_FLAGS, ANALYSIS_HELP, checkedAnalysisOptions, helpRequested } from './pipeline-commands.js';
 
 const USAGE = `usage: flashslide serve [--data DIR] [--slides ROOT ...] [--redis URL] [--host 127.0.0.1] [--port 8080]
 
@@ -49,7 +49,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(jpegQuality) || jpegQuality < 1 || jpegQuality > 100) throw new UsageError('--jpeg-quality must be an integer in 1..100');
   const uploadMb = numberFlag(p.values, 'upload-limit-mb') ?? 20480;
   if (!(uploadMb > 0)) throw new UsageError('--upload-limit-mb must be positive');
-  const analysis = analysisOptions(p.values);
+  const analysis = await checkedAnalysisOptions(p.values, { device: false });
   const dataDir = resolve(analysis.dataDir ?? 'data');
   const redisFlag = stringFlag(p.values, 'redis') ?? process.env['FLASHSLIDE_REDIS'];
   const redisUrl = redisFlag === undefined ? undefined : resolveRedisUrl(redisFlag);

@@ -13,8 +13,9 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { encodeSafetensors, type TensorToWrite } from './safetensors.js';
 import { seededRng } from '../util/random.js';
 
+/** Named for what it is: 4 blocks, 192 wide, 16 px patches (not a ViT-S/16: 12 blocks, 384 wide). */
 export const DEMO_MODEL_SPEC = {
-  name: 'flashslide-demo-vit-s16',
+  name: 'flashslide-demo-vit-4x192-p16',
   seed: 20261122,
   patchSize: 16,
   embedDim: 192,

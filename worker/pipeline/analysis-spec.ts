@@ -17,7 +17,8 @@ import { fingerprintFile, stableHash } from './fingerprint.js';
 import { resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import { SlideNotFoundError } from '../slide/errors.js';
-import type { OpenSlideOptions } from '../slide/open-slide.js';
+import { openSlide, type OpenSlideOptions } from '../slide/open-slide.js';
+import type { SlideSource } from '../slide/slide-source.js';
 
 export interface AnalysisOptions {
   /** 'demo' or a timm safetensors checkpoint. */
@@ -100,6 +101,21 @@ async function scoreFingerprint(method: string): Promise<string> {
   return existsSync(path) ? `${method.slice(0, colon)}:${await fingerprintFile(path)}` : method;
 }
 
+/** Whether the slide carries no mpp of its own; true when it cannot be opened (the plan stage reports why). */
+async function slideLacksMpp(path: string): Promise<boolean> {
+  let source: SlideSource;
+  try {
+    source = await openSlide(path);
+  } catch {
+    return true;
+  }
+  try {
+    return source.mpp === null;
+  } finally {
+    await source.close();
+  }
+}
+
 export async function describeAnalysis(slidePath: string, options: Partial<AnalysisOptions> = {}): Promise<AnalysisSpec> {
   const o = { ...DEFAULT_ANALYSIS_OPTIONS, ...options };
   const abs = resolve(slidePath);
@@ -118,7 +134,9 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     regionSize: o.regionSize ?? null,
     overlap: o.overlap,
     mpp: o.mpp ?? null,
-    fallbackMpp: o.fallbackMpp ?? null,
+    // A fallback changes nothing for slides that carry their own mpp: it must not change their id
+    // either (else adding --fallback-mpp to a batch would recompute every slide in it).
+    fallbackMpp: o.mpp === undefined && o.fallbackMpp !== undefined && (await slideLacksMpp(abs)) ? o.fallbackMpp : null,
   }).slice(0, 24);
   const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
   const slideName = basename(abs, extname(abs));

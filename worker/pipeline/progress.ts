@@ -13,6 +13,9 @@ export interface SlideProgress {
 
 export type ProgressListener = (p: SlideProgress) => void;
 
+/** A progress bar drawn on a terminal: `end()` finishes a line left open (a slide that failed or was interrupted). */
+export type ProgressBar = ProgressListener & { end(): void };
+
 export class RateMeter {
   private readonly started = performance.now();
   constructor(private readonly initial = 0) {}
@@ -40,9 +43,10 @@ function formatSeconds(s: number | null): string {
  * overlap (the embedded runner scores one slide while the next is embedded): each has its own
  * rate meter, and a slide that finishes gets its final line printed above the running one.
  */
-export function progressBar(stream: NodeJS.WriteStream = process.stderr): ProgressListener {
+export function progressBar(stream: NodeJS.WriteStream = process.stderr): ProgressBar {
   const slides = new Map<string, { meter: RateMeter; lastDecile: number }>();
-  return (p) => {
+  let open = false;
+  const listener: ProgressListener = (p) => {
     let s = slides.get(p.analysisId);
     if (s === undefined) {
       s = { meter: new RateMeter(p.regionsDone), lastDecile: -1 };
@@ -57,6 +61,7 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progre
       `${s.meter.rate(p.regionsDone).toFixed(2)}/s ETA ${formatSeconds(s.meter.etaSeconds(p.regionsDone, p.regionsTotal))} ${p.stage}`;
     if (stream.isTTY) {
       stream.write(`\r${line}\x1b[K${p.stage === 'done' ? '\n' : ''}`);
+      open = p.stage !== 'done';
     } else {
       const decile = Math.floor(frac * 10);
       if (decile !== s.lastDecile || p.stage === 'done') {
@@ -65,4 +70,10 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progre
       }
     }
   };
+  return Object.assign(listener, {
+    end(): void {
+      if (open) stream.write('\n');
+      open = false;
+    },
+  });
 }

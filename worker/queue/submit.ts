@@ -9,6 +9,8 @@ import { KEEP, QUEUES, RETRY, jobIds, type PlanJobData } from './queues.js';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 import { readFailure, readResultSummary } from '../pipeline/aggregate-stage.js';
 import { rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * 'missing': the queue finished the analysis but its result folder has no summary.json (deleted,
@@ -119,6 +121,22 @@ export async function slideStatuses(specs: readonly AnalysisSpec[], redisUrl: st
   const q = openQueues(redisUrl);
   try {
     return await Promise.all(specs.map((s) => statusOf(q, s)));
+  } finally {
+    await q.close();
+  }
+}
+
+/**
+ * The queue's own spec for each analysis it knows (same analysis id), else the one given: a job
+ * records where it was submitted to (--data), so `status <slide>` need not be told again.
+ */
+export async function queuedSpecs(specs: readonly AnalysisSpec[], redisUrl: string): Promise<AnalysisSpec[]> {
+  const q = openQueues(redisUrl);
+  try {
+    // Job ids include the result folder, so look the analysis up by its id among the jobs.
+    const known = new Map<string, AnalysisSpec>();
+    for (const spec of await knownSpecs(q, 1000)) if (!known.has(spec.analysisId)) known.set(spec.analysisId, spec); // newest first
+    return specs.map((spec) => (known.has(spec.analysisId) && !existsSync(join(spec.resultDir, 'summary.json')) ? (known.get(spec.analysisId) as AnalysisSpec) : spec));
   } finally {
     await q.close();
   }

@@ -130,7 +130,7 @@ function chooseLevel(source: SlideSource, mpp0: number, o: RegionPlanOptions): L
 
 export function planRegions(source: SlideSource, tissue: TissueMap, options: Partial<RegionPlanOptions> = {}): RegionPlan {
   const o = validateRegionOptions(options);
-  if (source.mpp === null) throw new MissingMppError(source.path, source.mppNote ?? 'no resolution metadata');
+  if (source.mpp === null) throw new MissingMppError(source.path, source.mppNote ?? 'no resolution metadata', source.objectivePower);
   const mpp0 = (source.mpp.x + source.mpp.y) / 2;
   const choice = chooseLevel(source, mpp0, o);
   const lvl = source.levels[choice.level];

@@ -46,10 +46,19 @@ export class CorruptSlideError extends SlideError {
 
 /** The slide carries no usable microns-per-pixel and the caller gave none. */
 export class MissingMppError extends SlideError {
-  constructor(path: string, detail: string) {
+  /**
+   * `objectivePower`: the magnification the file records, if any; it gives the likely mpp. Without
+   * it the message does not guess: a wrong mpp shrinks or grows everything the pipeline measures
+   * (tissue, regions, areas), which can look like "no tissue" or like a result.
+   */
+  constructor(path: string, detail: string, objectivePower: number | null = null) {
+    const likely =
+      objectivePower !== null
+        ? `the file records a ${objectivePower}x objective, so most likely --mpp ${(10 / objectivePower).toFixed(3)} (check the scanner's report)`
+        : "find it in the scanner's report or the slide's label: the objective magnification, about 0.25 µm/px at 40x and 0.5 µm/px at 20x (scanners differ by a few %)";
     super(
       'missing_mpp',
-      `${path}: no microns-per-pixel in the slide (${detail}); pass --mpp <microns per pixel at level 0>, e.g. --mpp 0.25 for a 40x scan`,
+      `${path}: no microns-per-pixel in the slide (${detail}); pass --mpp <microns per level-0 pixel> for this slide, or --fallback-mpp for every slide of a batch that lacks it: ${likely}`,
       { path },
     );
   }

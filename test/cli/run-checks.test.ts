@@ -1,0 +1,196 @@
+/**
+ * Mistakes a newcomer makes, caught before any work (issue 12): run-wide option errors, model
+ * files, devices, a worker that cannot work, status without Redis, the queue's own record of
+ * where a slide's result goes, the no-mpp hint, Ctrl-C, progress lines, inspect's output folder.
+ * The built CLI in real processes, real slides, a real Redis for the queue parts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
+import { progressBar } from '../../worker/pipeline/progress.js';
+import { MissingMppError } from '../../worker/slide/errors.js';
+import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
+import { availableDevices, resolveModelFiles } from '../../worker/infer/vit-engine.js';
+import { startRedis, type RedisHandle } from '../redis-server.js';
+import { CMU, KIDNEY, ROOT, TINY, tempDir } from '../helpers.js';
+
+const BIN = join(ROOT, 'bin', 'flashslide.js');
+
+function env(): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, FLASHSLIDE_DEBUG: '' };
+  delete e['FLASHSLIDE_REDIS'];
+  return e;
+}
+
+function cli(args: string[], cwd?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, cwd, env: env() });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('run-wide option errors: once, before any slide is read, exit 2', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['a region size below the minimum', ['--region-size', '100'], /--region-size: region size 100 must be in 224\.\.4096/],
+    ['a region size that is not a multiple of the patch', ['--region-size', '1000'], /--region-size: .*multiple of the patch size 16/],
+    ['an overlap that is not a multiple of the patch', ['--overlap', '8'], /--overlap: overlap 8 must be a multiple/],
+    ['a negative target resolution', ['--target-mpp=-1'], /--target-mpp: target mpp -1/],
+    ['a zero --mpp', ['--mpp', '0'], /--mpp 0: expected microns per pixel/],
+    ['a reference bank that does not exist', ['--score', 'reference:/nonexistent/bank.safetensors'], /--score reference:\/nonexistent\/bank\.safetensors: no such file; expected a reference bank/],
+    ['an unknown score method', ['--score', 'knn'], /--score "knn": expected self, reference:/],
+    ['a weights file that does not exist', ['--model', '/nonexistent/uni.safetensors'], /--model \/nonexistent\/uni\.safetensors: no such weights file/],
+    ['a config passed as the model', ['--model', join(ROOT, 'package.json')], /that is a config; --model takes the \.safetensors weights/],
+  ];
+  if (!availableDevices().includes('cuda')) cases.push(['--device cuda on a build without CUDA', ['--device', 'cuda'], /--device cuda: this build has no CUDA backend/]);
+
+  for (const [what, flags, message] of cases) {
+    it(`analyze: ${what}`, () => {
+      const data = join(tempDir(), 'data');
+      const r = cli(['analyze', CMU, TINY, '--data', data, ...flags]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stdout).not.toMatch(/FAILED|DONE/);
+      // Nothing started: no result folder, no failure.json, no work folder.
+      expect(existsSync(data) ? readdirSync(data) : []).toEqual([]);
+    });
+  }
+
+  it('weights without a config, and a config whose weights are missing, are named', async () => {
+    await resolveModelFiles('demo'); // written on first use
+    const dir = tempDir();
+    const weights = join(dir, 'model.safetensors');
+    copyFileSync(join(ROOT, 'models', `${DEMO_MODEL_SPEC.name}.safetensors`), weights);
+    const noConfig = cli(['analyze', CMU, '--data', join(dir, 'data'), '--model', weights]);
+    expect(noConfig.code).toBe(2);
+    expect(noConfig.stderr).toMatch(/model\.json: no model config; write one beside the weights/);
+    const noWeights = cli(['analyze', CMU, '--data', join(dir, 'data'), '--model', join(dir, 'other.safetensors'), '--config', join(ROOT, 'models', `${DEMO_MODEL_SPEC.name}.json`)]);
+    expect(noWeights.code).toBe(2);
+    expect(noWeights.stderr).toMatch(/other\.safetensors: no such weights file/);
+    expect(noWeights.stderr).not.toMatch(/internal error|ENOENT/);
+  });
+
+  it('submit and reference build check the same options before touching the queue or a slide', () => {
+    const sub = cli(['submit', CMU, '--region-size', '1000', '--redis', 'redis://127.0.0.1:1']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toMatch(/--region-size/);
+    const ref = cli(['reference', 'build', CMU, '-o', join(tempDir(), 'bank.safetensors'), '--overlap', '8']);
+    expect(ref.code).toBe(2);
+    expect(ref.stderr).toMatch(/--overlap/);
+  });
+});
+
+describe('workers that cannot work refuse to start', () => {
+  it.skipIf(availableDevices().includes('cuda'))('worker --device cuda on a build without CUDA: exit 2 before connecting to any queue', () => {
+    const r = cli(['worker', '--device', 'cuda', '--redis', 'redis://127.0.0.1:1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--device cuda: this build has no CUDA backend/);
+  });
+
+  it('worker --data is accepted, and a folder it cannot write is refused', () => {
+    const file = join(tempDir(), 'not-a-folder');
+    writeFileSync(file, 'x');
+    const r = cli(['worker', '--data', join(file, 'data'), '--redis', 'redis://127.0.0.1:1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--data .*not a writable folder/);
+    expect(cli(['worker', '--help']).stdout).toMatch(/--data DIR/);
+  });
+
+  it('status without Redis: one line, no stack trace', () => {
+    const r = cli(['status', '--redis', 'redis://127.0.0.1:1']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^flashslide: error: .*127\.0\.0\.1:1/);
+    expect(r.stderr).not.toMatch(/ioredis|at .*\.js/);
+  });
+});
+
+describe('the queue knows where a slide goes', () => {
+  let redis: RedisHandle;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('submit says what it did without reading like a state; status <slide> finds the job without --data', () => {
+    const dir = tempDir();
+    const slide = join(dir, 'tiny.svs');
+    copyFileSync(TINY, slide);
+    const data = join(dir, 'elsewhere');
+    const first = cli(['submit', slide, '--data', data, '--redis', redis.url]);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/queued .*tiny\.svs \[submitted now\]/);
+    expect(first.stdout).not.toMatch(/\[queued\]/);
+    const again = cli(['submit', slide, '--data', data, '--redis', redis.url]);
+    expect(again.stdout).toMatch(/\[was already in the queue\]/);
+    // No --data here: the queue's record of the analysis says where its result goes.
+    const status = cli(['status', slide, '--redis', redis.url], dir);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^queued .*tiny\.svs/m);
+  });
+});
+
+describe('ids, hints and polish', () => {
+  it('--fallback-mpp leaves the analysis id of a slide with its own mpp alone, and changes it for one without', async () => {
+    const data = tempDir();
+    const own = await describeAnalysis(CMU, { dataDir: data });
+    expect((await describeAnalysis(CMU, { dataDir: data, fallbackMpp: 0.3 })).analysisId).toBe(own.analysisId);
+    const none = await describeAnalysis(KIDNEY, { dataDir: data });
+    expect((await describeAnalysis(KIDNEY, { dataDir: data, fallbackMpp: 0.3 })).analysisId).not.toBe(none.analysisId);
+    // --mpp replaces the slide's own value: a different analysis
+    expect((await describeAnalysis(CMU, { dataDir: data, mpp: 0.3 })).analysisId).not.toBe(own.analysisId);
+  });
+
+  it('the no-mpp hint says how to find the value instead of proposing one; with a recorded magnification it derives it', () => {
+    const blind = new MissingMppError('/s.tif', 'no TIFF resolution tags').message;
+    expect(blind).toMatch(/scanner's report or the slide's label/);
+    expect(blind).toMatch(/--fallback-mpp/);
+    expect(new MissingMppError('/s.tif', 'no TIFF resolution tags', 20).message).toMatch(/20x objective, so most likely --mpp 0\.500/);
+  });
+
+  it('the demo model is named for what it is', () => {
+    expect(DEMO_MODEL_SPEC.name).toBe('flashslide-demo-vit-4x192-p16');
+    expect(DEMO_MODEL_SPEC).toMatchObject({ depth: 4, embedDim: 192, patchSize: 16 });
+  });
+
+  it('a progress bar left open on a terminal (a failed or interrupted slide) is ended', () => {
+    let text = '';
+    const tty = { isTTY: true, write: (s: string) => ((text += s), true) } as unknown as NodeJS.WriteStream;
+    const bar = progressBar(tty);
+    bar({ analysisId: 'a', slideName: 's', stage: 'embed', regionsDone: 1, regionsTotal: 4 });
+    expect(text.endsWith('\n')).toBe(false);
+    bar.end();
+    expect(text.endsWith('\n')).toBe(true);
+    bar.end();
+    expect(text.endsWith('\n\n')).toBe(false);
+  });
+
+  it('inspect writes its mask under the data folder, not into the current folder', () => {
+    const cwd = tempDir();
+    const r = cli(['inspect', CMU, '--json'], cwd);
+    expect(r.code).toBe(0);
+    const path = (JSON.parse(r.stdout) as { tissueMaskPath: string }).tissueMaskPath;
+    expect(path).toBe(join(cwd, 'data', 'inspect', 'CMU-1-Small-Region.tissue.png'));
+    expect(existsSync(path)).toBe(true);
+    expect(readdirSync(cwd)).toEqual(['data']);
+  });
+
+  it('Ctrl-C during analyze says a re-run resumes, ends the progress line, exits 130', async () => {
+    const data = join(tempDir(), 'data');
+    const child = spawn(process.execPath, [BIN, 'analyze', CMU, '--data', data, '--region-size', '224', '--device', 'cpu'], { env: env() });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/embed/.test(stderr)) resolve();
+      });
+      void exited.then(() => resolve());
+    });
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/interrupted\. Finished batches are kept: run the same command again to resume/);
+  }, 60_000);
+});
