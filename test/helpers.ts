@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,4 +30,19 @@ export function diff(a: Uint8Array, b: Uint8Array): { max: number; mean: number 
     sum += d;
   }
   return { max, mean: sum / a.length };
+}
+
+export const BIN = join(ROOT, 'bin', 'flashslide.js');
+
+/** The environment for the built CLI in tests: no debug traces, and never this machine's queue. */
+export function cliEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, FLASHSLIDE_DEBUG: '' };
+  delete env['FLASHSLIDE_REDIS'];
+  return env;
+}
+
+/** Runs the built `flashslide` with `args` in a child process. */
+export function cli(args: string[], cwd?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, cwd, env: cliEnv() });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

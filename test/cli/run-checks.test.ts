@@ -5,7 +5,7 @@
  * The built CLI in real processes, real slides, a real Redis for the queue parts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
@@ -14,20 +14,7 @@ import { MissingMppError } from '../../worker/slide/errors.js';
 import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
 import { availableDevices, resolveModelFiles } from '../../worker/infer/vit-engine.js';
 import { startRedis, type RedisHandle } from '../redis-server.js';
-import { CMU, KIDNEY, ROOT, TINY, tempDir } from '../helpers.js';
-
-const BIN = join(ROOT, 'bin', 'flashslide.js');
-
-function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, FLASHSLIDE_DEBUG: '' };
-  delete e['FLASHSLIDE_REDIS'];
-  return e;
-}
-
-function cli(args: string[], cwd?: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, cwd, env: env() });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { BIN, CMU, KIDNEY, ROOT, TINY, cli, cliEnv, tempDir } from '../helpers.js';
 
 describe('run-wide option errors: once, before any slide is read, exit 2', () => {
   const cases: [string, string[], RegExp][] = [
@@ -179,7 +166,7 @@ describe('ids, hints and polish', () => {
 
   it('Ctrl-C during analyze says a re-run resumes, ends the progress line, exits 130', async () => {
     const data = join(tempDir(), 'data');
-    const child = spawn(process.execPath, [BIN, 'analyze', CMU, '--data', data, '--region-size', '224', '--device', 'cpu'], { env: env() });
+    const child = spawn(process.execPath, [BIN, 'analyze', CMU, '--data', data, '--region-size', '224', '--device', 'cpu'], { env: cliEnv() });
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await new Promise<void>((resolve) => {

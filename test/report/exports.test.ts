@@ -6,7 +6,7 @@
  * built one, and the queue part uses a real Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -20,22 +20,8 @@ import type { RegionFeatureCollection } from '../../worker/store/geojson.js';
 import { ReviewStore } from '../../viewer/server/review-store.js';
 import { buildServer, type ReviewServer } from '../../viewer/server/server.js';
 import { startRedis, type RedisHandle } from '../redis-server.js';
-import { BROKEN, CMU, ROOT, TINY, tempDir } from '../helpers.js';
+import { BROKEN, CMU, ROOT, TINY, cli, tempDir } from '../helpers.js';
 import { writePlantedSlide } from '../planted-slide.js';
-
-const BIN = join(ROOT, 'bin', 'flashslide.js');
-
-/** This machine's FLASHSLIDE_REDIS must not point the CLI at another queue. */
-function withoutRedisEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, FLASHSLIDE_DEBUG: '' };
-  delete env['FLASHSLIDE_REDIS'];
-  return env;
-}
-
-function cli(args: string[], cwd?: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, cwd, env: withoutRedisEnv() });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** The notes a pathologist may type: commas, quotes, line breaks, non-ASCII, a formula-looking start. */
 const HOSTILE_NOTES = [

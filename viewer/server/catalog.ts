@@ -15,6 +15,7 @@ import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
 import { parseHeatmapMeta } from '../../worker/store/heatmap-json.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { RESULT_FILES } from '../../worker/store/result-store.js';
+import { readJsonFile } from '../../worker/store/json-file.js';
 import type { SlideFailure, SlideSummary } from '../../worker/store/summary.js';
 import { EMBEDDINGS_FOLDER } from '../../worker/pipeline/analysis-spec.js';
 import { readerConnectionOptions } from '../../worker/queue/connection.js';
@@ -194,18 +195,9 @@ function fromQueueStatus(s: SlideStatus): CatalogEntry {
   };
 }
 
-async function readJson<T>(path: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
 /** A done or failed result folder as an entry; null when it holds neither (being written, or not ours). */
 async function readResultFolder(dir: string): Promise<CatalogEntry | null> {
-  const summary = await readJson<SlideSummary & { threshold: number | null }>(join(dir, RESULT_FILES.summary));
+  const summary = await readJsonFile<SlideSummary & { threshold: number | null }>(join(dir, RESULT_FILES.summary));
   if (summary !== null && summary.status === 'done' && typeof summary.slideId === 'string' && ANALYSIS_ID.test(summary.slideId)) {
     const slidePath = summary.slidePath ?? parseHeatmapMeta(await readFile(join(dir, RESULT_FILES.meta), 'utf8')).slidePath;
     const updatedAt = summary.createdAt ?? (await stat(join(dir, RESULT_FILES.summary))).mtime.toISOString();
@@ -223,7 +215,7 @@ async function readResultFolder(dir: string): Promise<CatalogEntry | null> {
       summary: { ...summary, threshold: summary.threshold ?? Infinity },
     };
   }
-  const failure = await readJson<SlideFailure>(join(dir, RESULT_FILES.failure));
+  const failure = await readJsonFile<SlideFailure>(join(dir, RESULT_FILES.failure));
   if (failure !== null && failure.status === 'failed' && typeof failure.slideId === 'string' && ANALYSIS_ID.test(failure.slideId)) {
     return {
       id: failure.slideId,

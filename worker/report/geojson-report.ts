@@ -13,7 +13,7 @@
  * A foreign member `flashslide` (ignored by QuPath) carries the slide's status, and for a failed
  * slide the reason, so an empty collection is never mistaken for "nothing found".
  */
-import type { Rgb, GeoJsonMultiPolygon, GeoJsonPolygon } from '../store/geojson.js';
+import type { RegionFeature, Rgb } from '../store/geojson.js';
 import type { Verdict } from '../store/result-types.js';
 import { REPORT_FORMAT_VERSION, type SlideReport } from './slide-report.js';
 
@@ -24,19 +24,10 @@ export const VERDICT_CLASSES: Record<Verdict | 'open', { name: string; color: Rg
   unsure: { name: 'Anomaly (unsure)', color: [240, 160, 0] },
 };
 
-export interface ReviewedFeature {
-  type: 'Feature';
-  id: string;
-  geometry: GeoJsonPolygon | GeoJsonMultiPolygon;
-  properties: {
-    objectType: 'annotation';
-    name: string;
-    classification: { name: string; color: Rgb };
-    isLocked: boolean;
-    measurements: Record<string, number>;
-    metadata: Record<string, string>;
-  };
-}
+/** A region feature of regions.geojson with the verdict's class and the review as metadata. */
+export type ReviewedFeature = Omit<RegionFeature, 'properties'> & {
+  properties: RegionFeature['properties'] & { metadata: Record<string, string> };
+};
 
 export interface ReviewedFeatureCollection {
   type: 'FeatureCollection';

@@ -15,6 +15,7 @@ import type { SlidePlan } from '../pipeline/plan-stage.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import { readAnalysisRecord, type AnalysisRecord, type ModelValidation } from '../store/analysis-record.js';
 import { CorruptResultError } from '../store/errors.js';
+import { readJsonFile } from '../store/json-file.js';
 import type { GeoJsonMultiPolygon, GeoJsonPolygon } from '../store/geojson.js';
 import { parseHeatmapMeta, type HeatmapMeta } from '../store/heatmap-json.js';
 import { decodeNpyFloat32 } from '../store/npy.js';
@@ -123,27 +124,12 @@ export interface SlideReport {
   provenance: 'analysis.json' | 'plan.json' | 'result only';
 }
 
-async function readJsonIfPresent<T>(path: string): Promise<T | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (err) {
-    throw new CorruptResultError(path, `not valid JSON (${(err as Error).message})`, err);
-  }
-}
-
 /** The plan in the work folder, for results made before analysis.json existed. */
 async function planOf(summary: SlideSummary | null): Promise<SlidePlan | null> {
   const dir = summary?.embeddings?.dir;
   if (dir === undefined) return null;
   try {
-    return await readJsonIfPresent<SlidePlan>(join(dir, 'plan.json'));
+    return await readJsonFile<SlidePlan>(join(dir, 'plan.json'));
   } catch {
     return null; // the work folder is a cache; a broken one just means less provenance
   }
@@ -157,9 +143,9 @@ const finiteOrNull = (v: number | null | undefined): number | null => (typeof v 
 
 /** Loads the report of the result in `resultDir` (done or failed). Throws when it holds neither. */
 export async function loadSlideReport(resultDir: string): Promise<SlideReport> {
-  const summaryRaw = await readJsonIfPresent<SlideSummary & { threshold: number | null }>(join(resultDir, RESULT_FILES.summary));
+  const summaryRaw = await readJsonFile<SlideSummary & { threshold: number | null }>(join(resultDir, RESULT_FILES.summary));
   if (summaryRaw === null || summaryRaw.status !== 'done') {
-    const failure = await readJsonIfPresent<SlideFailure>(join(resultDir, RESULT_FILES.failure));
+    const failure = await readJsonFile<SlideFailure>(join(resultDir, RESULT_FILES.failure));
     if (failure === null || failure.status !== 'failed') {
       throw new CorruptResultError(resultDir, 'holds neither a finished result (summary.json) nor a failure (failure.json): the slide is still being analysed, or its analysis was interrupted');
     }

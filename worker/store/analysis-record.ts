@@ -3,9 +3,9 @@
  * years later can still name the slide's bytes, the model's weights and every parameter, without
  * the work folder (embeddings are a cache and may be deleted) or the slide file.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CorruptResultError } from './errors.js';
+import { readJsonFile } from './json-file.js';
 
 export const ANALYSIS_FILE = 'analysis.json';
 
@@ -82,18 +82,7 @@ export function validationOf(config: unknown): ModelValidation | null {
 
 export async function readAnalysisRecord(resultDir: string): Promise<AnalysisRecord | null> {
   const path = join(resultDir, ANALYSIS_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  try {
-    const record = JSON.parse(text) as AnalysisRecord;
-    if (record.formatVersion !== 1) throw new Error(`formatVersion ${String(record.formatVersion)} is not 1`);
-    return record;
-  } catch (err) {
-    throw new CorruptResultError(path, (err as Error).message, err);
-  }
+  const record = await readJsonFile<AnalysisRecord>(path);
+  if (record !== null && record.formatVersion !== 1) throw new CorruptResultError(path, `formatVersion ${String(record.formatVersion)} is not 1`);
+  return record;
 }

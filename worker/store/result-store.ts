@@ -20,10 +20,11 @@
  * and end in '.tmp'; one left by a crashed worker is never mistaken for a result. No locks: job ids
  * make sure only one worker writes a given slide at a time.
  */
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { CorruptResultError, StoreArgumentError } from './errors.js';
+import { readJsonFile } from './json-file.js';
 import { formatHeatmapMeta, type HeatmapMeta } from './heatmap-json.js';
 import { encodeNpyFloat32 } from './npy.js';
 import type { SlideFailure, SlideSummary } from './summary.js';
@@ -99,7 +100,7 @@ export class ResultStore {
 
   /** The summary of a complete result, or null when there is none (never run, running, crashed, failed). */
   async readSummary(slideId: string): Promise<SlideSummary | null> {
-    const raw = await this.readJson<SlideSummary & { threshold: number | null }>(join(this.slideDir(slideId), RESULT_FILES.summary));
+    const raw = await readJsonFile<SlideSummary & { threshold: number | null }>(join(this.slideDir(slideId), RESULT_FILES.summary));
     if (raw === null) return null;
     if (raw.status !== 'done' || typeof raw.slideId !== 'string') {
       throw new CorruptResultError(join(this.slideDir(slideId), RESULT_FILES.summary), 'not a slide summary (no status "done" or slideId)');
@@ -127,21 +128,7 @@ export class ResultStore {
   }
 
   async readFailure(slideId: string): Promise<SlideFailure | null> {
-    return this.readJson<SlideFailure>(join(this.slideDir(slideId), RESULT_FILES.failure));
+    return readJsonFile<SlideFailure>(join(this.slideDir(slideId), RESULT_FILES.failure));
   }
 
-  private async readJson<T>(path: string): Promise<T | null> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    try {
-      return JSON.parse(text) as T;
-    } catch (err) {
-      throw new CorruptResultError(path, `not valid JSON (${(err as Error).message})`, err);
-    }
-  }
 }

@@ -7,9 +7,9 @@
  * Verdicts of regions the current result no longer has (recomputed with other outlines) stay in
  * the file but are not counted.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CorruptResultError } from './errors.js';
+import { readJsonFile } from './json-file.js';
 import type { RegionReview, Review, ReviewState } from './result-types.js';
 
 export const REVIEW_FILE = 'review.json';
@@ -31,19 +31,8 @@ export function reviewState(reviewed: number, total: number): ReviewState {
 /** The review file of a result folder; an empty review when there is none yet. */
 export async function readReviewFile(resultDir: string): Promise<ReviewFile> {
   const path = join(resultDir, REVIEW_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY_REVIEW;
-    throw err;
-  }
-  let parsed: Partial<ReviewFile>;
-  try {
-    parsed = JSON.parse(text) as Partial<ReviewFile>;
-  } catch (err) {
-    throw new CorruptResultError(path, `not valid JSON (${(err as Error).message})`, err);
-  }
+  const parsed = await readJsonFile<Partial<ReviewFile>>(path);
+  if (parsed === null) return EMPTY_REVIEW;
   if (parsed.formatVersion !== 1 || typeof parsed.version !== 'number' || typeof parsed.regions !== 'object' || parsed.regions === null) {
     throw new CorruptResultError(path, 'not a flashslide review (formatVersion 1)');
   }
