@@ -1,13 +1,20 @@
 #!/usr/bin/env node
-// Makes a checkout runnable, doing only what is missing or stale: installs node_modules (npm ci),
-// builds the native addon and compiles TypeScript. Safe to run any number of times; `npm start`
-// and `npm test` call it first.
+// Makes a checkout runnable, doing only what is missing or stale: the system packages
+// (scripts/system-packages.mjs: installed with apt-get when that needs no password, else one
+// message with the command), node_modules (npm ci), the native addon, the compiled TypeScript and
+// the browser app. Safe to run any number of times; `npm start` (--for start) and `npm test`
+// (--for test: also what the tests need) call it first.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { ensureSystemPackages } from './system-packages.mjs';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const purpose = process.argv.includes('--for') ? process.argv[process.argv.indexOf('--for') + 1] : 'start';
+// First: without a compiler or cblas.h the build below would stop with a raw compiler error.
+if (!ensureSystemPackages(purpose)) process.exit(1);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 function newest(path) {
@@ -33,12 +40,12 @@ function run(cmd, argv) {
 
 const installed = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(installed) || mtime(join(root, 'package-lock.json')) > mtime(installed)) {
-  console.log('flashslide: installing dependencies (npm install, pinned by package-lock.json)...');
-  // Not `npm ci`: it refuses a lock file that lacks entries for optional packages built for
-  // other platforms (msgpackr-extract's darwin/win32 builds), which some registries do not serve.
-  // `npm install` with the lock file present installs the same locked versions.
+  console.log('flashslide: installing dependencies (npm ci: exactly package-lock.json)...');
+  // npm ci never rewrites the tracked lock file. The lock lists vite's Windows-only optional
+  // dependency napi-windows-process-start-time without a download URL (some registries do not
+  // serve it): npm ci needs the entry and skips the package on other platforms.
   // --ignore-scripts: the build below runs once, with the checks that follow.
-  run(npm, ['install', '--ignore-scripts', '--no-audit', '--no-fund']);
+  run(npm, ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
 }
 const addon = join(root, 'native', 'build', 'Release', 'flashslide.node');
 if (mtime(addon) < Math.max(newest(join(root, 'native')), newest(join(root, 'kernels')))) {

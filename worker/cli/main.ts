@@ -8,6 +8,7 @@ import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
 import { SafetensorsError } from '../infer/safetensors.js';
 import { UsageError } from './args.js';
+import { FLASHSLIDE_VERSION } from '../util/version.js';
 import { inspectCommand } from './inspect-command.js';
 import { modelCommand } from './model-command.js';
 import { analyzeCommand, referenceCommand, statusCommand, submitCommand, workerCommand } from './pipeline-commands.js';
@@ -38,7 +39,7 @@ commands:
       the inference engine: inferred architecture, parity check against reference outputs,
       the demo model
 
-run 'flashslide <command> --help' for details.`;
+run 'flashslide <command> --help' for details; flashslide --version prints the version.`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   analyze: analyzeCommand,
@@ -57,6 +58,10 @@ export async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`flashslide ${FLASHSLIDE_VERSION}\n`);
+    return 0;
   }
   const run = COMMANDS[command];
   try {
