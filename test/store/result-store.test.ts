@@ -43,7 +43,7 @@ async function parts(slideId: string, threshold = 0.8): Promise<ResultParts> {
   };
   const thumb = { data: Buffer.alloc(16 * 12 * 3, 200), width: 16, height: 12 };
   const tissuePng = await sharp(Buffer.alloc(16 * 12, 255), { raw: { width: 16, height: 12, channels: 1 } }).png().toBuffer();
-  const overlayPng = await renderOverlay({ thumbnail: thumb, heatmap, rows, cols, min: 0.1, max: 0.95, threshold });
+  const overlayPng = await renderOverlay({ slideWidth: 128, slideHeight: 96, thumbnail: thumb, heatmap: { grid: heatmap, meta }, tissuePng, regions: [], title: 's', subtitle: 'm' }, { longSide: 400 });
   const summary: SlideSummary = {
     slideId,
     slidePath: meta.slidePath,

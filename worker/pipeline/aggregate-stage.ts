@@ -19,11 +19,15 @@ import { nearestNeighbourDevice } from '../score/native-nearest-neighbour.js';
 import { RowSums } from '../score/score-embeddings.js';
 import { anomalousRegions } from '../store/contours.js';
 import { toQuPathGeoJson } from '../store/geojson.js';
-import { renderOverlay } from '../store/overlay.js';
+import { OVERLAY_DEFAULTS, renderOverlay } from '../store/overlay.js';
+import { rankRegions } from '../store/ranked-regions.js';
+import { openSlide } from '../slide/open-slide.js';
+import { readThumbnail } from '../slide/thumbnail.js';
+import type { RgbImage } from '../slide/slide-source.js';
 import { ResultStore } from '../store/result-store.js';
 import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
 import { countCells, slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
-import type { AnalysisSpec } from './analysis-spec.js';
+import { slideOpenOptions, type AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
@@ -33,6 +37,29 @@ import { FLASHSLIDE_VERSION } from '../util/version.js';
 import { validationOf, type AnalysisRecord } from '../store/analysis-record.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import sharp from 'sharp';
+
+/**
+ * The slide image under overlay.png, read from the slide at the figure's size. The plan's
+ * overview (a few hundred pixels) stands in when the slide cannot be read here (a worker on
+ * another machine without the file): a coarser picture, never a failed result.
+ */
+async function overlayThumbnail(plan: SlidePlan, longSide: number): Promise<RgbImage | null> {
+  try {
+    const source = await openSlide(plan.spec.slidePath, slideOpenOptions(plan.spec));
+    try {
+      return await readThumbnail(source, longSide);
+    } finally {
+      await source.close();
+    }
+  } catch {
+    try {
+      const { data, info } = await sharp(await readFile(join(workDir(plan.spec), 'overview.png'))).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return { data, width: info.width, height: info.height };
+    } catch {
+      return null;
+    }
+  }
+}
 
 /** The result's provenance (analysis.json): what a report names, from the plan and the model config. */
 async function analysisRecord(plan: SlidePlan, scoreMethod: string, createdAt: string): Promise<AnalysisRecord> {
@@ -204,18 +231,16 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
     flashslideVersion: FLASHSLIDE_VERSION,
   };
 
-  const overviewPng = await readFile(join(dir, 'overview.png'));
-  const { data: thumb, info } = await sharp(overviewPng).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const regionsGeoJson = toQuPathGeoJson(regions);
   const overlayPng = await renderOverlay({
-    thumbnail: { data: thumb, width: info.width, height: info.height },
-    heatmap,
-    rows: grid.rows,
-    cols: grid.cols,
-    min: range?.min ?? 0,
-    max: range?.max ?? 0,
-    threshold,
-    // The grid may hang over the slide's right/bottom edge; the overlay covers the slide only.
-    coverage: { width: (grid.cols * grid.cellSizeLevel0) / plan.slide.width, height: (grid.rows * grid.cellSizeLevel0) / plan.slide.height },
+    slideWidth: plan.slide.width,
+    slideHeight: plan.slide.height,
+    thumbnail: await overlayThumbnail(plan, OVERLAY_DEFAULTS.longSide),
+    heatmap: { grid: heatmap, meta },
+    tissuePng,
+    regions: rankRegions(regionsGeoJson),
+    title: basename(spec.slidePath),
+    subtitle: `${spec.modelName}${spec.modelName === DEMO_MODEL_SPEC.name ? ' (demo model, random weights: not diagnostic)' : ''} · score ${scorer.method} · slide score ${range === null ? 'none (no tissue)' : (slideScore(scores) ?? 0).toFixed(3)} · ${regions.length} anomalous region${regions.length === 1 ? '' : 's'}`,
   });
 
   const { anomalousCells } = countCells(scores, threshold);
@@ -252,6 +277,6 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   };
   const analysis = await analysisRecord(plan, scorer.method, meta.createdAt);
   const { store, id } = storeFor(spec);
-  await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson: toQuPathGeoJson(regions), analysis, summary });
+  await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson, analysis, summary });
   return summary;
 }

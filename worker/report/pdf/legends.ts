@@ -3,7 +3,7 @@
  * styles, and the scale bar on crops. Vectors, so ticks and numbers stay sharp and searchable.
  */
 import type { ColormapName } from '../../store/colormap.js';
-import type { Colouring } from './figures.js';
+import type { Colouring } from '../../store/heatmap-figure.js';
 import { fmtScore, niceLength } from './format.js';
 import { put, STYLE, widthOf, type Pdf } from './pdf-layout.js';
 import { HALO, OUTLINE_COLOUR, type Placement } from './region-marks.js';

@@ -23,7 +23,7 @@ import { ReportArgumentError } from '../errors.js';
 import { MAX_TOP_REGIONS, PAPER_SIZES, type PaperSize } from '../report-options.js';
 import { readReportHeatmap, type ReportRegion, type SlideReport } from '../slide-report.js';
 import { drawDetails, drawFullNotes } from './details-section.js';
-import { FIGURE_DEFAULTS, heatmapColouring, renderOverview, type Heatmap, type Raster } from './figures.js';
+import { FIGURE_DEFAULTS, heatmapColouring, renderOverview, type Heatmap, type Raster } from '../../store/heatmap-figure.js';
 import { findReportFonts, type ReportFonts } from './fonts.js';
 import { fmtDate } from './format.js';
 import { MARGINS, newPage, type PageChrome, type Pdf } from './pdf-layout.js';

@@ -7,7 +7,7 @@
 import sharp from 'sharp';
 import type { SlideLevel, SlideSource } from '../../slide/slide-source.js';
 import { bestLevelForDownsample } from '../../slide/thumbnail.js';
-import type { Box } from './figures.js';
+import type { Box } from '../../store/heatmap-figure.js';
 
 export interface CropOptions {
   /** Side of the crop image in pixels. */

@@ -9,7 +9,7 @@ import type { ColormapName } from '../../store/colormap.js';
 import type { ReportRegion, SlideReport } from '../slide-report.js';
 import { drawScaleBar } from './legends.js';
 import { drawOutline, drawRegionsOnCrop, OUTLINE_COLOUR, type Placement } from './region-marks.js';
-import { renderInset, type Colouring, type Heatmap } from './figures.js';
+import { renderInset, type Colouring, type Heatmap } from '../../store/heatmap-figure.js';
 import { fmtDate, fmtInt, fmtLength, fmtMm2, fmtScore, fmtSig } from './format.js';
 import { contentBox, keyValues, lineHeight, measure, newPage, put, sectionTitle, STYLE, widthOf, type KeyValue, type Pdf } from './pdf-layout.js';
 import { planCropField, readCropJpeg, type CropField, type CropOptions } from './region-crop.js';

@@ -8,7 +8,7 @@ import type { ColormapName } from '../../store/colormap.js';
 import type { SlideReport } from '../slide-report.js';
 import { drawColourBar, drawLegend } from './legends.js';
 import { drawRegionsOnOverview, type Placement } from './region-marks.js';
-import { FIGURE_DEFAULTS, type Colouring, type Raster } from './figures.js';
+import { FIGURE_DEFAULTS, type Colouring, type Raster } from '../../store/heatmap-figure.js';
 import { fmtDate, NONE, shortHash } from './format.js';
 import { banner, contentBox, keyValues, put, rule, sectionTitle, STYLE, widthOf, type KeyValue, type Pdf } from './pdf-layout.js';
 import { analysisFacts, notDiagnostic, resultTiles, slideFacts, type Tile } from './report-facts.js';

@@ -1,17 +1,17 @@
 /**
- * The report's rasters, composed with sharp: the overview (slide thumbnail, heatmap, tissue
- * outline) and the small heatmap insets beside the crops. Outlines of regions, numbers and scale
- * bars are not burnt in here: they are drawn as vectors over the images (region-marks.ts,
- * legends.ts), so they stay sharp at any zoom and cost no pixels.
+ * Heatmap pictures, composed with sharp: the overview (slide thumbnail, heatmap, tissue outline)
+ * that the PDF report and overlay.png share, and the small heatmap insets beside the PDF's
+ * crops. Region outlines, numbers and colour bars are not burnt in here: the PDF draws them as
+ * vectors (worker/report/pdf/region-marks.ts), overlay.png as SVG (overlay.ts).
  *
  * Cells at or above the threshold are blended strongly and the rest faintly: on a whole slide
  * the reader's eye must land on the hot spots, not on the ramp's uniform low end.
  */
 import sharp from 'sharp';
-import type { RgbImage } from '../../slide/slide-source.js';
-import { thumbnailSize } from '../../slide/thumbnail.js';
-import { colormapLut, lutIndex, type ColormapName } from '../../store/colormap.js';
-import type { HeatmapMeta } from '../../store/heatmap-json.js';
+import type { RgbImage } from '../slide/slide-source.js';
+import { thumbnailSize } from '../slide/thumbnail.js';
+import { colormapLut, lutIndex, type ColormapName } from './colormap.js';
+import type { HeatmapMeta } from './heatmap-json.js';
 
 export interface Heatmap {
   grid: Float32Array;
@@ -29,7 +29,7 @@ export interface Colouring {
 
 export const FIGURE_DEFAULTS = {
   /** Long side of the overview raster in pixels (~250 dpi across a page's width). */
-  overviewSide: 1400,
+  overviewSide: 1400 as number,
   /** Colour weight over the slide of cells at or above the threshold, and below it. */
   opacityHot: 0.68,
   opacityCold: 0.32,
@@ -107,6 +107,14 @@ export interface Raster {
 /** The overview: slide, heatmap blended by threshold, tissue boundary; as a JPEG. */
 export async function renderOverview(input: OverviewInput, options: FigureOptions = {}): Promise<Raster> {
   const o = { ...FIGURE_DEFAULTS, ...options };
+  const { data, width, height } = await overviewPixels(input, options);
+  const jpeg = await sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: o.jpegQuality, mozjpeg: false }).toBuffer();
+  return { jpeg, width, height };
+}
+
+/** The overview as RGB pixels, `overviewSide` on the long side. */
+export async function overviewPixels(input: OverviewInput, options: FigureOptions = {}): Promise<RgbImage> {
+  const o = { ...FIGURE_DEFAULTS, ...options };
   const { width, height } = thumbnailSize(input.slideWidth, input.slideHeight, o.overviewSide);
   let pixels: Buffer;
   if (input.thumbnail === null) {
@@ -128,9 +136,7 @@ export async function renderOverview(input: OverviewInput, options: FigureOption
     blendHeatmap(pixels, width, height, input, input.heatmap, input.colouring, opacity);
   }
   if (input.tissuePng !== null) await drawTissueBoundary(pixels, width, height, input.tissuePng, o.tissueOutline);
-
-  const jpeg = await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: o.jpegQuality, mozjpeg: false }).toBuffer();
-  return { jpeg, width, height };
+  return { data: pixels, width, height };
 }
 
 function blendHeatmap(pixels: Buffer, width: number, height: number, input: OverviewInput, heatmap: Heatmap, colouring: Colouring, opacity: { hot: number; cold: number }): void {
