@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildReferenceBank, readReferenceBank, writeReferenceBank } from '../../worker/score/reference-bank.js';
+import { calibrateReferenceBank } from '../../worker/score/reference-calibration.js';
 import { ReferenceScorer } from '../../worker/score/reference-scorer.js';
 import { JsNearestNeighbour } from '../../worker/score/nearest-neighbour.js';
 import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
@@ -128,7 +129,13 @@ describe('reference bank', () => {
 describe('reference scorer', () => {
   it('scores patches unlike the normal tissue highest', async () => {
     const bankPath = join(tempDir(), 'normal:v1.safetensors');
-    await writeReferenceBank(bankPath, buildReferenceBank(normalSlides(), { model: MODEL, maxSize: 200 }));
+    // Normal patches never in the bank set its threshold.
+    const normal = makeCloud(DIM, 4, 21);
+    normal.rng = seededRng(99);
+    const heldOut = sample(normal, 120);
+    const bank = await calibrateReferenceBank(buildReferenceBank(normalSlides(), { model: MODEL, maxSize: 200 }), heldOut);
+    expect(bank.threshold?.sample).toBe(heldOut.count);
+    await writeReferenceBank(bankPath, bank);
     const scorer = await parseScoreMethod(`reference:${bankPath}`, { dim: DIM, model: MODEL });
     expect(scorer).toBeInstanceOf(ReferenceScorer);
     expect(scorer.method).toBe(`reference:${bankPath}`);

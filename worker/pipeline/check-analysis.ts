@@ -68,10 +68,16 @@ async function checkScoreMethod(method: string): Promise<void> {
   const what = name === 'reference' ? 'reference bank (flashslide reference build)' : 'linear head';
   if (arg === null || arg === '') throw new AnalysisOptionError(`--score ${name}: needs a file, e.g. ${name}:${name === 'reference' ? 'bank' : 'head'}.safetensors`);
   if (!isFile(arg)) throw new AnalysisOptionError(`--score ${method}: no such file; expected a ${what}`);
+  let reader: SafetensorsReader;
   try {
-    await (await SafetensorsReader.open(arg)).close();
+    reader = await SafetensorsReader.open(arg);
   } catch (err) {
     throw new AnalysisOptionError(`--score ${method}: ${(err as Error).message}`);
+  }
+  const hasThreshold = reader.metadata['threshold'] !== undefined;
+  await reader.close();
+  if (name === 'reference' && !hasThreshold) {
+    throw new AnalysisOptionError(`--score ${method}: this bank has no threshold of its own (built before banks carried one): rebuild it with \`flashslide reference build <normal slides> -o ${arg}\``);
   }
 }
 

@@ -4,7 +4,11 @@
  *
  *   tensor `bank`  F32 [M, D]
  *   metadata       { format: 'flashslide-reference-bank', model, dim, source_patches,
- *                    method: 'k-center coreset', projection_dim, seed }
+ *                    method: 'k-center coreset', threshold, threshold_quantile,
+ *                    threshold_sample, threshold_median, threshold_max, threshold_basis }
+ *
+ * The threshold belongs to the bank, not to the slide being scored: a bank is a model of normal
+ * tissue, so "anomalous" means farther from it than normal tissue is (reference-calibration.ts).
  */
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../infer/safetensors.js';
 import { kCenterCoreset } from './coreset.js';
@@ -25,7 +29,22 @@ export interface ReferenceBank {
   /** Patches the coreset was selected from. */
   readonly sourcePatches: number;
   readonly method: string;
+  /** Distances at or above it are anomalous; null until calibrated (and in banks made before it existed). */
+  readonly threshold: ReferenceThreshold | null;
 }
+
+/** How far normal tissue lies from the bank: the quantile of held-out normal patches' distances. */
+export interface ReferenceThreshold {
+  value: number;
+  /** e.g. 0.99: 1 % of normal patches score above the threshold. */
+  quantile: number;
+  /** Held-out normal patches (never in the bank) whose nearest-bank distances set it. */
+  sample: number;
+  median: number;
+  max: number;
+}
+
+export const THRESHOLD_BASIS = 'nearest-bank distances of held-out normal patches';
 
 export interface BuildReferenceBankOptions {
   /** Name of the model that produced the embeddings; recorded so a bank is never used with another. */
@@ -70,7 +89,7 @@ export function buildReferenceBank(embeddings: readonly PatchEmbeddings[], optio
     const local = g - (starts[s] as number);
     data.set(set.data.subarray(local * dim, (local + 1) * dim), row * dim);
   });
-  return { model: o.model, dim, size: picked.length, data, sourcePatches: total, method: REFERENCE_BANK_METHOD };
+  return { model: o.model, dim, size: picked.length, data, sourcePatches: total, method: REFERENCE_BANK_METHOD, threshold: null };
 }
 
 export async function writeReferenceBank(path: string, bank: ReferenceBank): Promise<void> {
@@ -83,6 +102,16 @@ export async function writeReferenceBank(path: string, bank: ReferenceBank): Pro
       dim: String(bank.dim),
       source_patches: String(bank.sourcePatches),
       method: bank.method,
+      ...(bank.threshold === null
+        ? {}
+        : {
+            threshold: String(bank.threshold.value),
+            threshold_quantile: String(bank.threshold.quantile),
+            threshold_sample: String(bank.threshold.sample),
+            threshold_median: String(bank.threshold.median),
+            threshold_max: String(bank.threshold.max),
+            threshold_basis: THRESHOLD_BASIS,
+          }),
     },
   );
 }
@@ -131,5 +160,13 @@ export async function readReferenceBank(path: string, expected?: ReferenceBankEx
     if (!Number.isFinite(data[i] as number)) fail(`tensor "bank" has a non-finite value in row ${Math.floor(i / dim)}`);
   }
   const sourcePatches = Number(meta['source_patches'] ?? size);
-  return { model: model as string, dim, size, data, sourcePatches: Number.isFinite(sourcePatches) ? sourcePatches : size, method: meta['method'] ?? REFERENCE_BANK_METHOD };
+  let threshold: ReferenceThreshold | null = null;
+  if (meta['threshold'] !== undefined) {
+    const num = (key: string): number => {
+      const v = Number(meta[key]);
+      return Number.isFinite(v) ? v : fail(`metadata "${key}" is not a number (${String(meta[key])})`);
+    };
+    threshold = { value: num('threshold'), quantile: num('threshold_quantile'), sample: num('threshold_sample'), median: num('threshold_median'), max: num('threshold_max') };
+  }
+  return { model: model as string, dim, size, data, sourcePatches: Number.isFinite(sourcePatches) ? sourcePatches : size, method: meta['method'] ?? REFERENCE_BANK_METHOD, threshold };
 }

@@ -1,13 +1,16 @@
 /**
  * `reference:<bank>`: distance from each patch to the nearest patch of normal reference tissue
  * (PatchCore's k = 1 score). Unlike `self`, it flags tissue that is unusual compared with normal
- * slides even when it fills most of this slide.
+ * slides even when it fills most of this slide. The threshold comes from the bank (the distances
+ * of normal patches held out when it was built; reference-calibration.ts), never from the slide:
+ * a threshold set by the slide's own distances would call the farthest few percent of any slide
+ * anomalous, even one identical to the bank, and none of a slide entirely unlike it.
  */
 import type { DeviceName } from '../infer/vit-engine.js';
 import type { NearestNeighbourSearch } from './nearest-neighbour.js';
 import { defaultNearestNeighbourSearch } from './native-nearest-neighbour.js';
 import type { ReferenceBank } from './reference-bank.js';
-import { robustThreshold } from './robust-stats.js';
+import { ScoreFileError } from './errors.js';
 import { checkEmbeddings, checkFitInput, type FitStatistics, type FittedScorer, type PatchEmbeddings, type Scorer } from './types.js';
 
 export interface ReferenceScorerOptions {
@@ -17,10 +20,9 @@ export interface ReferenceScorerOptions {
   search: NearestNeighbourSearch | null;
   /** Where the default native search runs (see nearestNeighbourDevice). */
   device: DeviceName;
-  thresholdSigmas: number;
 }
 
-export const REFERENCE_SCORER_DEFAULTS = { search: null, device: 'cpu', thresholdSigmas: 4 } as const;
+export const REFERENCE_SCORER_DEFAULTS = { search: null, device: 'cpu' } as const;
 
 export class ReferenceScorer implements Scorer {
   readonly method: string;
@@ -33,6 +35,13 @@ export class ReferenceScorer implements Scorer {
     options: Partial<ReferenceScorerOptions> & { bankPath: string },
   ) {
     const o: ReferenceScorerOptions = { ...REFERENCE_SCORER_DEFAULTS, ...options };
+    const t = bank.threshold;
+    if (t === null) {
+      throw new ScoreFileError(
+        o.bankPath,
+        'this reference bank has no threshold of its own (it was built before banks carried one, and a threshold from the scored slide would mislead): rebuild it with `flashslide reference build <normal slides> -o <bank>`',
+      );
+    }
     this.method = `reference:${o.bankPath}`;
     this.search = o.search ?? defaultNearestNeighbourSearch(bank, o.device);
     this.params = {
@@ -44,9 +53,11 @@ export class ReferenceScorer implements Scorer {
       k: 1,
       distance: 'euclidean',
       search: this.search.name,
-      threshold: `median + ${o.thresholdSigmas} x 1.4826 x MAD`,
+      threshold: `bank: ${t.quantile} quantile of the nearest-bank distances of ${t.sample} held-out normal patches = ${t.value.toPrecision(6)}`,
+      thresholdValue: t.value,
+      normalDistanceMedian: t.median,
     };
-    this.defaultThreshold = (scores) => robustThreshold(scores, o.thresholdSigmas);
+    this.defaultThreshold = () => t.value;
   }
 
   /** The bank is the model of normal tissue: nothing is learnt from the slide. */
