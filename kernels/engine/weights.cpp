@@ -1,6 +1,7 @@
 // flashslide engine: loading/validating ViT weights into the backend-neutral Weights.
 #include "weights.h"
 
+#include <cmath>
 #include <functional>
 #include <new>
 
@@ -20,10 +21,22 @@ size_t Weights::bytes() const {
 
 namespace {
 
-// Fills a Weights from `fetch(name)`, which returns the float data of a tensor whose
-// shape inferArch already validated.
+// Fills a Weights from `load(name)`, which returns the float data of a tensor whose
+// shape inferArch already validated. Every value is checked to be finite as it arrives (one pass
+// over data already in cache): a NaN or Inf in a checkpoint would otherwise be found only after
+// computing every region of a slide, as NaN scores.
 Weights assemble(const ModelArch& a, const std::string& source,
-                 const std::function<std::vector<float>(const std::string&)>& fetch) {
+                 const std::function<std::vector<float>(const std::string&)>& load) {
+  auto fetch = [&](const std::string& name) {
+    std::vector<float> v = load(name);
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!std::isfinite(v[i]))
+        throw Error("non_finite_weights", source + ": tensor \"" + name + "\" holds " +
+                                              (std::isnan(v[i]) ? "NaN" : "an infinite value") +
+                                              " at element " + std::to_string(i) +
+                                              ": the checkpoint is damaged; export it again");
+    return v;
+  };
   Weights w;
   w.arch = a;
   w.source = source;

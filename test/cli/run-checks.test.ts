@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
 import { progressBar } from '../../worker/pipeline/progress.js';
@@ -180,4 +180,46 @@ describe('ids, hints and polish', () => {
     expect(await exited).toBe(130);
     expect(stderr).toMatch(/interrupted\. Finished batches are kept: run the same command again to resume/);
   }, 60_000);
+});
+
+describe('secrets: the Redis password never shows', () => {
+  it('redacts credentials in URLs and in messages that quote them', async () => {
+    const { redactText, redactUrl } = await import('../../worker/queue/connection.js');
+    expect(redactUrl('redis://:s3cret@host:6379/2')).toBe('redis://:***@host:6379/2');
+    expect(redactUrl('redis://user:s3cret@host:6379')).toBe('redis://***:***@host:6379');
+    expect(redactUrl('redis://host:6379')).toBe('redis://host:6379');
+    expect(redactText('connect failed for redis://:s3cret@host', 'redis://:s3cret@host')).not.toContain('s3cret');
+  });
+
+  it('worker, submit, status and serve with an unreachable password-protected Redis: one line each, no password', () => {
+    const url = 'redis://:hunter2-secret@127.0.0.1:1';
+    for (const args of [['worker', '--redis', url], ['submit', CMU, '--redis', url], ['status', '--redis', url], ['serve', '--redis', url, '--port', '0']]) {
+      const r = cli(args);
+      expect(r.code, args[0]).not.toBe(0);
+      expect(r.stdout + r.stderr, args[0]).not.toContain('hunter2');
+      expect(r.stderr, args[0]).toContain('redis://:***@127.0.0.1:1');
+    }
+  });
+});
+
+describe('damaged model weights', () => {
+  it('a NaN in the weights is refused once, when the model loads, before any slide is analysed', async () => {
+    const { SafetensorsFile } = await import('../../worker/infer/safetensors.js');
+    const files = await resolveModelFiles('demo');
+    const dir = tempDir();
+    const weights = join(dir, 'damaged.safetensors');
+    const bytes = readFileSync(files.weights);
+    const info = SafetensorsFile.parse(files.weights, bytes).info('blocks.1.mlp.fc1.weight');
+    // One value of one tensor: NaN in its dtype.
+    if (info.dtype === 'F32') bytes.writeUInt32LE(0x7fc00000, info.begin + 8);
+    else bytes.writeUInt16LE(0x7fc0, info.begin + 4);
+    writeFileSync(weights, bytes);
+    copyFileSync(files.config, join(dir, 'damaged.json'));
+    const data = join(dir, 'data');
+    const r = cli(['analyze', CMU, TINY, '--data', data, '--model', weights, '--device', 'cpu']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/damaged\.safetensors: tensor "blocks\.1\.mlp\.fc1\.weight" holds NaN at element \d+: the checkpoint is damaged/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(data) ? readdirSync(data).filter((d) => d !== 'embeddings') : []).toEqual([]);
+  });
 });

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { writeSafetensors } from '../../worker/infer/safetensors.js';
 import { writeSlideWithDamagedTiles } from '../damaged-slide.js';
@@ -235,4 +236,41 @@ describe('queue mode: BullMQ on a real Redis', () => {
       await lru.stop();
     }
   });
+
+  it('a slide rewritten between submit and processing fails as changed; its original bytes are later analysed, not served the other content\'s result', async () => {
+    const data = tempDir();
+    const slide = join(tempDir(), 'case.svs');
+    copyFileSync(CMU, slide);
+    const spec = await describeAnalysis(slide, { dataDir: data, regionSize: 512, batchSize: 2, device: 'cpu' });
+    const sub = await cli(withRedis(['submit', slide, ...opts(data)]));
+    expect(sub.code, sub.stderr).toBe(0);
+    copyFileSync(TINY, slide); // other content under the submitted name
+    const w = startWorker();
+    try {
+      const deadline = Date.now() + 90_000;
+      while (!existsSync(join(spec.resultDir, 'failure.json')) && !existsSync(join(spec.resultDir, 'summary.json')) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      await stopWorker(w);
+    }
+    expect(existsSync(join(spec.resultDir, 'summary.json')), w.log()).toBe(false);
+    const failure = JSON.parse(readFileSync(join(spec.resultDir, 'failure.json'), 'utf8')) as { reason: string };
+    expect(failure.reason).toMatch(/case\.svs: the slide changed since it was submitted/);
+    copyFileSync(CMU, slide); // the original bytes are back
+    const again = await cli(['analyze', slide, '--data', data, '--region-size', '512', '--batch-size', '2', '--device', 'cpu']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^DONE +.*case\.svs: score 10\.\d{3}/m);
+    const summary = JSON.parse(readFileSync(join(spec.resultDir, 'summary.json'), 'utf8')) as { tissueCells: number };
+    expect(summary.tissueCells).toBe(9585); // CMU-1's own tissue, not the tiny slide's
+    const cached = await cli(['analyze', slide, '--data', data, '--region-size', '512', '--batch-size', '2', '--device', 'cpu']);
+    expect(cached.stdout).toMatch(/^CACHED +.*case\.svs/m);
+    // A result whose provenance names other content is never served as this slide's.
+    const recordPath = join(spec.resultDir, 'analysis.json');
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as { slide: { fingerprint: string } };
+    record.slide.fingerprint = '0'.repeat(64);
+    writeFileSync(recordPath, JSON.stringify(record));
+    const recomputed = await cli(['analyze', slide, '--data', data, '--region-size', '512', '--batch-size', '2', '--device', 'cpu']);
+    expect(recomputed.stdout).toMatch(/^DONE +.*case\.svs/m);
+  }, 180_000);
 });

@@ -18,7 +18,7 @@ import { RESULT_FILES } from '../../worker/store/result-store.js';
 import { readJsonFile } from '../../worker/store/json-file.js';
 import type { SlideFailure, SlideSummary } from '../../worker/store/summary.js';
 import { EMBEDDINGS_FOLDER } from '../../worker/pipeline/analysis-spec.js';
-import { readerConnectionOptions } from '../../worker/queue/connection.js';
+import { readerConnectionOptions, redactText, redactUrl } from '../../worker/queue/connection.js';
 import { closeSoon } from './close-soon.js';
 import { knownSpecs, openQueues, statusOf, type Queues, type SlideState, type SlideStatus } from '../../worker/queue/submit.js';
 import type { SlideStatusName } from './api-types.js';
@@ -128,7 +128,7 @@ export class SlideCatalog {
         this.queueError = null;
       } catch (err) {
         // Redis away: still show what is on disk, and say the queue part is missing.
-        this.queueError = `cannot read the queue at ${this.redisUrl}: ${(err as Error).message}`;
+        this.queueError = `cannot read the queue at ${redactUrl(this.redisUrl)}: ${redactText((err as Error).message, this.redisUrl)}`;
       }
       for (const e of queued) {
         const onDisk = byId.get(e.id);

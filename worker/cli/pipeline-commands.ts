@@ -13,7 +13,8 @@ import { scoreText } from '../store/summary.js';
 import { checkRedis, redisUrl } from '../queue/connection.js';
 import { SlideWorker } from '../queue/slide-worker.js';
 import { knownAnalyses, queuedSpecs, slideStatuses, submitSlides, waitForSlides, type SlideStatus } from '../queue/submit.js';
-import { availableDevices, resolveDevice, type DeviceRequest } from '../infer/vit-engine.js';
+import { availableDevices, resolveDevice, resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
+import { getEngine } from '../pipeline/engine-cache.js';
 import { loadNativeAddon } from '../native/addon.js';
 import { access, constants, mkdir } from 'node:fs/promises';
 
@@ -119,6 +120,9 @@ export async function analyzeCommand(args: string[]): Promise<number> {
   const slides = await findSlides(p.positionals);
   if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
   const options = await checkedAnalysisOptions(p.values, { device: true });
+  // The model once, before any slide: damaged weights (NaN, Inf) fail here with one line.
+  const files = await resolveModelFiles(options.model ?? DEFAULT_ANALYSIS_OPTIONS.model, options.modelConfig);
+  await getEngine(files.weights, files.config, options.device ?? DEFAULT_ANALYSIS_OPTIONS.device);
   const bar = progressBar();
   // Ctrl-C: what is on disk stays (finished batches, plans, results), and a re-run picks it up.
   const interrupted = (): void => {

@@ -4,7 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { repoRoot } from '../native/addon.js';
-import { checkRedis, redisUrl as resolveRedisUrl } from '../queue/connection.js';
+import { checkRedis, redactUrl, redisUrl as resolveRedisUrl } from '../queue/connection.js';
 import { UsageError, choiceFlag, numberFlag, parse, stringFlag } from './args.js';
 import { ANALYSIS_FLAGS, ANALYSIS_HELP, checkedAnalysisOptions, helpRequested } from './pipeline-commands.js';
 
@@ -84,7 +84,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const base = address.replace('://[::1]', '://localhost');
   const slides = (await server.context.catalog.list()).length;
-  process.stdout.write(`flashslide serve: ${base}/  (${slides} slide(s) in ${dataDir}; queue: ${redisUrl ?? 'none, browsing results only'})\n`);
+  process.stdout.write(`flashslide serve: ${base}/  (${slides} slide(s) in ${dataDir}; queue: ${redisUrl === undefined ? 'none, browsing results only' : redactUrl(redisUrl)})\n`);
   if (host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
     process.stdout.write(`flashslide serve: listening on ${host}: anyone who can reach this machine can view these slides and record verdicts\n`);
   }

@@ -87,6 +87,7 @@ export type NativeEngineErrorCode =
   | 'bad_config'
   | 'bad_input'
   | 'out_of_memory'
+  | 'non_finite_weights'
   | 'internal';
 
 /** A reference bank held by the addon (host memory, or device memory for cuda) for repeated searches. */

@@ -27,14 +27,14 @@ import type { RgbImage } from '../slide/slide-source.js';
 import { ResultStore } from '../store/result-store.js';
 import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
 import { countCells, slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
-import { slideOpenOptions, type AnalysisSpec } from './analysis-spec.js';
+import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
 import { partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
 import { gatherRows, tissueChunks } from './tissue-chunks.js';
 import { cachedTissueLayout } from './tissue-layout.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
-import { validationOf, type AnalysisRecord } from '../store/analysis-record.js';
+import { readAnalysisRecord, validationOf, type AnalysisRecord } from '../store/analysis-record.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import sharp from 'sharp';
 
@@ -131,9 +131,17 @@ const storeFor = (spec: AnalysisSpec): { store: ResultStore; id: string } => ({
   id: basename(spec.resultDir),
 });
 
+/**
+ * The finished result of this analysis, or null. A result whose analysis.json names other slide
+ * content than the spec (filed before fingerprints were checked at every stage) is not this
+ * analysis's result: null, so it is recomputed rather than served.
+ */
 export async function readResultSummary(spec: AnalysisSpec): Promise<SlideSummary | null> {
   const { store, id } = storeFor(spec);
-  return store.readSummary(id);
+  const summary = await store.readSummary(id);
+  if (summary === null) return null;
+  const record = await readAnalysisRecord(spec.resultDir).catch(() => null);
+  return record !== null && record.slide.fingerprint !== spec.slideFingerprint ? null : summary;
 }
 
 /** Records why a slide failed. The first reason wins: later failures are usually its consequences. */
@@ -276,6 +284,8 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
     },
   };
   const analysis = await analysisRecord(plan, scorer.method, meta.createdAt);
+  // The file may have been rewritten while its batches were read: never file such a result.
+  await verifySlideUnchanged(spec);
   const { store, id } = storeFor(spec);
   await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson, analysis, summary });
   return summary;

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { fingerprintFile, stableHash } from './fingerprint.js';
 import { resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
-import { SlideNotFoundError } from '../slide/errors.js';
+import { SlideChangedError, SlideNotFoundError } from '../slide/errors.js';
 import { openSlide, type OpenSlideOptions } from '../slide/open-slide.js';
 import type { SlideSource } from '../slide/slide-source.js';
 
@@ -79,6 +79,21 @@ export interface AnalysisSpec {
   resultDir: string;
   /** Absolute path of the work folder (plan, tissue, per-batch embeddings): <data>/embeddings/<slide>-<embeddingId>. */
   workDir: string;
+}
+
+/**
+ * Throws SlideChangedError unless the file still has the content the spec was made for: every
+ * stage that reads the slide or files its result checks, so a result always belongs to the
+ * pixels its analysis id names.
+ */
+export async function verifySlideUnchanged(spec: Pick<AnalysisSpec, 'slidePath' | 'slideFingerprint'>): Promise<void> {
+  let now: string;
+  try {
+    now = await fingerprintFile(spec.slidePath);
+  } catch (err) {
+    throw new SlideNotFoundError(spec.slidePath, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (moved or deleted since it was submitted)' : (err as Error).message);
+  }
+  if (now !== spec.slideFingerprint) throw new SlideChangedError(spec.slidePath, spec.slideFingerprint, now);
 }
 
 /** How the stages open the analysis's slide (the mpp options given). */

@@ -12,7 +12,7 @@ import { openSlide } from '../slide/open-slide.js';
 import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, type RegionPlan } from '../regions/region-plan.js';
 import { writeFileAtomic, writeFileAtomicIfAbsent } from '../util/atomic-write.js';
-import { slideOpenOptions, type AnalysisSpec } from './analysis-spec.js';
+import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
 import type { MppSource, SlideLevel } from '../slide/slide-source.js';
 import type { ModelArch } from '../infer/vit-engine.js';
 
@@ -54,6 +54,7 @@ export function defaultRegionSize(patchSize: number): number {
 }
 
 export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<SlidePlan> {
+  await verifySlideUnchanged(spec);
   const existing = await readPlan(spec);
   if (existing !== null) return existing;
   const started = performance.now();

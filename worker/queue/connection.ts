@@ -15,6 +15,34 @@ export class QueueConfigError extends Error {
   }
 }
 
+/**
+ * The URL as it may be shown: a password (and a user name) replaced by "***". Every message and
+ * log line that names the queue uses this; the real URL only ever reaches the connection.
+ */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '' && u.username === '') return url;
+    if (u.password !== '') u.password = '***';
+    if (u.username !== '') u.username = '***';
+    return u.toString();
+  } catch {
+    // Not a URL: show its shape only, in case it is a mistyped one holding a password.
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+/** `text` with the URL's password removed wherever it appears (errors may quote the URL). */
+export function redactText(text: string, url: string): string {
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(url).password);
+  } catch {
+    return text;
+  }
+  return password === '' ? text : text.split(password).join('***');
+}
+
 export function redisUrl(flag: string | undefined): string {
   return flag ?? process.env['FLASHSLIDE_REDIS'] ?? DEFAULT_REDIS_URL;
 }
@@ -24,9 +52,9 @@ function baseOptions(url: string): RedisOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new QueueConfigError(`"${url}" is not a Redis URL (expected redis://host:port[/db])`);
+    throw new QueueConfigError(`"${redactUrl(url)}" is not a Redis URL (expected redis://[:password@]host:port[/db])`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new QueueConfigError(`"${url}" is not a redis:// URL`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new QueueConfigError(`"${redactUrl(url)}" is not a redis:// URL`);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
   return {
     host: u.hostname || '127.0.0.1',
@@ -62,7 +90,7 @@ export async function checkRedis(url: string): Promise<void> {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new QueueConfigError(`cannot reach Redis at ${url}: ${(err as Error).message} (start it, or pass --redis / set FLASHSLIDE_REDIS)`);
+    throw new QueueConfigError(`cannot reach Redis at ${redactUrl(url)}: ${redactText((err as Error).message, url)} (start it, or pass --redis / set FLASHSLIDE_REDIS)`);
   }
   try {
     let policy: string | undefined;
@@ -75,8 +103,8 @@ export async function checkRedis(url: string): Promise<void> {
     }
     if (policy !== undefined && policy !== 'noeviction') {
       throw new QueueConfigError(
-        `Redis at ${url} has maxmemory-policy ${policy}; flashslide needs noeviction so queued slides are never dropped ` +
-          `(redis-cli -u ${url} config set maxmemory-policy noeviction, and set it in redis.conf)`,
+        `Redis at ${redactUrl(url)} has maxmemory-policy ${policy}; flashslide needs noeviction so queued slides are never dropped ` +
+          `(redis-cli -u ${redactUrl(url)} config set maxmemory-policy noeviction, and set it in redis.conf)`,
       );
     }
   } finally {

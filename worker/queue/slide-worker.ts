@@ -13,7 +13,7 @@
  */
 import { FlowProducer, Job, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
-import { checkRedis, workerConnectionOptions } from './connection.js';
+import { checkRedis, redactUrl, workerConnectionOptions } from './connection.js';
 import { KEEP, QUEUES, RETRY, jobIds, queueKey, type AggregateJobData, type EmbedJobData, type PlanJobData } from './queues.js';
 import { planSlide, readPlan } from '../pipeline/plan-stage.js';
 import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
@@ -82,7 +82,7 @@ export class SlideWorker {
     await checkRedis(o.redisUrl);
     const w = new SlideWorker(o);
     await Promise.all(w.workers.map((x) => x.waitUntilReady()));
-    o.log(`flashslide worker: listening on ${o.redisUrl} (embed concurrency ${o.concurrency})`);
+    o.log(`flashslide worker: listening on ${redactUrl(o.redisUrl)} (embed concurrency ${o.concurrency})`);
     return w;
   }
 

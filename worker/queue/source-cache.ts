@@ -4,6 +4,7 @@
  * MRXS, seconds of index reading). Sources are shared by concurrent jobs of the same slide
  * (reads on one source may run concurrently) and closed once unused and evicted, or at close().
  */
+import { verifySlideUnchanged } from '../pipeline/analysis-spec.js';
 import { openSlide, type OpenSlideOptions } from '../slide/open-slide.js';
 import type { SlideSource } from '../slide/slide-source.js';
 
@@ -26,7 +27,8 @@ export class SlideSourceCache {
     const key = `${path}\u0000${fingerprint}\u0000${options.mpp ?? ''}\u0000${options.fallbackMpp ?? ''}`;
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = { source: openSlide(path, options), users: 0, lastUsed: 0 };
+      // Opened only if the file still holds the content the jobs were planned for.
+      entry = { source: verifySlideUnchanged({ slidePath: path, slideFingerprint: fingerprint }).then(() => openSlide(path, options)), users: 0, lastUsed: 0 };
       this.entries.set(key, entry);
       // A slide that failed to open is not kept: the next job tries again (and fails with the reason).
       entry.source.catch(() => this.entries.delete(key));

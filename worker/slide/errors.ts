@@ -9,7 +9,8 @@ export type SlideErrorCode =
   | 'corrupt'
   | 'missing_mpp'
   | 'backend_unavailable'
-  | 'invalid_argument';
+  | 'invalid_argument'
+  | 'changed';
 
 export class SlideError extends Error {
   readonly code: SlideErrorCode;
@@ -82,4 +83,19 @@ export class InvalidArgumentError extends SlideError {
 export function firstLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0] ?? msg;
+}
+
+/**
+ * The file's bytes are not the ones the analysis was described for (replaced or rewritten since
+ * `submit`, or while it ran). Its result would be filed under the other content's id, so the
+ * slide fails instead; submitting it again describes the new content.
+ */
+export class SlideChangedError extends SlideError {
+  constructor(path: string, expected: string, actual: string) {
+    super(
+      'changed',
+      `${path}: the slide changed since it was submitted (content fingerprint ${expected.slice(0, 12)}, now ${actual.slice(0, 12)}): analyze or submit it again to analyse what the file holds now`,
+      { path },
+    );
+  }
 }
