@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
 import { progressBar } from '../../worker/pipeline/progress.js';
@@ -221,5 +221,50 @@ describe('damaged model weights', () => {
     expect(r.stderr).toMatch(/damaged\.safetensors: tensor "blocks\.1\.mlp\.fc1\.weight" holds NaN at element \d+: the checkpoint is damaged/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(existsSync(data) ? readdirSync(data).filter((d) => d !== 'embeddings') : []).toEqual([]);
+  });
+});
+
+describe('names from outside', () => {
+  it('slides named "..svs", ".hidden.svs" or 200 characters long get safe result folders and results, not "internal error"', () => {
+    const dir = tempDir();
+    const names = ['..svs', '.hidden.svs', `${'long-name-'.repeat(20)}.svs`];
+    for (const n of names) copyFileSync(TINY, join(dir, n));
+    const data = join(dir, 'data');
+    const r = cli(['analyze', ...names.map((n) => join(dir, n)), '--data', data, '--device', 'cpu']);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').filter((l) => l.startsWith('DONE'))).toHaveLength(3);
+    const folders = readdirSync(data).filter((d) => d !== 'embeddings');
+    expect(folders).toHaveLength(3);
+    for (const f of folders) {
+      expect(f.startsWith('.')).toBe(false);
+      expect(f.length).toBeLessThanOrEqual(80 + 13);
+    }
+  });
+
+  it('a newline in a file name cannot forge an output line', () => {
+    const dir = tempDir();
+    const forged = join(dir, 'a\nDONE    evil: score 0.000, 0 anomalous regions -> x.svs');
+    copyFileSync(TINY, forged);
+    const r = cli(['analyze', forged, '--data', join(dir, 'data'), '--device', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('a\\x0aDONE');
+  });
+
+  it('symlinked slides and folders in a submitted folder are followed, not dropped; a dangling link fails by name', async () => {
+    const { findSlides } = await import('../../worker/submit/find-slides.js');
+    const dir = tempDir();
+    const cases = join(dir, 'cases');
+    mkdirSync(cases);
+    symlinkSync(CMU, join(cases, 'linked.svs'));
+    symlinkSync(join(ROOT, 'test', 'fixtures', 'slides'), join(cases, 'linked-folder'));
+    symlinkSync(cases, join(cases, 'linked-folder-loop'));
+    symlinkSync(join(dir, 'gone.svs'), join(cases, 'dangling.svs'));
+    const found = await findSlides([cases]);
+    expect(found).toContain(join(cases, 'linked.svs'));
+    expect(found).toContain(join(cases, 'dangling.svs'));
+    expect(found.filter((p) => p.startsWith(join(cases, 'linked-folder/')))).toHaveLength(6);
   });
 });

@@ -8,6 +8,7 @@ import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
 import { SafetensorsError } from '../infer/safetensors.js';
 import { UsageError } from './args.js';
+import { printable } from '../util/printable.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import { inspectCommand } from './inspect-command.js';
 import { modelCommand } from './model-command.js';
@@ -70,11 +71,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (process.env['FLASHSLIDE_DEBUG']) console.error(err);
     if (err instanceof UsageError) {
-      process.stderr.write(`flashslide: ${err.message}\n`);
+      process.stderr.write(`flashslide: ${printable(err.message).replaceAll('\\x0a', '\n')}\n`);
       return 2;
     }
     if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError || err instanceof QueueConfigError || err instanceof ScoreError || err instanceof ReportError || err instanceof StoreError) {
-      process.stderr.write(`flashslide: error: ${err.message}\n`);
+      process.stderr.write(`flashslide: error: ${printable(err.message)}\n`);
       return 3;
     }
     const msg = err instanceof Error ? err.message : String(err);

@@ -2,6 +2,7 @@
  * The pipeline's commands: `analyze` (embedded, no Redis), `worker`, `submit` and `status` (queue).
  * They share the analysis flags, parsed once here.
  */
+import { printable } from '../util/printable.js';
 import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } from './args.js';
 import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions } from '../pipeline/analysis-spec.js';
 import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
@@ -105,12 +106,12 @@ export function helpRequested(p: Parsed, text: string): boolean {
 }
 
 function outcomeLine(o: SlideOutcome, options: Partial<AnalysisOptions>): string {
-  if (o.status === 'failed') return `FAILED  ${o.slidePath}: ${o.reason}`;
+  if (o.status === 'failed') return `FAILED  ${printable(o.slidePath)}: ${printable(o.reason ?? '')}`;
   const score = o.slideScore === undefined ? '' : ` ${scoreText(o.slideScore)},`;
   // Tissue is found with sizes in µm: a wrong --mpp can make a slide full of tissue look empty.
   const given = options.mpp ?? options.fallbackMpp;
   const suspicious = o.slideScore === null && given !== undefined ? ` (no tissue found with ${options.mpp !== undefined ? '--mpp' : '--fallback-mpp'} ${given}: if the slide has tissue, that mpp is probably wrong; check the scanner's magnification)` : '';
-  return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${o.slidePath}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${o.resultDir}${suspicious}`;
+  return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${printable(o.slidePath)}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${printable(o.resultDir ?? '')}${suspicious}`;
 }
 
 export async function analyzeCommand(args: string[]): Promise<number> {
@@ -202,8 +203,8 @@ function statusTable(rows: SlideStatus[]): string {
     const score = s.slideScore === undefined ? '' : `${s.slideScore === null ? 'no tissue' : s.slideScore.toFixed(3)} (${s.anomalousRegions ?? 0} anomalous)`;
     const progress = s.regionsTotal === null ? '' : ` ${s.regionsDone ?? 0}/${s.regionsTotal} regions analysed`;
     const note = s.submitted === undefined ? '' : ` [${SUBMITTED_NOTE[s.submitted]}]`;
-    const reason = s.reason === null ? '' : `: ${s.reason}`;
-    return `${s.state.padEnd(11)} ${score.padEnd(24)} ${s.analysisId.slice(0, 12)} ${s.slidePath}${progress}${note}${reason}`;
+    const reason = s.reason === null ? '' : `: ${printable(s.reason)}`;
+    return `${s.state.padEnd(11)} ${score.padEnd(24)} ${s.analysisId.slice(0, 12)} ${printable(s.slidePath)}${progress}${note}${reason}`;
   });
   return [`${'state'.padEnd(11)} ${'score (regions)'.padEnd(24)} analysis     slide`, ...lines].join('\n');
 }

@@ -12,6 +12,7 @@ import { loadSubject, reportFileName, reportOptions, writeBatchFolder, writeSlid
 import { ReportTargetError } from '../report/errors.js';
 import { UsageError, choiceFlag, numberFlag, parse, stringFlag } from './args.js';
 import { helpRequested } from './pipeline-commands.js';
+import { printable } from '../util/printable.js';
 
 const USAGE = `usage: flashslide report <slides | analysis ids | result folders ... | --all> --format pdf|geojson|csv|json
                         [--out FILE|DIR] [--data DIR] [--paper a4|letter] [--top N] [--redis URL]
@@ -78,7 +79,7 @@ export async function reportCommand(args: string[]): Promise<number> {
     if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new UsageError(`--out ${outDir} is a file; a batch of ${subjects.length} slides needs a folder`);
     const { rows, summaryFiles } = await writeBatchFolder(subjects, options, outDir, (row, file) => {
       const what = row.status === 'done' ? `${row.anomalous_regions ?? 0} region(s), review ${row.review_state}` : row.status === 'failed' ? `FAILED: ${firstLine(row.reason)}` : `${row.status.toUpperCase()}: no report yet`;
-      process.stdout.write(`${file === null ? 'SKIPPED' : 'WROTE  '} ${row.slide}: ${what}${file === null ? '' : ` -> ${file}`}\n`);
+      process.stdout.write(`${file === null ? 'SKIPPED' : 'WROTE  '} ${printable(row.slide)}: ${printable(what)}${file === null ? '' : ` -> ${printable(file)}`}\n`);
     });
     const counts = { done: 0, failed: 0, pending: 0 };
     for (const r of rows) counts[r.status === 'done' ? 'done' : r.status === 'failed' ? 'failed' : 'pending']++;
@@ -103,6 +104,6 @@ async function reportOne(subject: Extract<ReportSubject, { kind: 'result' }>, op
   if (!existsSync(dirname(file))) throw new UsageError(`--out: folder ${dirname(file)} does not exist`);
   await writeStreamAtomic(file, (stream) => writeSlideReport(report, options, stream));
   const what = report.status === 'failed' ? `failed slide: ${firstLine(report.failure?.reason ?? '')}` : `${report.regions.length} region(s), review ${report.review.state}`;
-  process.stdout.write(`WROTE   ${basename(report.slidePath)} (${what}) -> ${file}\n`);
+  process.stdout.write(`WROTE   ${printable(basename(report.slidePath))} (${printable(what)}) -> ${printable(file)}\n`);
   return 0;
 }

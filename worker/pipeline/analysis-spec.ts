@@ -116,6 +116,19 @@ async function scoreFingerprint(method: string): Promise<string> {
   return existsSync(path) ? `${method.slice(0, colon)}:${await fingerprintFile(path)}` : method;
 }
 
+/** Longest slide-name part of a result folder name; the analysis id follows it. */
+const MAX_FOLDER_NAME = 80;
+
+/**
+ * The slide's name as a folder name: letters, digits, '.', '-' and '_' only, not starting with a
+ * dot ("..svs", ".hidden.svs"), at most MAX_FOLDER_NAME characters (very long file names), and
+ * never empty. The analysis id after it keeps folders unique.
+ */
+export function safeFolderName(slideName: string): string {
+  const cleaned = slideName.replace(/[^\w.-]+/g, '_').replace(/^[.-]+/, '').slice(0, MAX_FOLDER_NAME);
+  return cleaned === '' ? 'slide' : cleaned;
+}
+
 /** Whether the slide carries no mpp of its own; true when it cannot be opened (the plan stage reports why). */
 async function slideLacksMpp(path: string): Promise<boolean> {
   let source: SlideSource;
@@ -155,7 +168,7 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
   }).slice(0, 24);
   const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
   const slideName = basename(abs, extname(abs));
-  const folderName = slideName.replace(/[^\w.-]+/g, '_');
+  const folderName = safeFolderName(slideName);
   return {
     analysisId,
     embeddingId,

@@ -3,6 +3,8 @@
  * ETA. The embedded runner draws it as a bar on stderr; queue workers publish it as job progress.
  */
 
+import { printable } from '../util/printable.js';
+
 export interface SlideProgress {
   analysisId: string;
   slideName: string;
@@ -57,7 +59,7 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progre
     const width = 24;
     const filled = Math.round(frac * width);
     const line =
-      `${p.slideName} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.regionsDone}/${p.regionsTotal} regions ` +
+      `${printable(p.slideName)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.regionsDone}/${p.regionsTotal} regions ` +
       `${s.meter.rate(p.regionsDone).toFixed(2)}/s ETA ${formatSeconds(s.meter.etaSeconds(p.regionsDone, p.regionsTotal))} ${p.stage}`;
     if (stream.isTTY) {
       stream.write(`\r${line}\x1b[K${p.stage === 'done' ? '\n' : ''}`);
