@@ -25,8 +25,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(policy = 'noeviction'): Promise<RedisHandle> {
-  const port = await freePort();
+/** `port`: a fixed port (a restart of the same server, as clients see it); default a free one. */
+export async function startRedis(policy = 'noeviction', fixedPort?: number): Promise<RedisHandle> {
+  const port = fixedPort ?? (await freePort());
   const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', policy], {
     stdio: 'ignore',
   });

@@ -273,4 +273,34 @@ describe('queue mode: BullMQ on a real Redis', () => {
     const recomputed = await cli(['analyze', slide, '--data', data, '--region-size', '512', '--batch-size', '2', '--device', 'cpu']);
     expect(recomputed.stdout).toMatch(/^DONE +.*case\.svs/m);
   }, 180_000);
+
+  it('a Redis outage is one line when it starts and one when Redis is back, no stack traces', async () => {
+    const own = await startRedis();
+    const proc = spawn(process.execPath, [BIN, 'worker', '--redis', own.url, '--device', 'cpu'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    const until = async (what: RegExp, ms: number): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while (!what.test(log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    };
+    let restarted: RedisHandle | null = null;
+    try {
+      await until(/listening on/, 20_000);
+      expect(log).toMatch(/listening on/);
+      await own.stop();
+      await new Promise((r) => setTimeout(r, 3000));
+      restarted = await startRedis('noeviction', own.port);
+      await until(/restored/, 40_000);
+    } finally {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(killer);
+      await restarted?.stop();
+    }
+    expect(log.match(/lost the connection to Redis/g)?.length, log).toBe(1);
+    expect(log.match(/connection to Redis at redis:\/\/127\.0\.0\.1:\d+ restored/g)?.length, log).toBe(1);
+    expect(log).not.toMatch(/Unhandled error event|^\s+at /m);
+  }, 90_000);
 });

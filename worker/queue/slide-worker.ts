@@ -13,7 +13,7 @@
  */
 import { FlowProducer, Job, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
-import { checkRedis, redactUrl, workerConnectionOptions } from './connection.js';
+import { checkRedis, redactText, redactUrl, workerConnectionOptions } from './connection.js';
 import { KEEP, QUEUES, RETRY, jobIds, queueKey, type AggregateJobData, type EmbedJobData, type PlanJobData } from './queues.js';
 import { planSlide, readPlan } from '../pipeline/plan-stage.js';
 import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
@@ -52,6 +52,34 @@ interface EmbedJobResult {
   computed: boolean;
 }
 
+/** Connection errors as state changes (lost, restored); other errors as they come. */
+class RedisLinkReporter {
+  private connected = true;
+
+  constructor(
+    private readonly url: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  error(err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const isLink = /^E(CONN|HOST|NET|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN)/.test(code) || /Connection is closed|connect E|ECONNREFUSED|ECONNRESET|Socket closed/i.test(err.message);
+    if (!isLink) {
+      this.log(`flashslide worker: error: ${redactText(err.message, this.url)}`);
+      return;
+    }
+    if (!this.connected) return;
+    this.connected = false;
+    this.log(`flashslide worker: lost the connection to Redis at ${redactUrl(this.url)} (${code || redactText(err.message, this.url)}); retrying, running jobs continue`);
+  }
+
+  ready(): void {
+    if (this.connected) return;
+    this.connected = true;
+    this.log(`flashslide worker: connection to Redis at ${redactUrl(this.url)} restored`);
+  }
+}
+
 export class SlideWorker {
   private readonly workers: Worker[] = [];
   private readonly flow: FlowProducer;
@@ -71,9 +99,15 @@ export class SlideWorker {
       new Worker<EmbedJobData>(QUEUES.embed, (job) => this.embed(job), { ...common, concurrency: o.concurrency }),
       new Worker<AggregateJobData>(QUEUES.aggregate, (job) => this.aggregate(job), { ...common, concurrency: 1 }),
     );
+    // Every connection's errors go through one reporter: an outage is one line when it starts
+    // and one when Redis is back, not a stack trace per retry from each connection.
+    const link = new RedisLinkReporter(o.redisUrl, o.log);
+    this.redis.on('error', (err) => link.error(err));
+    this.redis.on('ready', () => link.ready());
+    this.flow.on('error', (err) => link.error(err));
     for (const w of this.workers) {
       w.on('failed', (job, err) => void this.onFailed(job, err));
-      w.on('error', (err) => o.log(`worker error: ${err.message}`));
+      w.on('error', (err) => link.error(err));
     }
   }
 
