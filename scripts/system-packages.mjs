@@ -27,6 +27,7 @@ export const SYSTEM_PACKAGES = [
   { name: 'redis-server', need: 'test', why: 'the queue tests start their own Redis (queue mode needs one too)', probe: { command: 'redis-server' } },
   { name: 'chromium', need: 'test', why: "the review page's browser test drives /usr/bin/chromium", probe: { file: ['/usr/bin/chromium'] } },
   { name: 'poppler-utils', need: 'test', why: 'the PDF report tests read reports back (pdftotext, pdfimages, pdfinfo)', probe: { command: 'pdftotext' } },
+  { name: 'docker-compose', need: 'test', why: 'validates docker-compose.yml against the Compose specification (no Docker engine needed)', probe: { command: 'docker-compose' } },
 ];
 
 /** The packages a purpose needs: 'test' includes 'start'. */
