@@ -10,7 +10,8 @@ export type SlideErrorCode =
   | 'missing_mpp'
   | 'backend_unavailable'
   | 'invalid_argument'
-  | 'changed';
+  | 'changed'
+  | 'too_large';
 
 export class SlideError extends Error {
   readonly code: SlideErrorCode;
@@ -97,5 +98,12 @@ export class SlideChangedError extends SlideError {
       `${path}: the slide changed since it was submitted (content fingerprint ${expected.slice(0, 12)}, now ${actual.slice(0, 12)}): analyze or submit it again to analyse what the file holds now`,
       { path },
     );
+  }
+}
+
+/** The file is larger than flashslide reads without a pyramid (see SLIDE_LIMITS in open-slide.ts). */
+export class TooLargeSlideError extends SlideError {
+  constructor(path: string, reason: string) {
+    super('too_large', `${path}: ${reason}`, { path });
   }
 }

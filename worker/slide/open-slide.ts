@@ -10,7 +10,7 @@
 import { open as openFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
-import { BackendUnavailableError, CorruptSlideError, InvalidArgumentError, SlideError, SlideNotFoundError, UnsupportedFormatError } from './errors.js';
+import { BackendUnavailableError, CorruptSlideError, InvalidArgumentError, SlideError, SlideNotFoundError, TooLargeSlideError, UnsupportedFormatError } from './errors.js';
 import { OPENSLIDE_REMEDY, OpenSlideSource, detectOpenSlideVendor, openSlideAvailable } from './openslide-source.js';
 import { SharpSlideSource } from './sharp-source.js';
 import type { BackendName, Mpp, MppSource, SlideSource } from './slide-source.js';
@@ -43,6 +43,30 @@ function overrideMpp<T extends { mpp: Mpp | null; mppSource: MppSource; mppNote:
   return mpp === undefined ? layout : { ...layout, mpp: { x: mpp, y: mpp }, mppSource: 'override', mppNote: null };
 }
 
+/**
+ * Bounds on what a file may claim before any pixel is decoded. A few kilobytes of TIFF header can
+ * describe a 10^12-pixel image (tiles that all point at the same bytes) and a small PNG a
+ * 40000^2 one: without a pyramid, every tissue overview would decode all of it.
+ *   singleLevelPixels: an image without a pyramid larger than this is refused (16384^2);
+ *   level0Pixels: no scanner writes more than this at level 0 (2^36, e.g. 260000 x 260000).
+ */
+export const SLIDE_LIMITS = { singleLevelPixels: 2 ** 28, level0Pixels: 2 ** 36 } as const;
+
+function checkBounded(path: string, levels: readonly { width: number; height: number }[]): void {
+  const l0 = levels[0];
+  if (l0 === undefined) return;
+  const px = l0.width * l0.height;
+  if (px > SLIDE_LIMITS.level0Pixels) {
+    throw new CorruptSlideError(path, `it claims ${l0.width} x ${l0.height} px at full resolution, more than any scanner writes (${SLIDE_LIMITS.level0Pixels} px): refused before decoding`);
+  }
+  if (levels.length === 1 && px > SLIDE_LIMITS.singleLevelPixels) {
+    throw new TooLargeSlideError(
+      path,
+      `${l0.width} x ${l0.height} px in a single level (no pyramid): larger than ${SLIDE_LIMITS.singleLevelPixels} px, every overview would decode all of it; convert it to a tiled pyramidal TIFF first, e.g. \`vips tiffsave in out.tif --tile --pyramid --compression jpeg\``,
+    );
+  }
+}
+
 async function probe(source: SlideSource): Promise<void> {
   // Decode a small window of the coarsest level: cheap, and it exercises the codec of the file.
   const last = source.levels.length - 1;
@@ -53,7 +77,14 @@ async function probe(source: SlideSource): Promise<void> {
 
 function openWithOpenSlide(path: string, format: string, mpp: number | undefined): SlideSource {
   if (!openSlideAvailable()) throw new BackendUnavailableError(path, format, OPENSLIDE_REMEDY);
-  return OpenSlideSource.open(path, mpp);
+  const source = OpenSlideSource.open(path, mpp);
+  try {
+    checkBounded(path, source.levels);
+  } catch (err) {
+    void source.close();
+    throw err;
+  }
+  return source;
 }
 
 async function openTiff(path: string, options: OpenSlideOptions, mpp: number | undefined): Promise<SlideSource> {
@@ -68,6 +99,7 @@ async function openTiff(path: string, options: OpenSlideOptions, mpp: number | u
   const wantOpenSlide = options.backend === 'openslide' || (options.backend !== 'sharp' && layout.needsOpenSlide !== null);
   if (wantOpenSlide) return openWithOpenSlide(path, layout.needsOpenSlide ?? 'this TIFF', mpp);
 
+  checkBounded(path, layout.levels);
   const source = new SharpSlideSource({ path, ...overrideMpp(layout, mpp) });
   try {
     await probe(source);
@@ -88,6 +120,7 @@ async function openRaster(path: string, mpp: number | undefined): Promise<SlideS
     return null;
   }
   if (meta.format === undefined || !RASTER_FORMATS.has(meta.format) || !meta.width || !meta.height) return null;
+  checkBounded(path, [{ width: meta.width, height: meta.height }]);
   const source = new SharpSlideSource({
     path,
     vendor: 'image',
