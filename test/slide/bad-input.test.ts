@@ -90,7 +90,7 @@ describe('bad input gives a clear error, never a crash or a hang', () => {
     const bytes = Buffer.from(readFileSync(CMU));
     bytes.fill(0, 200_000, 1_200_000); // JPEG tiles; the directories live past byte 1.27 M
     writeFileSync(p, bytes);
-    await expectSlideError(inspectSlide(p, { outDir: dir, regions: {} }), CorruptSlideError, /damaged\.svs: cannot decode level 0/);
+    await expectSlideError(inspectSlide(p, { outDir: dir, regions: {} }), CorruptSlideError, /damaged\.svs: (cannot decode level 0|level 0 tile)/);
   });
 
   it('absurd dimensions in the header', async () => {

@@ -35,6 +35,8 @@ export class SharpSlideSource implements SlideSource {
   private readonly tiffLevels: readonly TiffLevel[];
   private readonly associated: readonly TiffAssociated[];
   private file: Promise<FileHandle> | null = null;
+  /** Per level, the JPEG tiles already checked to decode cleanly (checkStoredTiles). */
+  private readonly checkedTiles = new Map<number, Set<number>>();
 
   constructor(init: SharpSourceInit) {
     const level0 = init.levels[0];
@@ -64,6 +66,7 @@ export class SharpSlideSource implements SlideSource {
     const win = checkRegionRequest(this.path, this.levels, level, x, y, width, height);
     if (win.iw === 0 || win.ih === 0) return padToRequest(null, win, width, height);
     const lvl = this.tiffLevels[level] as TiffLevel;
+    await this.checkStoredTiles(level, win);
     let inner: Buffer;
     try {
       const { data, info } = await this.open(lvl.page, lvl.subifd)
@@ -104,6 +107,43 @@ export class SharpSlideSource implements SlideSource {
     } catch (err) {
       throw new CorruptSlideError(this.path, `cannot decode associated image "${name}": ${firstLine(err)}`, err);
     }
+  }
+
+  /**
+   * The JPEG tiles under a window, each decoded once on its own with libjpeg's warnings as errors,
+   * before the window is read. The TIFF loader decodes damaged JPEG data (a corrupt or truncated
+   * tile of an Aperio SVS) into plausible garbage without a word; OpenSlide refuses it. One policy
+   * for both backends: a damaged tile fails the read, and so the slide, naming the tile. Each
+   * tile is checked once per open slide.
+   */
+  private async checkStoredTiles(level: number, win: { ix: number; iy: number; iw: number; ih: number }): Promise<void> {
+    const t = this.tiffLevels[level]?.jpegTiles;
+    if (t === undefined || t === null) return;
+    let checked = this.checkedTiles.get(level);
+    if (checked === undefined) {
+      checked = new Set();
+      this.checkedTiles.set(level, checked);
+    }
+    const work: Promise<void>[] = [];
+    for (let row = Math.floor(win.iy / t.tileHeight); row <= Math.floor((win.iy + win.ih - 1) / t.tileHeight); row++) {
+      for (let col = Math.floor(win.ix / t.tileWidth); col <= Math.floor((win.ix + win.iw - 1) / t.tileWidth); col++) {
+        const i = row * t.cols + col;
+        if (checked.has(i)) continue;
+        checked.add(i);
+        work.push(
+          this.readStoredTile(level, col, row).then(async (jpeg) => {
+            if (jpeg === null) return;
+            try {
+              await sharp(jpeg, { failOn: 'warning' }).raw().toBuffer();
+            } catch (err) {
+              checked.delete(i);
+              throw new CorruptSlideError(this.path, `level ${level} tile (${col}, ${row}) at level pixels (${col * t.tileWidth}, ${row * t.tileHeight}) is damaged: ${firstLine(err)}`, err);
+            }
+          }),
+        );
+      }
+    }
+    await Promise.all(work);
   }
 
   storedTileSize(level: number): { width: number; height: number } | null {
