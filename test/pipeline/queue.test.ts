@@ -303,4 +303,26 @@ describe('queue mode: BullMQ on a real Redis', () => {
     expect(log.match(/connection to Redis at redis:\/\/127\.0\.0\.1:\d+ restored/g)?.length, log).toBe(1);
     expect(log).not.toMatch(/Unhandled error event|^\s+at /m);
   }, 90_000);
+
+  it('resubmitting (--force) recomputes the result but keeps the pathologist\'s verdicts', async () => {
+    const data = tempDir();
+    const slide = join(tempDir(), 'again.svs');
+    copyFileSync(TINY, slide);
+    const w = startWorker();
+    try {
+      const first = await cli(withRedis(['submit', slide, '--wait', '--json', ...opts(data)]));
+      expect(first.code, first.stderr + w.log()).toBe(0);
+      const [done] = JSON.parse(first.stdout) as Status[];
+      expect(done?.state).toBe('done');
+      const review = JSON.stringify({ formatVersion: 1, version: 3, regions: {} });
+      writeFileSync(join(done!.resultDir, 'review.json'), review);
+      const again = await cli(withRedis(['submit', slide, '--force', '--wait', '--json', ...opts(data)]));
+      expect(again.code, again.stderr + w.log()).toBe(0);
+      const [redone] = JSON.parse(again.stdout) as Status[];
+      expect(redone).toMatchObject({ state: 'done', submitted: 'requeued' });
+      expect(readFileSync(join(done!.resultDir, 'review.json'), 'utf8')).toBe(review);
+    } finally {
+      await stopWorker(w);
+    }
+  }, 120_000);
 });

@@ -152,6 +152,46 @@ describe('reference scorer', () => {
     expect(Array.from(scores.subarray(200)).every((s) => s >= t)).toBe(true);
     await expect(scoreEmbeddings(scorer, { count: 1, dim: 8, data: new Float32Array(8) })).rejects.toThrow(ScoreInputError);
   });
+
+  it("thresholds at the bank's stored quantile of held-out normal distances, whatever the scored slide; a bank without one is refused", async () => {
+    const dir = tempDir();
+    const uncalibrated = buildReferenceBank(normalSlides(), { model: MODEL, maxSize: 150 });
+    const normal = makeCloud(DIM, 4, 21);
+    normal.rng = seededRng(5);
+    const heldOut = sample(normal, 120);
+    const bank = await calibrateReferenceBank(uncalibrated, heldOut, { quantile: 0.95 });
+    // The quantile (linear interpolation) of the held-out patches' distances to the bank, by brute force.
+    const d = Float64Array.from(new JsNearestNeighbour(uncalibrated).nearestSync(heldOut)).sort();
+    const pos = 0.95 * (d.length - 1);
+    const lo = Math.floor(pos);
+    const expected = (d[lo] as number) + ((d[lo + 1] as number) - (d[lo] as number)) * (pos - lo);
+    const t = bank.threshold!;
+    expect(t.value / expected).toBeCloseTo(1, 4);
+    expect(t).toMatchObject({ quantile: 0.95, sample: 120 });
+    expect(t.median / (d[59]! + (d[60]! - d[59]!) * 0.5)).toBeCloseTo(1, 4);
+    expect(t.max / d[119]!).toBeCloseTo(1, 4);
+
+    const path = join(dir, 'calibrated.safetensors');
+    await writeReferenceBank(path, bank);
+    expect((await readReferenceBank(path)).threshold).toEqual(t);
+    expect((await SafetensorsFile.read(path)).metadata).toMatchObject({ threshold: String(t.value), threshold_quantile: '0.95', threshold_sample: '120', threshold_basis: expect.stringMatching(/held-out normal patches/) });
+
+    const scorer = await parseScoreMethod(`reference:${path}`, { dim: DIM, model: MODEL });
+    // Not a statistic of the scores: the same cut-off for a slide close to the bank and one far from it.
+    expect(scorer.defaultThreshold(Float32Array.from({ length: 50 }, (_, i) => i * 1e-3))).toBe(t.value);
+    expect(scorer.defaultThreshold(Float32Array.from({ length: 50 }, (_, i) => 100 + i))).toBe(t.value);
+    expect(scorer.params).toMatchObject({ thresholdValue: t.value, threshold: expect.stringMatching(/^bank: 0\.95 quantile of the nearest-bank distances of 120 held-out normal patches = /) });
+
+    const old = join(dir, 'old.safetensors');
+    await writeReferenceBank(old, uncalibrated);
+    expect((await readReferenceBank(old)).threshold).toBeNull();
+    const refused = parseScoreMethod(`reference:${old}`, { dim: DIM, model: MODEL });
+    await expect(refused).rejects.toThrow(ScoreFileError);
+    await expect(refused).rejects.toThrow(/no threshold of its own.*rebuild it with `flashslide reference build/);
+
+    await expect(calibrateReferenceBank(uncalibrated, heldOut, { quantile: 1 })).rejects.toThrow(ScoreConfigError);
+    await expect(calibrateReferenceBank(uncalibrated, sample(normal, 5))).rejects.toThrow(/5 held-out normal patches cannot set a threshold/);
+  });
 });
 
 describe('JS nearest neighbour', () => {

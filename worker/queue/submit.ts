@@ -4,11 +4,12 @@
  * parameters) finds the existing job or the finished result instead of queueing it twice.
  */
 import { Queue, QueueEvents, type Job, type RedisOptions } from 'bullmq';
-import { checkRedis, producerConnectionOptions, workerConnectionOptions } from './connection.js';
+import { QueueConfigError, checkRedis, producerConnectionOptions, workerConnectionOptions } from './connection.js';
 import { KEEP, QUEUES, RETRY, jobIds, type PlanJobData } from './queues.js';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 import { readFailure, readResultSummary } from '../pipeline/aggregate-stage.js';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { REVIEW_FILE } from '../store/review-file.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -79,6 +80,43 @@ export async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStat
   return { ...base, state: 'unknown' };
 }
 
+/**
+ * The previous jobs of an analysis, removed before it is queued again. A job still held by a
+ * worker (a sibling batch retrying) cannot be removed yet: wait for it, up to `waitMs`, and say
+ * so if it does not let go; never report a resubmission that did not happen.
+ */
+async function removeOldJobs(q: Queues, spec: AnalysisSpec, waitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await (await q.aggregate.getJob(jobIds.aggregate(spec)))?.remove({ removeChildren: true });
+      await (await q.plan.getJob(jobIds.plan(spec)))?.remove();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new QueueConfigError(`cannot resubmit ${spec.slideName}: its previous jobs are still held by a worker (${(err as Error).message}); wait until \`flashslide status\` shows it settled, then submit again`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * Empties a result folder before its analysis runs again, keeping the pathologist's verdicts
+ * (review.json): they are work no recomputation can redo, and verdicts of regions that come back
+ * with the same outline stay attached to them.
+ */
+async function clearResult(resultDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(resultDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await Promise.all(names.filter((n) => n !== REVIEW_FILE).map((n) => rm(join(resultDir, n), { recursive: true, force: true })));
+}
+
 export async function submitSlides(slides: readonly string[], options: SubmitOptions): Promise<SlideStatus[]> {
   await checkRedis(options.redisUrl);
   const q = openQueues(options.redisUrl);
@@ -99,9 +137,8 @@ export async function submitSlides(slides: readonly string[], options: SubmitOpt
       // A forced or failed analysis starts clean: old jobs and files would otherwise short-circuit it.
       const requeue = current.state !== 'unknown';
       if (requeue) {
-        await (await q.aggregate.getJob(jobIds.aggregate(spec)))?.remove({ removeChildren: true }).catch(() => undefined);
-        await (await q.plan.getJob(id))?.remove().catch(() => undefined);
-        await rm(spec.resultDir, { recursive: true, force: true });
+        await removeOldJobs(q, spec);
+        await clearResult(spec.resultDir);
       }
       await q.plan.add('plan', { spec } satisfies PlanJobData, {
         jobId: id,
