@@ -36,6 +36,11 @@ export const FIGURE_DEFAULTS = {
   /** The same without a slide image under the heatmap (nothing to see through to). */
   opacityHotAlone: 1,
   opacityColdAlone: 0.55,
+  /**
+   * How below-threshold cells fade: 0 = all at opacityCold; k > 0 = opacityCold x t^k, t the
+   * cell's place from min (0) to the threshold (1), so the lowest scores leave the slide as it is.
+   */
+  coldFade: 0 as number,
   /** Tissue outline, a green none of the ramps uses. */
   tissueOutline: [0, 150, 80] as readonly [number, number, number],
   /** Where there is no slide image to draw on. */
@@ -47,7 +52,7 @@ export const FIGURE_DEFAULTS = {
   noTissue: 232,
 } as const;
 
-export type FigureOptions = Partial<typeof FIGURE_DEFAULTS>;
+export type FigureOptions = { [K in keyof typeof FIGURE_DEFAULTS]?: (typeof FIGURE_DEFAULTS)[K] extends number ? number : (typeof FIGURE_DEFAULTS)[K] };
 
 /** The colouring of a result: the ramp spans the tissue cells' [min, max]; null without tissue. */
 export function heatmapColouring(meta: HeatmapMeta, colormap: ColormapName): Colouring | null {
@@ -132,18 +137,39 @@ export async function overviewPixels(input: OverviewInput, options: FigureOption
 
   if (input.heatmap !== null && input.colouring !== null) {
     const alone = input.thumbnail === null;
-    const opacity = { hot: alone ? o.opacityHotAlone : o.opacityHot, cold: alone ? o.opacityColdAlone : o.opacityCold };
+    const opacity = { hot: alone ? o.opacityHotAlone : o.opacityHot, cold: alone ? o.opacityColdAlone : o.opacityCold, coldFade: o.coldFade };
     blendHeatmap(pixels, width, height, input, input.heatmap, input.colouring, opacity);
   }
   if (input.tissuePng !== null) await drawTissueBoundary(pixels, width, height, input.tissuePng, o.tissueOutline);
   return { data: pixels, width, height };
 }
 
-function blendHeatmap(pixels: Buffer, width: number, height: number, input: OverviewInput, heatmap: Heatmap, colouring: Colouring, opacity: { hot: number; cold: number }): void {
+/**
+ * Per cell: its colour's weight over the slide (see FIGURE_DEFAULTS.coldFade). Below the
+ * threshold the weight is looked up by the cell's ramp index (256 steps: no per-cell power).
+ */
+function cellOpacities(heatmap: Heatmap, colours: Int16Array, colouring: Colouring, opacity: { hot: number; cold: number; coldFade: number }): Float32Array {
+  const { lo, hi, threshold } = colouring;
+  const cold = new Float32Array(256).fill(opacity.cold);
+  const span = threshold - lo;
+  if (opacity.coldFade > 0 && span > 0 && Number.isFinite(span)) {
+    for (let k = 0; k < 256; k++) cold[k] = opacity.cold * Math.max(0, Math.min(1, ((k / 255) * (hi - lo)) / span)) ** opacity.coldFade;
+  }
+  const out = new Float32Array(heatmap.grid.length);
+  for (let i = 0; i < out.length; i++) {
+    const k = colours[i] as number;
+    if (k < 0) continue;
+    out[i] = (heatmap.grid[i] as number) >= threshold ? opacity.hot : (cold[k] as number);
+  }
+  return out;
+}
+
+function blendHeatmap(pixels: Buffer, width: number, height: number, input: OverviewInput, heatmap: Heatmap, colouring: Colouring, opacity: { hot: number; cold: number; coldFade: number }): void {
   const m = heatmap.meta;
   const colOf = cellsAlong(width, 0, input.slideWidth, m.originX, m.patchSizeLevel0, m.cols);
   const rowOf = cellsAlong(height, 0, input.slideHeight, m.originY, m.patchSizeLevel0, m.rows);
   const colours = cellColours(heatmap, colouring);
+  const alphas = cellOpacities(heatmap, colours, colouring, opacity);
   const { lut } = colouring;
   for (let y = 0; y < height; y++) {
     const r = rowOf[y] as number;
@@ -154,7 +180,8 @@ function blendHeatmap(pixels: Buffer, width: number, height: number, input: Over
       const cell = r * m.cols + c;
       const idx = colours[cell] as number;
       if (idx < 0) continue;
-      const a = (heatmap.grid[cell] as number) >= colouring.threshold ? opacity.hot : opacity.cold;
+      const a = alphas[cell] as number;
+      if (a <= 0) continue;
       const p = (y * width + x) * 3;
       for (let ch = 0; ch < 3; ch++) pixels[p + ch] = Math.round((pixels[p + ch] as number) * (1 - a) + (lut[idx * 3 + ch] as number) * a);
     }

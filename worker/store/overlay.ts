@@ -1,21 +1,27 @@
 /**
- * overlay.png: the result as a figure a person can read without the viewer. The slide (default
- * 2000 px on its long side) with the heatmap blended over the tissue, strongly where cells are at
- * or above the threshold and faintly below it (so a slide without anomalies does not light up),
- * the tissue boundary, the anomalous regions outlined and numbered by rank (the numbers of the
- * viewer's region list and of the reports), and a panel below: what was analysed, a colour bar
- * with the score scale and the threshold marked, and a legend. Colours are the viewer's: the same
- * ramp over the same [min, max] of the slide's tissue scores.
+ * overlay.png: the result as a figure a person can read without the viewer.
  *
- * The picture is heatmap-figure.ts's overview (shared with the PDF report); outlines, numbers and
- * the panel are an SVG composited by sharp (libvips renders the text with the system's fonts).
+ *   header   slide name; model, score method, slide score, region count
+ *   image    the slide (default 2000 px on its long side, colours muted a little) with the
+ *            heatmap over the tissue: strong where cells are at or above the threshold, faint
+ *            and fading to nothing below it (a slide without anomalies stays H&E), the tissue
+ *            boundary, the anomalous regions ringed and numbered by rank (the numbers of the
+ *            viewer's region list and the reports; regions whose rings merge share one label)
+ *   footer   colour bar with the score scale and the threshold marked, legend
+ *
+ * Colours are the viewer's default: the same ramp (colormap.ts) over the same [min, max] of the
+ * slide's tissue scores, so a colour means the same score in both. The heatmap raster is
+ * heatmap-figure.ts's overview (shared with the PDF report), the rings region-outline.ts's, the
+ * text overlay-legend.ts's SVG, composited by sharp.
  */
 import sharp from 'sharp';
 import type { RgbImage } from '../slide/slide-source.js';
 import { thumbnailSize } from '../slide/thumbnail.js';
-import { colormapLut, type ColormapName } from './colormap.js';
+import type { ColormapName } from './colormap.js';
 import { StoreArgumentError } from './errors.js';
-import { overviewPixels, type Heatmap } from './heatmap-figure.js';
+import { FIGURE_DEFAULTS, heatmapColouring, overviewPixels, type Heatmap } from './heatmap-figure.js';
+import { esc, fitText, FONT, footer, INK, INK_SOFT, textWidth, wrapParts } from './overlay-legend.js';
+import { outlineRegions, rankLabel, type RegionGroup } from './region-outline.js';
 import type { RankedRegion } from './result-types.js';
 
 export interface OverlayInput {
@@ -30,165 +36,288 @@ export interface OverlayInput {
   tissuePng: Buffer | null;
   /** Ranked regions (worker/store/ranked-regions.ts), level-0 outlines. */
   regions: readonly RankedRegion[];
-  /** First line of the panel, e.g. the slide's file name. */
+  /** Header, first line, e.g. the slide's file name. */
   title: string;
-  /** Second line: model, score method, slide score. */
+  /** Header, second line: model, score method, slide score; wrapped at ' · '. */
   subtitle: string;
 }
 
 export interface OverlayOptions {
-  /** Long side of the slide image in pixels. */
+  /** Long side of the slide image in pixels (a smaller slide is not enlarged). */
   longSide: number;
   colormap: ColormapName;
-  /** Regions numbered on the figure (all are outlined). */
+  /** Heatmap colour weight over the slide at or above the threshold, and just below it. */
+  opacityHot: number;
+  opacityCold: number;
+  /** Below the threshold the weight falls as t^coldFade towards the lowest score (0: flat). */
+  coldFade: number;
+  /** Saturation of the slide under the heatmap (1 = as scanned): muted H&E lets the ramp stand out. */
+  underlaySaturation: number;
+  /** Region rings. */
+  outline: string;
+  outlineHalo: string;
+  /** Regions closer than twice this (in units, 1/400 of the long side) are ringed as one area. */
+  mergeUnits: number;
+  /** Groups of regions numbered on the figure (all are ringed). */
   maxLabels: number;
 }
 
-export const OVERLAY_DEFAULTS: Readonly<OverlayOptions> = { longSide: 2000, colormap: 'inferno', maxLabels: 60 };
+/** Every default of the figure, in one place. */
+export const OVERLAY_DEFAULTS: Readonly<OverlayOptions> = {
+  longSide: 2000,
+  colormap: 'inferno', // the viewer's default ramp (viewer/app/src/settings.ts)
+  opacityHot: 0.85,
+  opacityCold: 0.4,
+  coldFade: 3,
+  underlaySaturation: 0.55,
+  outline: '#1ad1ff',
+  outlineHalo: '#08141f',
+  mergeUnits: 2.4,
+  maxLabels: 60,
+};
 
-const OUTLINE = '#1ad1ff';
-const HALO = '#08141f';
-const FONT = "DejaVu Sans, Verdana, sans-serif";
-
-const esc = (s: string): string => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** A step of 1, 2 or 5 x 10^k giving about `count` ticks over `span`. */
-function tickStep(span: number, count: number): number {
-  const raw = span / count;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const n = raw / mag;
-  return (n < 1.5 ? 1 : n < 3.5 ? 2 : n < 7.5 ? 5 : 10) * mag;
+/** Where everything goes. */
+export interface OverlayLayout {
+  canvas: { width: number; height: number };
+  /** One unit is 1/400 of the figure's long side (5 px at 2000 px): every size follows it. */
+  unit: number;
+  /** The slide image, placed at (left, top). */
+  image: { left: number; top: number; width: number; height: number };
+  /** Header text lines. */
+  title: string;
+  subtitle: string[];
+  /** The colour bar; null without tissue (nothing scored). */
+  bar: { x: number; y: number; width: number; height: number } | null;
 }
 
-function fmt(v: number, step: number): string {
-  const digits = Math.max(0, Math.min(4, -Math.floor(Math.log10(step))));
-  return v.toFixed(digits);
+/** A numbered label on the figure, canvas pixels. */
+export interface OverlayLabel {
+  text: string;
+  ranks: number[];
+  x: number;
+  y: number;
+  width: number;
+  height: number;
 }
 
-function regionMarks(regions: readonly RankedRegion[], scale: number, width: number, height: number, maxLabels: number, unit: number): string {
-  const paths = regions
-    .map((r) => r.outline.map((ring) => `M${ring.map(([x, y]) => `${(x * scale).toFixed(1)},${(y * scale).toFixed(1)}`).join('L')}Z`).join(''))
-    .filter((d) => d !== '');
-  const stroke = Math.max(2, unit * 0.9);
-  let svg = `<g fill="none" stroke-linejoin="round"><path d="${paths.join('')}" stroke="${HALO}" stroke-opacity="0.6" stroke-width="${stroke * 2.2}"/>`;
-  svg += `<path d="${paths.join('')}" stroke="${OUTLINE}" stroke-width="${stroke}"/></g>`;
-  // Labels at each region's top-right corner, skipped where they would cover an earlier one.
-  const radius = unit * 4.2;
-  const placed: [number, number][] = [];
-  for (const r of regions.slice(0, maxLabels)) {
-    const [bx, by, bw] = r.bbox;
-    const x = Math.min(width - radius, Math.max(radius, (bx + bw) * scale + radius * 0.6));
-    const y = Math.min(height - radius, Math.max(radius, by * scale - radius * 0.6));
-    if (placed.some(([px, py]) => Math.hypot(px - x, py - y) < radius * 2)) continue;
-    placed.push([x, y]);
-    svg += `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${radius.toFixed(1)}" fill="${HALO}" stroke="${OUTLINE}" stroke-width="${(stroke * 0.7).toFixed(1)}"/>`;
-    svg += `<text x="${x.toFixed(1)}" y="${(y + radius * 0.38).toFixed(1)}" font-family="${FONT}" font-size="${(radius * 1.05).toFixed(1)}" font-weight="bold" fill="#ffffff" text-anchor="middle">${r.rank}</text>`;
+const hex = (c: string): [number, number, number] => [parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16)];
+
+function checkOptions(options: Partial<OverlayOptions>): OverlayOptions {
+  const o = { ...OVERLAY_DEFAULTS, ...options };
+  if (!(Number.isInteger(o.longSide) && o.longSide >= 200 && o.longSide <= 10000)) throw new StoreArgumentError(`overlay: long side ${o.longSide} must be an integer in 200..10000`);
+  for (const k of ['opacityHot', 'opacityCold', 'underlaySaturation'] as const) {
+    if (!(o[k] >= 0 && o[k] <= 1)) throw new StoreArgumentError(`overlay: ${k} ${o[k]} must be in 0..1`);
+  }
+  if (!(o.mergeUnits >= 0 && o.mergeUnits <= 20)) throw new StoreArgumentError(`overlay: mergeUnits ${o.mergeUnits} must be in 0..20`);
+  if (!(o.coldFade >= 0 && o.coldFade <= 10)) throw new StoreArgumentError(`overlay: coldFade ${o.coldFade} must be in 0..10`);
+  for (const k of ['outline', 'outlineHalo'] as const) if (!/^#[0-9a-fA-F]{6}$/.test(o[k])) throw new StoreArgumentError(`overlay: ${k} '${o[k]}' must be #rrggbb`);
+  return o;
+}
+
+function header(input: Pick<OverlayInput, 'title' | 'subtitle'>, width: number, unit: number): { title: string; subtitle: string[]; height: number } {
+  const pad = unit * 6;
+  const title = fitText(input.title, unit * 5.2, width - 2 * pad, true);
+  const subtitle = wrapParts(input.subtitle.split(' · '), ' · ', unit * 3.4, width - 2 * pad);
+  return { title, subtitle, height: Math.round(unit * 4 + unit * 5.2 + subtitle.length * unit * 4.9 + unit * 3.2) };
+}
+
+function headerSvg(title: string, subtitle: readonly string[], unit: number): string {
+  const pad = unit * 6;
+  let y = unit * 4 + unit * 5.2;
+  let svg = `<text x="${pad}" y="${y}" font-family="${FONT}" font-size="${unit * 5.2}" font-weight="bold" fill="${INK}">${esc(title)}</text>`;
+  for (const line of subtitle) {
+    y += unit * 4.9;
+    svg += `<text x="${pad}" y="${y}" font-family="${FONT}" font-size="${unit * 3.4}" fill="${INK_SOFT}">${esc(line)}</text>`;
   }
   return svg;
 }
 
-/** Where everything goes: the slide image, and in the panel below it the colour bar. */
-export interface OverlayLayout {
-  /** The slide image, placed at (left, 0). */
-  image: { left: number; width: number; height: number };
-  canvas: { width: number; height: number };
-  /** One unit is 1/400 of the canvas width (5 px at 2000 px): every size follows it. */
-  unit: number;
-  bar: { x: number; y: number; width: number; height: number };
+interface Plan {
+  layout: OverlayLayout;
+  headerSvg: string;
+  footerSvg: string;
 }
 
-export function overlayLayout(slideWidth: number, slideHeight: number, longSide: number): OverlayLayout {
-  const { width, height } = thumbnailSize(slideWidth, slideHeight, longSide);
-  const canvasW = Math.max(width, 1000);
-  const unit = canvasW / 400;
-  const pad = unit * 6;
-  const title = unit * 5.2;
-  const text = unit * 3.6;
-  const barY = Math.round(height + pad + title + text * 4.4);
-  return {
-    image: { left: Math.round((canvasW - width) / 2), width, height },
-    canvas: { width: canvasW, height: Math.round(height + unit * 42) },
+function plan(input: OverlayInput, o: OverlayOptions, labelled: number): Plan {
+  const { width, height } = thumbnailSize(input.slideWidth, input.slideHeight, o.longSide);
+  const unit = Math.max(width, height, 1000) / 400;
+  const canvasW = Math.max(width, Math.round(unit * 240));
+  const head = header(input, canvasW, unit);
+  const image = { left: Math.round((canvasW - width) / 2), top: head.height, width, height };
+  const { meta } = input.heatmap;
+  const foot = footer(
+    { min: meta.min, max: meta.max, threshold: meta.threshold, scoreMethod: meta.scoreMethod, colormap: o.colormap },
+    {
+      opacityHot: o.opacityHot,
+      opacityCold: o.opacityCold,
+      coldFade: o.coldFade,
+      outline: o.outline,
+      outlineHalo: o.outlineHalo,
+      tissueOutline: `rgb(${FIGURE_DEFAULTS.tissueOutline.join(',')})`,
+      regions: input.regions.length,
+      labelled,
+    },
+    canvasW,
+    image.top + height,
     unit,
-    bar: { x: Math.round(pad), y: barY, width: Math.round(Math.min(canvasW - 2 * pad, unit * 190)), height: Math.round(unit * 4.5) },
+  );
+  return {
+    layout: { canvas: { width: canvasW, height: Math.round(image.top + height + foot.height) }, unit, image, title: head.title, subtitle: head.subtitle, bar: foot.bar },
+    headerSvg: headerSvg(head.title, head.subtitle, unit),
+    footerSvg: foot.svg,
   };
 }
 
-function panel(input: OverlayInput, layout: OverlayLayout, colormap: ColormapName): string {
-  const { meta } = input.heatmap;
-  const { unit } = layout;
-  const top = layout.image.height;
-  const width = layout.canvas.width;
-  const pad = unit * 6;
-  const title = unit * 5.2;
-  const text = unit * 3.6;
-  let svg = `<rect x="0" y="${top}" width="${width}" height="${layout.canvas.height - top}" fill="#ffffff"/>`;
-  svg += `<text x="${pad}" y="${top + pad + title}" font-family="${FONT}" font-size="${title}" font-weight="bold" fill="#15202b">${esc(input.title)}</text>`;
-  svg += `<text x="${pad}" y="${top + pad + title + text * 1.7}" font-family="${FONT}" font-size="${text}" fill="#3c4854">${esc(input.subtitle)}</text>`;
-  const barTop = layout.bar.y;
-  if (meta.min === null || meta.max === null) {
-    return `${svg}<text x="${pad}" y="${barTop + text}" font-family="${FONT}" font-size="${text}" fill="#3c4854">No tissue found: nothing was scored.</text>`;
+/** The figure's layout for a slide and its texts (the same as renderOverlay's). */
+export function overlayLayout(input: OverlayInput, options: Partial<OverlayOptions> = {}): OverlayLayout {
+  return plan(input, checkOptions(options), input.regions.length).layout;
+}
+
+/** Region labels: pill height and font size, in units. */
+const LABEL_HEIGHT = 6.2;
+const LABEL_FONT = 4.2;
+
+interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+const overlap = (a: Rect, b: Rect): number =>
+  Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x)) * Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
+
+/**
+ * A label per group of regions (best rank first), beside its ring: the first of a few places
+ * around it that covers no earlier label and no other ring, else the least bad one. Image pixels.
+ */
+function placeLabels(groups: readonly RegionGroup[], width: number, height: number, unit: number, maxLabels: number): OverlayLabel[] {
+  const h = Math.round(unit * LABEL_HEIGHT);
+  const font = unit * LABEL_FONT;
+  const placed: OverlayLabel[] = [];
+  const boxes = groups.map((g) => ({ x: g.x0, y: g.y0, width: g.x1 - g.x0, height: g.y1 - g.y0 }));
+  for (const [gi, g] of groups.slice(0, maxLabels).entries()) {
+    const text = rankLabel(g.ranks);
+    const w = Math.max(h, Math.round(textWidth(text, font, true) + unit * 2.8));
+    const lift = h * 0.8;
+    const cy = (g.y0 + g.y1) / 2 - h / 2;
+    const candidates: [number, number][] = [
+      [g.x1 - h * 0.35, g.y0 - lift], // above right
+      [g.x0 - w + h * 0.35, g.y0 - lift], // above left
+      [g.x1 - h * 0.35, g.y1 - h + lift], // below right
+      [g.x0 - w + h * 0.35, g.y1 - h + lift], // below left
+      [g.x1 + unit, cy], // right
+      [g.x0 - w - unit, cy], // left
+      [(g.x0 + g.x1) / 2 - w / 2, g.y0 - h - unit * 0.5], // above
+      [(g.x0 + g.x1) / 2 - w / 2, g.y1 + unit * 0.5], // below
+    ];
+    let best: { rect: Rect; score: number } | null = null;
+    for (const [cx, cyy] of candidates) {
+      const rect = { x: Math.round(Math.max(0, Math.min(width - w, cx))), y: Math.round(Math.max(0, Math.min(height - h, cyy))), width: w, height: h };
+      const margin = { x: rect.x - unit * 0.6, y: rect.y - unit * 0.6, width: rect.width + unit * 1.2, height: rect.height + unit * 1.2 };
+      let score = 0;
+      for (const p of placed) score += 20 * overlap(margin, p);
+      for (const [bi, b] of boxes.entries()) if (bi !== gi) score += overlap(rect, b);
+      // Clamped away from its ring (at the image's edge): acceptable, but after the others.
+      const moved = Math.hypot(rect.x - cx, rect.y - cyy);
+      if (moved > 1) score += 0.01 * moved;
+      if (best === null || score < best.score) best = { rect, score };
+      if (score === 0) break;
+    }
+    if (best !== null) placed.push({ text, ranks: g.ranks, ...best.rect });
   }
-  const { min, max } = meta;
-  const { x: barX, width: barW, height: barH } = layout.bar;
-  const lut = colormapLut(colormap);
-  const stops = Array.from({ length: 33 }, (_, i) => {
-    const k = Math.round((i / 32) * 255);
-    return `<stop offset="${(i / 32).toFixed(4)}" stop-color="rgb(${lut[k * 3]},${lut[k * 3 + 1]},${lut[k * 3 + 2]})"/>`;
-  }).join('');
-  svg += `<defs><linearGradient id="ramp">${stops}</linearGradient></defs>`;
-  svg += `<text x="${barX}" y="${barTop - text * 0.6}" font-family="${FONT}" font-size="${text}" font-weight="bold" fill="#15202b">Anomaly score (${esc(meta.scoreMethod)})</text>`;
-  svg += `<rect x="${barX}" y="${barTop}" width="${barW}" height="${barH}" fill="url(#ramp)" stroke="#15202b" stroke-width="1"/>`;
-  const span = max - min;
-  const at = (v: number): number => barX + (span > 0 ? ((v - min) / span) * barW : barW / 2);
-  const step = span > 0 ? tickStep(span, 6) : 1;
-  const ticks: number[] = [];
-  if (span > 0) for (let v = Math.ceil(min / step) * step; v <= max + 1e-9; v += step) ticks.push(v);
-  for (const v of ticks) {
-    svg += `<line x1="${at(v)}" y1="${barTop + barH}" x2="${at(v)}" y2="${barTop + barH + unit * 1.6}" stroke="#15202b" stroke-width="1"/>`;
-    svg += `<text x="${at(v)}" y="${barTop + barH + unit * 1.6 + text}" font-family="${FONT}" font-size="${text * 0.9}" fill="#3c4854" text-anchor="middle">${fmt(v, step)}</text>`;
+  return placed;
+}
+
+function labelsSvg(labels: readonly OverlayLabel[], unit: number, o: OverlayOptions): string {
+  const font = unit * LABEL_FONT;
+  return labels
+    .map((l) => {
+      const r = l.height / 2;
+      return (
+        `<rect x="${l.x}" y="${l.y}" width="${l.width}" height="${l.height}" rx="${r}" fill="${o.outlineHalo}" fill-opacity="0.9" stroke="${o.outline}" stroke-width="${(unit * 0.45).toFixed(1)}"/>` +
+        `<text x="${(l.x + l.width / 2).toFixed(1)}" y="${(l.y + l.height / 2 + font * 0.36).toFixed(1)}" font-family="${FONT}" font-size="${font.toFixed(1)}" font-weight="bold" fill="#ffffff" text-anchor="middle">${esc(l.text)}</text>`
+      );
+    })
+    .join('');
+}
+
+/** The slide image resized to the figure and its colours muted (towards its own luma). */
+async function underlay(thumbnail: RgbImage | null, width: number, height: number, saturation: number): Promise<RgbImage | null> {
+  if (thumbnail === null) return null;
+  let data: Buffer;
+  if (thumbnail.width === width && thumbnail.height === height) data = Buffer.from(thumbnail.data);
+  else {
+    data = await sharp(thumbnail.data, { raw: { width: thumbnail.width, height: thumbnail.height, channels: 3 } })
+      .resize(width, height, { fit: 'fill', kernel: thumbnail.width < width ? 'mitchell' : 'lanczos3' })
+      .raw()
+      .toBuffer();
   }
-  const threshold = meta.threshold;
-  if (Number.isFinite(threshold) && threshold >= min && threshold <= max) {
-    const x = at(threshold);
-    svg += `<rect x="${x - unit * 0.5}" y="${barTop - unit * 1.2}" width="${unit}" height="${barH + unit * 2.4}" fill="#15202b"/>`;
-    const label = `threshold ${threshold.toFixed(3)}: anomalous at or above`;
-    const anchor = x > barX + barW * 0.6 ? 'end' : 'start';
-    svg += `<text x="${anchor === 'end' ? x - unit * 1.5 : x + unit * 1.5}" y="${barTop - text * 0.6}" font-family="${FONT}" font-size="${text * 0.9}" font-weight="bold" fill="#a3101c" text-anchor="${anchor}">${esc(label)}</text>`;
-  } else {
-    svg += `<text x="${barX + barW + unit * 2}" y="${barTop + barH * 0.8}" font-family="${FONT}" font-size="${text * 0.9}" fill="#a3101c">${Number.isFinite(threshold) ? `threshold ${threshold.toFixed(3)} is outside the scores` : 'no threshold: the method set none'}</text>`;
+  if (saturation !== 1) {
+    for (let p = 0; p + 2 < data.length; p += 3) {
+      const r = data[p] as number;
+      const g = data[p + 1] as number;
+      const b = data[p + 2] as number;
+      const y = (1 - saturation) * (0.299 * r + 0.587 * g + 0.114 * b);
+      data[p] = y + saturation * r;
+      data[p + 1] = y + saturation * g;
+      data[p + 2] = y + saturation * b;
+    }
   }
-  const legendY = barTop + barH + unit * 1.6 + text * 2.6;
-  svg += `<text x="${barX}" y="${legendY}" font-family="${FONT}" font-size="${text * 0.9}" fill="#3c4854">Cells below the threshold are drawn faint. Cyan outlines: anomalous regions, numbered by rank as in the viewer and the reports (${input.regions.length} in all). Green: tissue boundary.</text>`;
-  return svg;
+  return { data, width, height };
+}
+
+/** The figure, its layout and where its labels went. */
+export async function overlayFigure(input: OverlayInput, options: Partial<OverlayOptions> = {}): Promise<{ png: Buffer; layout: OverlayLayout; labels: OverlayLabel[] }> {
+  const o = checkOptions(options);
+  const { meta, grid } = input.heatmap;
+  if (grid.length !== meta.rows * meta.cols) throw new StoreArgumentError(`overlay: heatmap has ${grid.length} cells, expected rows x cols = ${meta.rows} x ${meta.cols}`);
+  const { width, height } = thumbnailSize(input.slideWidth, input.slideHeight, o.longSide);
+  const unit = Math.max(width, height, 1000) / 400;
+
+  const image = await overviewPixels(
+    {
+      slideWidth: input.slideWidth,
+      slideHeight: input.slideHeight,
+      thumbnail: await underlay(input.thumbnail, width, height, o.underlaySaturation),
+      heatmap: input.heatmap,
+      colouring: heatmapColouring(meta, o.colormap),
+      tissuePng: input.tissuePng,
+    },
+    { overviewSide: o.longSide, opacityHot: o.opacityHot, opacityCold: o.opacityCold, opacityHotAlone: Math.max(o.opacityHot, 0.9), coldFade: o.coldFade },
+  );
+  const groups = outlineRegions(image, input.regions, width / input.slideWidth, {
+    gap: Math.max(2, unit * 0.8),
+    width: Math.max(2, unit * 0.6),
+    halo: Math.max(1, unit * 0.3),
+    merge: unit * o.mergeUnits,
+    colour: hex(o.outline),
+    haloColour: hex(o.outlineHalo),
+    haloOpacity: 0.75,
+  });
+  const labels = placeLabels(groups, width, height, unit, o.maxLabels);
+  const labelledRegions = labels.reduce((n, l) => n + l.ranks.length, 0);
+  const { layout, headerSvg: head, footerSvg: foot } = plan(input, o, labelledRegions);
+  const { left, top } = layout.image;
+  const { width: canvasW, height: canvasH } = layout.canvas;
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${canvasW}" height="${canvasH}">` +
+    head +
+    `<g transform="translate(${left},${top})">${labelsSvg(labels, unit, o)}</g>` +
+    foot +
+    '</svg>';
+  const png = await sharp({ create: { width: canvasW, height: canvasH, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+    .composite([
+      { input: image.data, raw: { width: image.width, height: image.height, channels: 3 }, left, top },
+      { input: Buffer.from(svg), left: 0, top: 0 },
+    ])
+    .removeAlpha()
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+  return { png, layout, labels: labels.map((l) => ({ ...l, x: l.x + left, y: l.y + top })) };
 }
 
 /** The figure as a PNG. */
 export async function renderOverlay(input: OverlayInput, options: Partial<OverlayOptions> = {}): Promise<Buffer> {
-  const o = { ...OVERLAY_DEFAULTS, ...options };
-  if (!(Number.isInteger(o.longSide) && o.longSide >= 200 && o.longSide <= 10000)) throw new StoreArgumentError(`overlay: long side ${o.longSide} must be an integer in 200..10000`);
-  const { meta, grid } = input.heatmap;
-  if (grid.length !== meta.rows * meta.cols) throw new StoreArgumentError(`overlay: heatmap has ${grid.length} cells, expected rows x cols = ${meta.rows} x ${meta.cols}`);
-  const layout = overlayLayout(input.slideWidth, input.slideHeight, o.longSide);
-  const { width, height, left } = layout.image;
-  const colouring = meta.min === null || meta.max === null ? null : { lut: colormapLut(o.colormap), lo: meta.min, hi: meta.max, threshold: meta.threshold };
-  const image = await overviewPixels(
-    { slideWidth: input.slideWidth, slideHeight: input.slideHeight, thumbnail: input.thumbnail, heatmap: input.heatmap, colouring, tissuePng: input.tissuePng },
-    { overviewSide: o.longSide },
-  );
-  const { width: canvasW, height: canvasH } = layout.canvas;
-  const scale = width / input.slideWidth;
-  const svg =
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${canvasW}" height="${canvasH}">` +
-    `<g transform="translate(${left},0)">${regionMarks(input.regions, scale, width, height, o.maxLabels, layout.unit)}</g>` +
-    panel(input, layout, o.colormap) +
-    '</svg>';
-  return sharp({ create: { width: canvasW, height: canvasH, channels: 3, background: { r: 255, g: 255, b: 255 } } })
-    .composite([
-      { input: image.data, raw: { width: image.width, height: image.height, channels: 3 }, left, top: 0 },
-      { input: Buffer.from(svg), left: 0, top: 0 },
-    ])
-    .removeAlpha()
-    .png({ compressionLevel: 9 })
-    .toBuffer();
+  return (await overlayFigure(input, options)).png;
 }
-
