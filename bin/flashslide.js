@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Launcher: runs the compiled CLI (dist/). `npm run build` (run by npm install/ci and by
-// `npm start`/`npm test` when needed) produces it.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// Launcher: runs the compiled CLI (dist/). `npm start`/`npm test` (scripts/ensure-ready.mjs) or
+// `npm run build` produce it. Linked from anywhere (`npm link`, `npm install -g .`, a symlink on
+// PATH), it finds dist/ next to its own real path, never next to the link.
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 // libuv's pool (4 threads by default) runs the engine's forwards, sharp's region decodes and file
 // I/O. A forward holds its thread for the whole pass and the pipeline keeps a second one waiting
@@ -10,10 +12,12 @@ import { fileURLToPath } from 'node:url';
 // Read when the pool starts, i.e. on its first use: setting it here, before any, takes effect.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
-const entry = new URL('../dist/worker/cli/main.js', import.meta.url);
-if (!existsSync(fileURLToPath(entry))) {
-  process.stderr.write('flashslide: not built yet: run `npm run build` in the flashslide folder\n');
+// Node already resolves the main script's symlinks unless --preserve-symlinks-main is given.
+const checkout = join(dirname(realpathSync(fileURLToPath(import.meta.url))), '..');
+const entry = join(checkout, 'dist', 'worker', 'cli', 'main.js');
+if (!existsSync(entry)) {
+  process.stderr.write(`flashslide: not built yet: run \`npm start\` (or \`npm run build\`) in ${checkout}\n`);
   process.exit(2);
 }
-const { main } = await import(entry.href);
+const { main } = await import(pathToFileURL(entry).href);
 process.exitCode = await main(process.argv.slice(2));

@@ -5,7 +5,7 @@
 // the browser app. Safe to run any number of times; `npm start` (--for start) and `npm test`
 // (--for test: also what the tests need) call it first.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,8 +13,17 @@ import { ensureSystemPackages } from './system-packages.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const purpose = process.argv.includes('--for') ? process.argv[process.argv.indexOf('--for') + 1] : 'start';
-// First: without a compiler or cblas.h the build below would stop with a raw compiler error.
-if (!ensureSystemPackages(purpose)) process.exit(1);
+if (purpose !== 'start' && purpose !== 'test') {
+  console.error(`flashslide: --for must be start or test, got ${purpose}`);
+  process.exit(2);
+}
+if (Number(process.versions.node.split('.')[0]) < 20) {
+  console.error(`flashslide: Node.js 20 or newer is required, this is ${process.version} (https://nodejs.org)`);
+  process.exit(1);
+}
+// First the system packages: without a compiler or cblas.h the build below would stop with a raw
+// compiler error. Optional ones missing only warn. FLASHSLIDE_NO_APT=1: only report.
+if (!ensureSystemPackages(purpose).ok) process.exit(1);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 function newest(path) {
@@ -48,7 +57,12 @@ if (!existsSync(installed) || mtime(join(root, 'package-lock.json')) > mtime(ins
   run(npm, ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
 }
 const addon = join(root, 'native', 'build', 'Release', 'flashslide.node');
-if (mtime(addon) < Math.max(newest(join(root, 'native')), newest(join(root, 'kernels')))) {
+// OpenSlide is optional at build time (binding.gyp asks pkg-config): an addon built before
+// libopenslide-dev was installed is rebuilt with it.
+const targetMk = join(root, 'native', 'build', 'flashslide.target.mk');
+const withoutOpenSlide = () =>
+  existsSync(targetMk) && !readFileSync(targetMk, 'utf8').includes('FLASHSLIDE_HAVE_OPENSLIDE') && spawnSync('pkg-config', ['--exists', 'openslide']).status === 0;
+if (mtime(addon) < Math.max(newest(join(root, 'native')), newest(join(root, 'kernels'))) || withoutOpenSlide()) {
   console.log('flashslide: building the native addon...');
   run(process.execPath, [join(root, 'scripts', 'build.mjs'), '--native-only']);
 }
