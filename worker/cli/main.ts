@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (process.env['FLASHSLIDE_DEBUG']) console.error(err);
     if (err instanceof UsageError) {
-      process.stderr.write(`flashslide: ${printable(err.message).replaceAll('\\x0a', '\n')}\n`);
+      process.stderr.write(`flashslide: ${printable(err.message, { newlines: true })}\n`);
       return 2;
     }
     if (err instanceof SlideError || err instanceof EngineError || err instanceof SafetensorsError || err instanceof QueueConfigError || err instanceof ScoreError || err instanceof ReportError || err instanceof StoreError) {

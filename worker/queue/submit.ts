@@ -10,6 +10,7 @@ import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pi
 import { readFailure, readResultSummary } from '../pipeline/aggregate-stage.js';
 import { readdir, rm } from 'node:fs/promises';
 import { REVIEW_FILE } from '../store/review-file.js';
+import { RESULT_FILES } from '../store/result-store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -173,7 +174,7 @@ export async function queuedSpecs(specs: readonly AnalysisSpec[], redisUrl: stri
     // Job ids include the result folder, so look the analysis up by its id among the jobs.
     const known = new Map<string, AnalysisSpec>();
     for (const spec of await knownSpecs(q, 1000)) if (!known.has(spec.analysisId)) known.set(spec.analysisId, spec); // newest first
-    return specs.map((spec) => (known.has(spec.analysisId) && !existsSync(join(spec.resultDir, 'summary.json')) ? (known.get(spec.analysisId) as AnalysisSpec) : spec));
+    return specs.map((spec) => (known.has(spec.analysisId) && !existsSync(join(spec.resultDir, RESULT_FILES.summary)) ? (known.get(spec.analysisId) as AnalysisSpec) : spec));
   } finally {
     await q.close();
   }

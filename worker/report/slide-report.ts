@@ -22,7 +22,7 @@ import { decodeNpyFloat32 } from '../store/npy.js';
 import { rankRegions, readRegionFeatures } from '../store/ranked-regions.js';
 import { RESULT_FILES } from '../store/result-store.js';
 import type { RankedRegion, RegionReview, ReviewState } from '../store/result-types.js';
-import { readReviewFile, toReview } from '../store/review-file.js';
+import { readReviewFile, reviewState, toReview } from '../store/review-file.js';
 import type { SlideFailure, SlideSummary, SlideTimings } from '../store/summary.js';
 
 /** Version of the JSON report and of this object's shape. */
@@ -239,7 +239,7 @@ function reportReview(regions: readonly ReportRegion[], version: number): Report
       out.lastReviewer = r.review.reviewer || null;
     }
   }
-  out.state = out.total > 0 && out.reviewed >= out.total ? 'done' : out.reviewed === 0 ? 'not-started' : 'in-progress';
+  out.state = reviewState(out.reviewed, out.total);
   return out;
 }
 
