@@ -44,7 +44,7 @@ describe('damaged JPEG tiles in an Aperio SVS', () => {
     try {
       const err = await s.readRegion(0, 1200, 720, 256, 256).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CorruptSlideError);
-      expect((err as Error).message).toMatch(/level 0 tile \(5, 3\) at level pixels \(1200, 720\) is damaged: .*Corrupt JPEG data/);
+      expect((err as Error).message).toMatch(/level 0 tile \(5, 3\) at level pixels \(1200, 720\) is damaged: its JPEG data does not decode cleanly \(.+\)/);
       // The same read again fails again (a damaged tile is not remembered as checked).
       await expect(s.readRegion(0, 1250, 750, 64, 64)).rejects.toThrow(/tile \(5, 3\)/);
       expect((await s.readRegion(0, 0, 0, 480, 480)).data.length).toBe(480 * 480 * 3);

@@ -137,7 +137,7 @@ export class SharpSlideSource implements SlideSource {
               await sharp(jpeg, { failOn: 'warning' }).raw().toBuffer();
             } catch (err) {
               checked.delete(i);
-              throw new CorruptSlideError(this.path, `level ${level} tile (${col}, ${row}) at level pixels (${col * t.tileWidth}, ${row * t.tileHeight}) is damaged: ${firstLine(err)}`, err);
+              throw new CorruptSlideError(this.path, `level ${level} tile (${col}, ${row}) at level pixels (${col * t.tileWidth}, ${row * t.tileHeight}) is damaged: its JPEG data does not decode cleanly (${firstLine(err)})`, err);
             }
           }),
         );
