@@ -242,7 +242,8 @@ queue_cuda() {
   local rpid=$!
   sleep 1
   local url=redis://127.0.0.1:$port
-  node bin/flashslide.js worker --redis $url --device cuda --concurrency 2 2>"$OUT/queue-worker.log" &
+  mkdir -p "$data"
+  node bin/flashslide.js worker --redis $url --device cuda --concurrency 2 --data "$data" --slides test/fixtures/slides --slides /tmp --models /tmp 2>"$OUT/queue-worker.log" &
   local wpid=$! rc=0 t
   secs() { echo "$(( ($(date +%s%N) - $1) / 1000000 )) ms"; }
   t=$(date +%s%N)

@@ -14,7 +14,7 @@ import { MissingMppError } from '../../worker/slide/errors.js';
 import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
 import { availableDevices, resolveModelFiles } from '../../worker/infer/vit-engine.js';
 import { startRedis, type RedisHandle } from '../redis-server.js';
-import { BIN, CMU, KIDNEY, ROOT, TINY, cli, cliEnv, tempDir } from '../helpers.js';
+import { BIN, CMU, KIDNEY, ROOT, SLIDES, TINY, cli, cliEnv, tempDir } from '../helpers.js';
 
 describe('run-wide option errors: once, before any slide is read, exit 2', () => {
   const cases: [string, string[], RegExp][] = [
@@ -69,7 +69,7 @@ describe('run-wide option errors: once, before any slide is read, exit 2', () =>
 
 describe('workers that cannot work refuse to start', () => {
   it.skipIf(availableDevices().includes('cuda'))('worker --device cuda on a build without CUDA: exit 2 before connecting to any queue', () => {
-    const r = cli(['worker', '--device', 'cuda', '--redis', 'redis://127.0.0.1:1']);
+    const r = cli(['worker', '--device', 'cuda', '--slides', SLIDES, '--redis', 'redis://127.0.0.1:1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--device cuda: this build has no CUDA backend/);
   });
@@ -77,7 +77,7 @@ describe('workers that cannot work refuse to start', () => {
   it('worker --data is accepted, and a folder it cannot write is refused', () => {
     const file = join(tempDir(), 'not-a-folder');
     writeFileSync(file, 'x');
-    const r = cli(['worker', '--data', join(file, 'data'), '--redis', 'redis://127.0.0.1:1']);
+    const r = cli(['worker', '--data', join(file, 'data'), '--slides', SLIDES, '--redis', 'redis://127.0.0.1:1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--data .*not a writable folder/);
     expect(cli(['worker', '--help']).stdout).toMatch(/--data DIR/);
@@ -193,7 +193,7 @@ describe('secrets: the Redis password never shows', () => {
 
   it('worker, submit, status and serve with an unreachable password-protected Redis: one line each, no password', () => {
     const url = 'redis://:hunter2-secret@127.0.0.1:1';
-    for (const args of [['worker', '--redis', url], ['submit', CMU, '--redis', url], ['status', '--redis', url], ['serve', '--redis', url, '--port', '0']]) {
+    for (const args of [['worker', '--redis', url, '--slides', SLIDES, '--data', tempDir()], ['submit', CMU, '--redis', url], ['status', '--redis', url], ['serve', '--redis', url, '--port', '0']]) {
       const r = cli(args);
       expect(r.code, args[0]).not.toBe(0);
       expect(r.stdout + r.stderr, args[0]).not.toContain('hunter2');

@@ -29,7 +29,7 @@ function composeConfig(file: string, env: Record<string, string>): { code: numbe
 }
 
 describe('docker-compose.yml', () => {
-  const env = { REDIS_PASSWORD: 'test-password-123', SLIDES_DIR: '/srv/slides', DATA_DIR: '/srv/results' };
+  const env = { REDIS_PASSWORD: 'test-password-123', SLIDES_DIR: '/srv/slides', DATA_DIR: '/srv/results', MODELS_DIR: '/srv/models' };
 
   it('is valid Compose and runs Redis, the server and GPU workers', () => {
     const r = composeConfig(join(ROOT, 'docker-compose.yml'), env);
@@ -52,12 +52,14 @@ describe('docker-compose.yml', () => {
         expect.arrayContaining([
           expect.objectContaining({ source: '/srv/slides', target: '/slides', read_only: true }),
           expect.objectContaining({ source: '/srv/results', target: '/data' }),
+          expect.objectContaining({ source: '/srv/models', target: '/models', read_only: true }),
         ]),
       );
       expect(svc.environment?.['FLASHSLIDE_REDIS']).toBe('redis://:test-password-123@redis:6379');
     }
     expect(s['worker']!.deploy?.resources?.reservations?.devices).toEqual([expect.objectContaining({ driver: 'nvidia', count: 1, capabilities: ['gpu'] })]);
-    expect(s['worker']!.command).toEqual(expect.arrayContaining(['worker', '--data', '/data']));
+    // Workers read only under their slide and model roots and write only in their data folder.
+    expect(s['worker']!.command).toEqual(expect.arrayContaining(['worker', '--data', '/data', '--slides', '/slides', '--models', '/models', '--grace']));
     // The server has no login yet: published on the host's loopback only.
     expect(JSON.stringify(s['server']!.ports)).toMatch(/127\.0\.0\.1/);
   });

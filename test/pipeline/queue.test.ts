@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
@@ -26,8 +27,11 @@ interface Worker {
   log: () => string;
 }
 
-function startWorker(extra: string[] = []): Worker {
-  const proc = spawn(process.execPath, [BIN, 'worker', '--redis', redis.url, '--device', 'cpu', '--lock-ms', '2000', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Slides come from the fixtures and from temporary folders; probes and banks from temporary folders. */
+const roots = (data: string): string[] => ['--data', data, '--slides', SLIDES, '--slides', tmpdir(), '--models', tmpdir()];
+
+function startWorker(data: string, extra: string[] = []): Worker {
+  const proc = spawn(process.execPath, [BIN, 'worker', '--redis', redis.url, '--device', 'cpu', '--lock-ms', '2000', ...roots(data), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   return { proc, log: () => log };
@@ -76,7 +80,7 @@ const withRedis = (args: string[]): string[] => args.map((a, i) => (a === '' && 
 describe('queue mode: BullMQ on a real Redis', () => {
   it('the fixtures folder as one batch: broken.svs and the slides without mpp fail with a reason, the others get heatmaps; resubmission is deduplicated; a deleted result is recomputed; another score method reuses the embeddings', async () => {
     const data = tempDir();
-    const w = startWorker();
+    const w = startWorker(data);
     try {
       const r = await cli(withRedis(['submit', SLIDES, '--wait', '--json', ...opts(data)]));
       expect(r.code, r.stderr + w.log()).toBe(3); // some slides failed
@@ -142,7 +146,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
     const data = tempDir();
     const damaged = join(data, 'damaged.tif');
     await writeSlideWithDamagedTiles(CMU, damaged, 0.499, [[1100, 2600]]);
-    const w = startWorker();
+    const w = startWorker(data);
     try {
       const r = await cli(withRedis(['submit', damaged, CMU, '--wait', '--json', ...opts(data)]));
       const [bad, good] = JSON.parse(r.stdout) as Status[];
@@ -158,7 +162,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
   it('kill -9 of a worker mid-slide: a second worker finishes it, and the heatmap matches embedded mode', async () => {
     const data = tempDir();
     const args = ['--redis', redis.url, '--data', data, '--region-size', '1024', '--batch-size', '1', '--device', 'cpu'];
-    const a = startWorker(['--concurrency', '1']);
+    const a = startWorker(data, ['--concurrency', '1']);
     let b: Worker | null = null;
     try {
       const sub = await cli(['submit', CMU, '--json', ...args]);
@@ -176,7 +180,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
       }
       await stopWorker(a, 'SIGKILL');
       expect(atKill?.state, 'the worker died mid-slide, not after it').toBe('embedding');
-      b = startWorker();
+      b = startWorker(data);
       const waited = await cli(['submit', CMU, '--wait', '--json', ...args]);
       const [done] = JSON.parse(waited.stdout) as Status[];
       expect(done?.state, waited.stderr + b.log()).toBe('done');
@@ -201,7 +205,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
   it('SIGTERM mid-slide: the worker finishes its running batch, exits cleanly, and the slide completes later', async () => {
     const data = tempDir();
     const args = ['--redis', redis.url, '--data', data, '--region-size', '1024', '--batch-size', '1', '--device', 'cpu', '--overlap', '256'];
-    const a = startWorker(['--concurrency', '1']);
+    const a = startWorker(data, ['--concurrency', '1']);
     let b: Worker | null = null;
     try {
       const sub = await cli(['submit', CMU, '--json', ...args]);
@@ -217,7 +221,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
       expect(a.log()).toMatch(/SIGTERM: finishing the running jobs/);
       const [between] = JSON.parse((await cli(['status', CMU, '--json', ...args])).stdout) as Status[];
       expect(between?.state).toBe('embedding');
-      b = startWorker();
+      b = startWorker(data);
       const [done] = JSON.parse((await cli(['submit', CMU, '--wait', '--json', ...args])).stdout) as Status[];
       expect(done?.state, b.log()).toBe('done');
     } finally {
@@ -229,7 +233,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
   it('a Redis that may evict keys is refused with a clear reason', async () => {
     const lru = await startRedis('allkeys-lru');
     try {
-      const r = spawnSync(process.execPath, [BIN, 'worker', '--redis', lru.url], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, [BIN, 'worker', '--redis', lru.url, ...roots(tempDir())], { encoding: 'utf8', timeout: 30_000 });
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/maxmemory-policy allkeys-lru; flashslide needs noeviction/);
     } finally {
@@ -245,7 +249,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
     const sub = await cli(withRedis(['submit', slide, ...opts(data)]));
     expect(sub.code, sub.stderr).toBe(0);
     copyFileSync(TINY, slide); // other content under the submitted name
-    const w = startWorker();
+    const w = startWorker(data);
     try {
       const deadline = Date.now() + 90_000;
       while (!existsSync(join(spec.resultDir, 'failure.json')) && !existsSync(join(spec.resultDir, 'summary.json')) && Date.now() < deadline) {
@@ -276,7 +280,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
 
   it('a Redis outage is one line when it starts and one when Redis is back, no stack traces', async () => {
     const own = await startRedis();
-    const proc = spawn(process.execPath, [BIN, 'worker', '--redis', own.url, '--device', 'cpu'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'worker', '--redis', own.url, '--device', 'cpu', ...roots(tempDir())], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     const until = async (what: RegExp, ms: number): Promise<void> => {
@@ -308,7 +312,7 @@ describe('queue mode: BullMQ on a real Redis', () => {
     const data = tempDir();
     const slide = join(tempDir(), 'again.svs');
     copyFileSync(TINY, slide);
-    const w = startWorker();
+    const w = startWorker(data);
     try {
       const first = await cli(withRedis(['submit', slide, '--wait', '--json', ...opts(data)]));
       expect(first.code, first.stderr + w.log()).toBe(0);

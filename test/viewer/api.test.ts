@@ -278,7 +278,7 @@ describe('review server with a queue and a worker', () => {
     expect(res.status).toBe(202);
     const { id, submitted } = await json<{ id: string; submitted: string }>(res);
     expect(submitted).toBe('queued');
-    worker = spawn(process.execPath, [join(ROOT, 'bin', 'flashslide.js'), 'worker', '--redis', redis.url, '--device', 'cpu'], { stdio: 'ignore' });
+    worker = spawn(process.execPath, [join(ROOT, 'bin', 'flashslide.js'), 'worker', '--redis', redis.url, '--device', 'cpu', '--data', join(dir, 'data'), '--slides', join(dir, 'slides')], { stdio: 'ignore' });
 
     const deadline = Date.now() + 120_000;
     const item = (e: WorklistEvent) => (e.type === 'slide' ? e.item : e.worklist.slides.find((s) => s.id === id));

@@ -17,14 +17,14 @@ import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { RESULT_FILES } from '../../worker/store/result-store.js';
 import { readJsonFile } from '../../worker/store/json-file.js';
 import type { SlideFailure, SlideSummary } from '../../worker/store/summary.js';
-import { EMBEDDINGS_FOLDER } from '../../worker/pipeline/analysis-spec.js';
+import { EMBEDDINGS_FOLDER, UPLOADS_FOLDER } from '../../worker/pipeline/analysis-spec.js';
 import { readerConnectionOptions, redactText, redactUrl } from '../../worker/queue/connection.js';
 import { closeSoon } from './close-soon.js';
 import { knownSpecs, openQueues, statusOf, type Queues, type SlideState, type SlideStatus } from '../../worker/queue/submit.js';
 import type { SlideStatusName } from './api-types.js';
 
 /** Folders under --data that are not results. */
-export const UPLOADS_FOLDER = 'uploads';
+export { UPLOADS_FOLDER };
 const NOT_RESULTS = new Set([EMBEDDINGS_FOLDER, UPLOADS_FOLDER]);
 
 export const ANALYSIS_ID = /^[0-9a-f]{24}$/;

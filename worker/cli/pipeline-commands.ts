@@ -17,7 +17,8 @@ import { knownAnalyses, queuedSpecs, slideStatuses, submitSlides, waitForSlides,
 import { availableDevices, resolveDevice, resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
 import { getEngine } from '../pipeline/engine-cache.js';
 import { loadNativeAddon } from '../native/addon.js';
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
+import { resolveRoots } from '../queue/job-trust.js';
 
 /** A worker's --data must exist (or be creatable) and be writable, or every job would fail. */
 async function checkDataFolder(dir: string): Promise<void> {
@@ -150,16 +151,37 @@ export async function workerCommand(args: string[]): Promise<number> {
     'device': { type: 'string' },
     'lock-ms': { type: 'string' },
     'data': { type: 'string' },
+    'slides': { type: 'string', multiple: true },
+    'models': { type: 'string', multiple: true },
+    'stage-timeout': { type: 'string' },
+    'grace': { type: 'string' },
     'help': { type: 'boolean', short: 'h' },
   });
-  const usage = `usage: flashslide worker [--redis URL] [--concurrency N] [--device auto|cpu|cuda] [--lock-ms 30000] [--data DIR]
+  const usage = `usage: flashslide worker --slides ROOT [--slides ROOT ...] [--data DIR] [--models ROOT ...]
+                         [--redis URL] [--concurrency N] [--device auto|cpu|cuda] [--lock-ms 30000]
+                         [--stage-timeout S] [--grace S]
 
-  --data DIR   the results folder shared with submit (checked to be writable at start); each job
-               writes where it was submitted to (its --data), which must be this folder mounted here`;
+  --slides ROOT   a folder whose slides this worker may read (required, repeatable); a job for a
+                  slide anywhere else is refused (links are resolved first)
+  --data DIR      the results folder shared with submit and serve, mounted at the same path
+                  (default ./data); results and embeddings are written only inside it, and a job
+                  submitted to another folder is refused
+  --models ROOT   a folder whose models, reference banks and heads jobs may use (repeatable; the
+                  bundled demo model is always allowed)
+  --stage-timeout S  the longest one plan, batch or scoring job may run (default 900 s for plan
+                  and batch, twice that for scoring); a job over it fails with the reason
+  --grace S       after SIGTERM/SIGINT, how long running jobs may finish (default 25 s); what is
+                  still running then goes back to the queue for another worker`;
   if (helpRequested(p, usage)) return 0;
   const concurrency = numberFlag(p.values, 'concurrency') ?? 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a positive integer');
   const device = p.values['device'] === undefined ? undefined : choiceFlag<DeviceRequest>(p.values, 'device', ['auto', 'cpu', 'cuda'], 'auto');
+  const stageSeconds = numberFlag(p.values, 'stage-timeout');
+  if (stageSeconds !== undefined && !(stageSeconds > 0)) throw new UsageError('--stage-timeout must be a positive number of seconds');
+  const graceSeconds = numberFlag(p.values, 'grace') ?? 25;
+  if (!(graceSeconds >= 0)) throw new UsageError('--grace must be a number of seconds >= 0');
+  const slideRoots = (p.values['slides'] as string[] | undefined) ?? [];
+  if (slideRoots.length === 0) throw new UsageError('worker needs --slides ROOT: the folder(s) holding the slides it may read (jobs for slides elsewhere are refused)');
   // Refuse to start rather than take jobs from a shared queue and fail every one of them.
   if (availableDevices().length === 0) throw new UsageError(`this worker cannot run models: ${String((loadNativeAddon() as Error).message)}`);
   try {
@@ -167,26 +189,48 @@ export async function workerCommand(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`--device ${device ?? 'auto'}: ${(err as Error).message}`);
   }
-  const data = stringFlag(p.values, 'data');
-  if (data !== undefined) await checkDataFolder(data);
+  const data = stringFlag(p.values, 'data') ?? 'data';
+  await checkDataFolder(data);
+  const modelRoots = (p.values['models'] as string[] | undefined) ?? [];
+  for (const [flag, dirs] of [['--slides', slideRoots], ['--models', modelRoots]] as const) {
+    for (const dir of dirs) if (!(await isFolder(dir))) throw new UsageError(`${flag} ${dir}: no such folder`);
+  }
+  await resolveModelFiles('demo'); // the bundled demo model exists before any job asks for it
+  const roots = await resolveRoots({ dataDir: data, slideRoots, modelRoots });
   const worker = await SlideWorker.start({
     redisUrl: redisUrl(stringFlag(p.values, 'redis')),
+    roots,
     concurrency,
     device,
     lockDurationMs: numberFlag(p.values, 'lock-ms') ?? 30_000,
+    ...(stageSeconds === undefined ? {} : { stageBudgetMs: { plan: stageSeconds * 1000, embed: stageSeconds * 1000, aggregate: stageSeconds * 2000 } }),
   });
   await new Promise<void>((resolveStop) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return;
       stopping = true;
-      process.stderr.write(`flashslide worker: ${signal}: finishing the running jobs, taking no new ones\n`);
-      void worker.close().then(resolveStop);
+      process.stderr.write(`flashslide worker: ${signal}: finishing the running jobs for up to ${graceSeconds} s, taking no new ones\n`);
+      void worker.close(graceSeconds * 1000).then((handedBack) => {
+        if (handedBack > 0) {
+          process.stderr.write(`flashslide worker: grace period over: ${handedBack} running job${handedBack === 1 ? '' : 's'} handed back to the queue\n`);
+          // Native work of the abandoned jobs (a forward on the thread pool) would hold even
+          // process.exit() until it ends. The queue has the jobs back and nothing of that work is
+          // wanted: end as the signal asked, by its default action (the Unix convention).
+          process.removeAllListeners(signal);
+          process.kill(process.pid, signal);
+        }
+        resolveStop();
+      });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isDirectory(), () => false);
 }
 
 /** What submission did, said so that it never reads as the slide's state ("done [queued]"). */

@@ -172,7 +172,7 @@ export async function readPartTimings(plan: SlidePlan, batches: readonly number[
  * batchesComputed: how many of the plan's batches the embed stage ran for this analysis (the
  * others' part files were already there, e.g. from an analysis with another score method).
  */
-export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number): Promise<SlideSummary> {
+export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal): Promise<SlideSummary> {
   const scoringStarted = performance.now();
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
@@ -189,6 +189,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   const sample = await gatherRows(plan, layout, fitRows, sums);
   if (sums.count !== count) throw new PartFileError(`the part files hold ${sums.count} of the slide's ${count} tissue patches: a part is missing or stale`);
   const tPass1 = performance.now();
+  signal?.throwIfAborted();
   const fitted = await scorer.fit({ count: fitRows.length, dim, data: sample }, sums.statistics());
   const tFit = performance.now();
   // Pass 2: score part by part, straight into the heatmap; scores[row] keeps the cell order.
@@ -196,6 +197,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   const scores = new Float32Array(count);
   try {
     for await (const chunk of tissueChunks(plan, layout)) {
+      signal?.throwIfAborted();
       const s = await fitted.scoreChunk(chunk);
       for (let i = 0; i < chunk.count; i++) {
         heatmap[chunk.cells[i] as number] = s[i] as number;
@@ -286,6 +288,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   const analysis = await analysisRecord(plan, scorer.method, meta.createdAt);
   // The file may have been rewritten while its batches were read: never file such a result.
   await verifySlideUnchanged(spec);
+  signal?.throwIfAborted(); // an abandoned scoring files nothing
   const { store, id } = storeFor(spec);
   await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson, analysis, summary });
   return summary;

@@ -11,12 +11,15 @@
  *
  * The spec is plain JSON: it travels in queue job data and is stored in the result folder.
  */
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, extname, isAbsolute, join, relative, resolve } from 'node:path';
+import { lstat, readlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { fingerprintFile, stableHash } from './fingerprint.js';
 import { resolveModelFiles, type DeviceRequest } from '../infer/vit-engine.js';
-import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
+import { DEMO_MODEL_FILES, DEMO_MODEL_SPEC } from '../infer/demo-model.js';
+import { repoRoot } from '../native/addon.js';
 import { SlideChangedError, SlideNotFoundError } from '../slide/errors.js';
+import { DataFolderError } from './errors.js';
 import { openSlide, type OpenSlideOptions } from '../slide/open-slide.js';
 import type { SlideSource } from '../slide/slide-source.js';
 
@@ -103,9 +106,13 @@ export function slideOpenOptions(spec: AnalysisSpec): OpenSlideOptions {
 
 /** Folder under --data that holds the work folders (embeddings) of every slide. */
 export const EMBEDDINGS_FOLDER = 'embeddings';
+/** Folder under --data where the review server stores uploaded slides (a slide root of every worker). */
+export const UPLOADS_FOLDER = 'uploads';
 
-function modelName(weights: string, model: string): string {
-  return model === 'demo' ? DEMO_MODEL_SPEC.name : basename(weights, extname(weights));
+/** The demo model by name or by its bundled file (as a worker sees it in a job) is the demo model. */
+export function modelName(weights: string, model: string): string {
+  const demo = model === 'demo' || resolve(weights) === resolve(repoRoot(), 'models', DEMO_MODEL_FILES.weights);
+  return demo ? DEMO_MODEL_SPEC.name : basename(weights, extname(weights));
 }
 
 /** Files a score method refers to are part of the identity too: a rebuilt bank is a new analysis. */
@@ -167,13 +174,10 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     fallbackMpp: o.mpp === undefined && o.fallbackMpp !== undefined && (await slideLacksMpp(abs)) ? o.fallbackMpp : null,
   }).slice(0, 24);
   const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
-  const slideName = basename(abs, extname(abs));
-  const folderName = safeFolderName(slideName);
-  return {
+  return assembleSpec({
     analysisId,
     embeddingId,
     slidePath: abs,
-    slideName,
     slideFingerprint,
     modelWeights: resolve(files.weights),
     modelConfig: resolve(files.config),
@@ -187,7 +191,48 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     scoreMethod: o.scoreMethod,
     mpp: o.mpp ?? null,
     fallbackMpp: o.fallbackMpp ?? null,
-    resultDir: resolve(join(o.dataDir, `${folderName}-${analysisId.slice(0, 12)}`)),
-    workDir: resolve(join(o.dataDir, EMBEDDINGS_FOLDER, `${folderName}-${embeddingId.slice(0, 12)}`)),
+    dataDir: o.dataDir,
+  });
+}
+
+/** What a spec is made of besides the names and folders that follow from them. */
+export type SpecParts = Omit<AnalysisSpec, 'slideName' | 'resultDir' | 'workDir'> & { dataDir: string };
+
+/**
+ * The spec of parts already known (ids computed): the slide's name and the result and work
+ * folders follow from the slide path, the ids and the data folder. Pure: reads no file.
+ */
+export function assembleSpec(parts: SpecParts): AnalysisSpec {
+  const { dataDir, ...rest } = parts;
+  const slideName = basename(parts.slidePath, extname(parts.slidePath));
+  const folderName = safeFolderName(slideName);
+  return {
+    ...rest,
+    slideName,
+    resultDir: resolve(join(dataDir, `${folderName}-${parts.analysisId.slice(0, 12)}`)),
+    workDir: resolve(join(dataDir, EMBEDDINGS_FOLDER, `${folderName}-${parts.embeddingId.slice(0, 12)}`)),
   };
+}
+
+/**
+ * Throws unless the analysis's folders lie inside `dataDir` as they appear: the result folder,
+ * embeddings/ and the work folder must not be symbolic links (nor anything but folders). Writes
+ * through a link planted there would land wherever it points; a lab that wants the embeddings on
+ * another disk mounts that disk at <data>/embeddings instead.
+ */
+export async function checkDataFolders(spec: Pick<AnalysisSpec, 'resultDir' | 'workDir'>, dataDir: string): Promise<void> {
+  const root = resolve(dataDir);
+  for (const path of [spec.resultDir, join(root, EMBEDDINGS_FOLDER), spec.workDir]) {
+    const rel = relative(root, path);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new DataFolderError(path, `is not inside the data folder ${root}`);
+    let info;
+    try {
+      info = await lstat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    if (info.isSymbolicLink()) throw new DataFolderError(path, `is a symbolic link (to ${await readlink(path).catch(() => '?')}); flashslide writes only inside the data folder ${root}: remove the link (mount another disk at that path instead)`);
+    if (!info.isDirectory()) throw new DataFolderError(path, 'is not a folder');
+  }
 }

@@ -39,7 +39,7 @@ export function partExists(plan: SlidePlan, batch: number): boolean {
 }
 
 /** Reads a batch's regions (concurrently: libvips/OpenSlide decode on the thread pool). */
-export async function readBatch(plan: SlidePlan, source: SlideSource, batch: number): Promise<RegionBatch> {
+export async function readBatch(plan: SlidePlan, source: SlideSource, batch: number, signal?: AbortSignal): Promise<RegionBatch> {
   const started = performance.now();
   const indices = plan.batches[batch];
   if (indices === undefined) throw new Error(`batch ${batch} is not in the plan (${plan.batches.length} batches)`);
@@ -48,9 +48,11 @@ export async function readBatch(plan: SlidePlan, source: SlideSource, batch: num
     indices.map((i) => {
       const region = plan.regionPlan.regions[i];
       if (region === undefined) throw new Error(`region ${i} is not in the plan`);
+      signal?.throwIfAborted();
       return readPlannedRegion(source, plan.regionPlan, region);
     }),
   );
+  signal?.throwIfAborted();
   const pixels = Buffer.alloc(indices.length * size * size * 3);
   images.forEach((img, k) => img.data.copy(pixels, k * size * size * 3));
   return { index: batch, regions: indices, pixels, readMs: performance.now() - started };
@@ -118,7 +120,9 @@ export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Pro
 }
 
 /** Runs a read batch through the model and writes its part file. */
-export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch): Promise<{ inferMs: number; writeMs: number }> {
+export async function embedBatch(plan: SlidePlan, engine: VitEngine, batch: RegionBatch, signal?: AbortSignal): Promise<{ inferMs: number; writeMs: number }> {
+  signal?.throwIfAborted();
   const forwarded = await forwardBatch(plan, engine, batch);
+  signal?.throwIfAborted(); // an abandoned batch leaves no part: another attempt computes it
   return { inferMs: forwarded.inferMs, writeMs: await writePart(plan, forwarded) };
 }

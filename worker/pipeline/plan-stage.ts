@@ -53,14 +53,16 @@ export function defaultRegionSize(patchSize: number): number {
   return Math.floor(1024 / patchSize) * patchSize;
 }
 
-export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<SlidePlan> {
+export async function planSlide(spec: AnalysisSpec, arch: ModelArch, signal?: AbortSignal): Promise<SlidePlan> {
   await verifySlideUnchanged(spec);
+  signal?.throwIfAborted();
   const existing = await readPlan(spec);
   if (existing !== null) return existing;
   const started = performance.now();
   const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
   try {
     const tissue = await findTissue(source);
+    signal?.throwIfAborted();
     const regionPlan = planRegions(source, tissue, {
       targetMpp: spec.targetMpp,
       regionSize: spec.regionSize ?? defaultRegionSize(arch.patchSize),
@@ -97,6 +99,7 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch): Promise<Sl
       batches,
       planMs: 0,
     };
+    signal?.throwIfAborted(); // an abandoned plan writes nothing
     const dir = workDir(spec);
     await tissue.writePng(join(dir, 'tissue.png'));
     const ov = tissue.overview;

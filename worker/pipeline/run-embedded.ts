@@ -4,11 +4,12 @@
  * inference of the current one. A slide that fails is recorded (failure.json) and the rest go on.
  */
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { openSlide } from '../slide/open-slide.js';
 import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
-import { describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
+import { DEFAULT_ANALYSIS_OPTIONS, checkDataFolders, describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
+import { DataFolderError, storageFailure } from './errors.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
 import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
 import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
@@ -38,7 +39,7 @@ const READ_AHEAD = 3;
 
 /** Errors that mean "this slide cannot be analysed" (record and move on) rather than a bug. */
 export function isSlideFailure(err: unknown): err is Error {
-  return err instanceof SlideError || err instanceof EngineError;
+  return err instanceof SlideError || err instanceof EngineError || err instanceof DataFolderError;
 }
 
 /** What the embed stages of one slide leave for its aggregate stage. */
@@ -136,15 +137,19 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
   const outcomes: SlideOutcome[] = [];
   let scoring: Promise<void> = Promise.resolve();
   // A slide that cannot be analysed is recorded and the batch goes on; anything else is a bug.
+  // A full or read-only data folder fails the slide with its cause too: the next slide is still
+  // tried (space may have been freed), and the failure is recorded where it can be.
   const recordFailure = async (slidePath: string, spec: AnalysisSpec | null, err: unknown): Promise<SlideOutcome> => {
-    if (!isSlideFailure(err)) throw err;
-    if (spec !== null) await writeFailure(spec, err.message);
-    return { slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: err.message };
+    const failure = isSlideFailure(err) ? err : storageFailure(err, `the data folder ${resolve(options.dataDir ?? DEFAULT_ANALYSIS_OPTIONS.dataDir)}`);
+    if (failure === null) throw err;
+    if (spec !== null) await writeFailure(spec, failure.message).catch(() => undefined);
+    return { slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: failure.message };
   };
   for (const [index, slidePath] of slides.entries()) {
     let spec: AnalysisSpec | null = null;
     try {
       spec = await describeAnalysis(slidePath, options);
+      await checkDataFolders(spec, options.dataDir ?? DEFAULT_ANALYSIS_OPTIONS.dataDir);
       const existing = options.force ? null : await readResultSummary(spec);
       if (existing !== null) {
         outcomes[index] = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount };

@@ -26,17 +26,7 @@ export const jobIds = {
   embed: (spec: AnalysisSpec, batch: number): string => `embed-${queueKey(spec)}-${batch}`,
 };
 
-export interface PlanJobData {
-  spec: AnalysisSpec;
-}
-export interface EmbedJobData {
-  spec: AnalysisSpec;
-  batch: number;
-  regionsTotal: number;
-}
-export interface AggregateJobData {
-  spec: AnalysisSpec;
-}
+/** What jobs carry, and the schema they are checked against: job-payload.ts. */
 
 /** Retry policy for transient failures (a Redis blip, a worker OOM-killed mid-batch, ...). */
 export const RETRY = { attempts: 3, backoff: { type: 'exponential' as const, delay: 2000 } };

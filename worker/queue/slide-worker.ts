@@ -14,7 +14,14 @@
 import { FlowProducer, Job, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import { checkRedis, redactText, redactUrl, workerConnectionOptions } from './connection.js';
-import { KEEP, QUEUES, RETRY, jobIds, queueKey, type AggregateJobData, type EmbedJobData, type PlanJobData } from './queues.js';
+import { KEEP, QUEUES, RETRY, jobIds, queueKey } from './queues.js';
+import { AnalysisRequestSchema, EmbedJobSchema, JobPayloadError, PlanJobSchema, checkJobData, type AggregateJobData, type AnalysisRequest, type EmbedJobData } from './job-payload.js';
+import { JobRefusedError, describedSpec, specForRequest, type WorkerRoots } from './job-trust.js';
+import { StageTimeoutError, WorkerStoppingError, withBudget } from './stage-budget.js';
+import { storageFailure } from '../pipeline/errors.js';
+import { printable } from '../util/printable.js';
+import { Value } from 'typebox/value';
+import { realpath } from 'node:fs/promises';
 import { planSlide, readPlan } from '../pipeline/plan-stage.js';
 import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
 import { aggregateSlide, readPartTimings, writeFailure } from '../pipeline/aggregate-stage.js';
@@ -23,25 +30,35 @@ import { isSlideFailure } from '../pipeline/run-embedded.js';
 import { SlideSourceCache } from './source-cache.js';
 import { scoreText } from '../store/summary.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
-import { slideOpenOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
+import { checkDataFolders, slideOpenOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 
 export interface SlideWorkerOptions {
   redisUrl: string;
+  /** Where this worker reads and writes (real paths): jobs asking for anything else are refused. */
+  roots: WorkerRoots;
   /** Embed jobs in flight in this process. */
   concurrency: number;
   /** Overrides the device recorded in each job (this machine's GPU or CPU). */
   device: DeviceRequest | undefined;
   /** How long a job's lock lasts without renewal; a killed worker's job is retried after this. */
   lockDurationMs: number;
+  /** Time budget of one job of each stage; a job over budget fails with the reason. */
+  stageBudgetMs: { plan: number; embed: number; aggregate: number };
   log: (line: string) => void;
 }
 
-export const DEFAULT_WORKER_OPTIONS: Readonly<Omit<SlideWorkerOptions, 'redisUrl'>> = {
+export const DEFAULT_WORKER_OPTIONS: Readonly<Omit<SlideWorkerOptions, 'redisUrl' | 'roots'>> = {
   concurrency: 2,
   device: undefined,
   lockDurationMs: 30_000,
+  // Generous: a 100k px slide plans in tens of seconds and a batch of ViT-g regions on a CPU runs
+  // minutes. The budgets catch work that will never end, not slow hardware.
+  stageBudgetMs: { plan: 15 * 60_000, embed: 15 * 60_000, aggregate: 30 * 60_000 },
   log: (line) => process.stderr.write(`${line}\n`),
 };
+
+/** Derived specs kept per worker (an analysis is one plan, many embed jobs and one aggregate). */
+const SPEC_CACHE = 64;
 
 const progressKey = (spec: AnalysisSpec): string => `flashslide:progress:${queueKey(spec)}`;
 
@@ -87,6 +104,11 @@ export class SlideWorker {
   private readonly o: SlideWorkerOptions;
   /** Slides stay open across their embed jobs. */
   private readonly sources = new SlideSourceCache();
+  private readonly specs = new Map<string, Promise<AnalysisSpec>>();
+  /** Aborted when the grace period after SIGTERM is over: running jobs go back to the queue. */
+  private readonly stopping = new AbortController();
+  /** Jobs of any queue running now. */
+  private running = 0;
 
   private constructor(o: SlideWorkerOptions) {
     this.o = o;
@@ -95,9 +117,9 @@ export class SlideWorker {
     this.redis = new Redis(connection as IoRedisOptions);
     const common = { connection, lockDuration: o.lockDurationMs, stalledInterval: Math.max(1000, Math.floor(o.lockDurationMs / 2)) };
     this.workers.push(
-      new Worker<PlanJobData>(QUEUES.plan, (job) => this.plan(job), { ...common, concurrency: 1 }),
-      new Worker<EmbedJobData>(QUEUES.embed, (job) => this.embed(job), { ...common, concurrency: o.concurrency }),
-      new Worker<AggregateJobData>(QUEUES.aggregate, (job) => this.aggregate(job), { ...common, concurrency: 1 }),
+      new Worker(QUEUES.plan, (job) => this.guard(job, () => this.plan(job)), { ...common, concurrency: 1 }),
+      new Worker(QUEUES.embed, (job) => this.guard(job, () => this.embed(job)), { ...common, concurrency: o.concurrency }),
+      new Worker(QUEUES.aggregate, (job) => this.guard(job, () => this.aggregate(job)), { ...common, concurrency: 1 }),
     );
     // Every connection's errors go through one reporter: an outage is one line when it starts
     // and one when Redis is back, not a stack trace per retry from each connection.
@@ -111,24 +133,84 @@ export class SlideWorker {
     }
   }
 
-  static async start(options: Partial<SlideWorkerOptions> & { redisUrl: string }): Promise<SlideWorker> {
-    const o = { ...DEFAULT_WORKER_OPTIONS, ...options };
+  static async start(options: Partial<Omit<SlideWorkerOptions, 'stageBudgetMs'>> & { redisUrl: string; roots: WorkerRoots; stageBudgetMs?: Partial<SlideWorkerOptions['stageBudgetMs']> }): Promise<SlideWorker> {
+    const o: SlideWorkerOptions = { ...DEFAULT_WORKER_OPTIONS, ...options, stageBudgetMs: { ...DEFAULT_WORKER_OPTIONS.stageBudgetMs, ...options.stageBudgetMs } };
     await checkRedis(o.redisUrl);
     const w = new SlideWorker(o);
     await Promise.all(w.workers.map((x) => x.waitUntilReady()));
-    o.log(`flashslide worker: listening on ${redactUrl(o.redisUrl)} (embed concurrency ${o.concurrency})`);
+    o.log(`flashslide worker: listening on ${redactUrl(o.redisUrl)} (embed concurrency ${o.concurrency}; data ${o.roots.dataDir}; slides from ${o.roots.slideRoots.join(', ')})`);
     return w;
   }
 
-  private device(data: { spec: { device: DeviceRequest } }): DeviceRequest {
-    return this.o.device ?? data.spec.device;
+  /**
+   * The analysis a job asks for, derived by this worker (job-trust.ts) and cached per request.
+   * A request that fails the checks is not cached: the file may be fixed before the next job.
+   */
+  private specFor(request: AnalysisRequest): Promise<AnalysisSpec> {
+    const key = JSON.stringify(request);
+    let spec = this.specs.get(key);
+    if (spec === undefined) {
+      spec = specForRequest(request, this.o.roots);
+      this.specs.set(key, spec);
+      spec.catch(() => this.specs.delete(key));
+      while (this.specs.size > SPEC_CACHE) this.specs.delete(this.specs.keys().next().value as string);
+    }
+    return spec;
   }
 
-  private async plan(job: BullJob<PlanJobData>): Promise<{ batches: number }> {
-    const { spec } = job.data;
+  /**
+   * Where a failure of a request can be recorded: its result folder as this worker derives it,
+   * but only when the request is for this worker's data folder and that folder is safe to write.
+   * Used when the request's checks failed, e.g. the slide changed since it was submitted.
+   */
+  private async failureSpec(request: AnalysisRequest): Promise<AnalysisSpec | null> {
     try {
-      const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
-      const plan = await planSlide(spec, engine.arch);
+      const spec = describedSpec(request);
+      if ((await realpath(request.dataDir)) !== this.o.roots.dataDir) return null;
+      await checkDataFolders(spec, request.dataDir);
+      return spec;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Every job's outcome in one place: what cannot succeed on another attempt (an unreadable or
+   * changed slide, a refused or malformed job, a stage over budget) fails for good with its
+   * reason recorded; storage errors are named by their cause and retried (space may be freed);
+   * a job abandoned at shutdown goes back to the queue.
+   */
+  private async guard<T>(job: BullJob, run: () => Promise<T>): Promise<T> {
+    this.running++;
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof WorkerStoppingError) throw err;
+      const storage = storageFailure(err, `the data folder ${this.o.roots.dataDir}`);
+      if (storage !== null) throw storage;
+      if (err instanceof JobPayloadError) throw new UnrecoverableError(err.message);
+      const final = isSlideFailure(err) || err instanceof JobRefusedError || err instanceof StageTimeoutError;
+      if (!final) throw err;
+      const request = (job.data as { request?: AnalysisRequest }).request as AnalysisRequest;
+      const spec = await this.specFor(request).catch(() => this.failureSpec(request));
+      if (spec !== null) await writeFailure(spec, err.message).catch(() => undefined);
+      throw new UnrecoverableError(err.message);
+    } finally {
+      this.running--;
+    }
+  }
+
+  private budget<T>(stage: keyof SlideWorkerOptions['stageBudgetMs'], what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withBudget(what, this.o.stageBudgetMs[stage], this.stopping.signal, work);
+  }
+
+  private async plan(job: BullJob): Promise<{ batches: number }> {
+    const { request } = checkJobData(PlanJobSchema, job.data, job.id);
+    const spec = await this.specFor(request);
+    return this.budget('plan', `planning ${spec.slideName}`, async (signal) => {
+      const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.o.device ?? spec.device);
+      const plan = await planSlide(spec, engine.arch, signal);
+      signal.throwIfAborted();
       const regionsTotal = plan.regionPlan.regions.length;
       await this.redis.hset(progressKey(spec), 'total', regionsTotal);
       // One flow per slide: the parent `slide` job (aggregate queue) runs once its children, the
@@ -137,44 +219,34 @@ export class SlideWorker {
       await this.flow.add({
         name: 'slide',
         queueName: QUEUES.aggregate,
-        data: { spec } satisfies AggregateJobData,
+        data: { request } satisfies AggregateJobData,
         opts: { jobId: jobIds.aggregate(spec), ...KEEP },
         children: plan.batches.map((_, batch) => ({
           name: 'embed',
           queueName: QUEUES.embed,
-          data: { spec, batch, regionsTotal } satisfies EmbedJobData,
+          data: { request, batch, regionsTotal } satisfies EmbedJobData,
           opts: { jobId: jobIds.embed(spec, batch), failParentOnFailure: true, ...RETRY, ...KEEP },
         })),
       });
-      this.o.log(`planned ${spec.slideName}: ${regionsTotal} regions in ${plan.batches.length} batches`);
+      this.o.log(`planned ${printable(spec.slideName)}: ${regionsTotal} regions in ${plan.batches.length} batches`);
       return { batches: plan.batches.length };
-    } catch (err) {
-      if (isSlideFailure(err)) {
-        await writeFailure(spec, err.message);
-        throw new UnrecoverableError(err.message);
-      }
-      throw err;
-    }
+    });
   }
 
-  private async embed(job: BullJob<EmbedJobData>): Promise<EmbedJobResult> {
-    const { spec, batch, regionsTotal } = job.data;
+  private async embed(job: BullJob): Promise<EmbedJobResult> {
+    const { request, batch, regionsTotal } = checkJobData(EmbedJobSchema, job.data, job.id);
+    const spec = await this.specFor(request);
     const plan = await readPlan(spec);
-    if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir} (is the data folder shared by all workers?)`);
+    if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.workDir} (is the data folder shared by all workers?)`);
+    if (batch >= plan.batches.length) throw new JobRefusedError(`job ${job.id ?? '?'} asks for batch ${batch}, but the plan of ${spec.slideName} has ${plan.batches.length}`);
     const n = plan.batches[batch]?.length ?? 0;
     const computed = !partExists(plan, batch);
     if (computed) {
-      try {
-        const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.device(job.data));
-        const pixels = await this.sources.with(spec.slidePath, spec.slideFingerprint, slideOpenOptions(spec), (source) => readBatch(plan, source, batch));
-        await embedBatch(plan, engine, pixels);
-      } catch (err) {
-        if (isSlideFailure(err)) {
-          await writeFailure(spec, err.message);
-          throw new UnrecoverableError(err.message);
-        }
-        throw err;
-      }
+      await this.budget('embed', `batch ${batch} of ${spec.slideName}`, async (signal) => {
+        const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.o.device ?? spec.device);
+        const pixels = await this.sources.with(spec.slidePath, spec.slideFingerprint, slideOpenOptions(spec), (source) => readBatch(plan, source, batch, signal));
+        await embedBatch(plan, engine, pixels, signal);
+      });
     }
     const done = await this.redis.hincrby(progressKey(spec), 'done', n);
     const parentId = job.parent?.id;
@@ -185,33 +257,55 @@ export class SlideWorker {
     return { batch, regions: n, computed };
   }
 
-  private async aggregate(job: BullJob<AggregateJobData>): Promise<{ slideScore: number | null; regionsCount: number }> {
-    const { spec } = job.data;
+  private async aggregate(job: BullJob): Promise<{ slideScore: number | null; regionsCount: number }> {
+    const { request } = checkJobData(PlanJobSchema, job.data, job.id);
+    const spec = await this.specFor(request);
     const plan = await readPlan(spec);
-    if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.resultDir}`);
+    if (plan === null) throw new UnrecoverableError(`plan of ${spec.slideName} is missing from ${spec.workDir}`);
     // Read and inference times of the batches this analysis ran, recorded in their part files.
     const children = Object.values(await job.getChildrenValues<EmbedJobResult>());
     const computed = children.filter((c) => c.computed).map((c) => c.batch);
     const timings = await readPartTimings(plan, computed);
-    const summary = await aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp }, computed.length);
+    const summary = await this.budget('aggregate', `scoring ${spec.slideName}`, (signal) => aggregateSlide(plan, { planMs: plan.planMs, ...timings, startedAt: job.timestamp }, computed.length, signal));
     await this.redis.del(progressKey(spec));
-    this.o.log(`done ${spec.slideName}: ${scoreText(summary.slideScore)}, ${summary.regionsCount} anomalous regions -> ${spec.resultDir}`);
+    this.o.log(`done ${printable(spec.slideName)}: ${scoreText(summary.slideScore)}, ${summary.regionsCount} anomalous regions -> ${printable(spec.resultDir)}`);
     return { slideScore: summary.slideScore, regionsCount: summary.regionsCount };
   }
 
   private async onFailed(job: BullJob | undefined, err: Error): Promise<void> {
     if (job === undefined) return;
-    const data = job.data as Partial<EmbedJobData>;
     const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-    this.o.log(`job ${job.id} failed${final ? '' : ' (will retry)'}: ${err.message}`);
-    if (final && data.spec !== undefined) await writeFailure(data.spec, err.message).catch(() => undefined);
+    this.o.log(`job ${printable(job.id ?? '?')} failed${final ? '' : ' (will retry)'}: ${printable(err.message)}`);
+    // A job out of attempts (an error retried in vain): record its reason where status finds it.
+    const request = (job.data as { request?: unknown } | undefined)?.request;
+    if (!final || err.name === 'UnrecoverableError' || !Value.Check(AnalysisRequestSchema, request)) return;
+    const spec = await this.specFor(request).catch(() => null);
+    if (spec !== null) await writeFailure(spec, err.message).catch(() => undefined);
   }
 
-  /** Stops taking new jobs and waits for the running ones. */
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
+  /**
+   * Stops taking new jobs and lets the running ones finish for up to `graceMs`; then hands them
+   * back to the queue (another worker, or this one restarted, takes them) and stops. Resolves
+   * with how many jobs were handed back.
+   */
+  async close(graceMs = Infinity): Promise<number> {
+    const closing = Promise.all(this.workers.map((w) => w.close()));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace-over'>((r) => {
+      if (Number.isFinite(graceMs)) timer = setTimeout(() => r('grace-over'), graceMs);
+    });
+    let handedBack = 0;
+    if ((await Promise.race([closing.then(() => 'closed' as const), graceOver])) === 'grace-over') {
+      handedBack = this.running;
+      this.stopping.abort(new WorkerStoppingError('the worker stopped before this job finished (grace period over); the job is retried'));
+      // The running jobs now settle at once (their budgets race the abort); wait for BullMQ to
+      // record them, but not forever.
+      await Promise.race([closing, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    clearTimeout(timer);
     await this.sources.close();
     await this.flow.close();
     this.redis.disconnect();
+    return handedBack;
   }
 }

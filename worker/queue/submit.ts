@@ -5,7 +5,10 @@
  */
 import { Queue, QueueEvents, type Job, type RedisOptions } from 'bullmq';
 import { QueueConfigError, checkRedis, producerConnectionOptions, workerConnectionOptions } from './connection.js';
-import { KEEP, QUEUES, RETRY, jobIds, type PlanJobData } from './queues.js';
+import { KEEP, QUEUES, RETRY, jobIds } from './queues.js';
+import { AnalysisRequestSchema, requestOf, type PlanJobData } from './job-payload.js';
+import { describedSpec } from './job-trust.js';
+import { Value } from 'typebox/value';
 import { describeAnalysis, type AnalysisOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 import { readFailure, readResultSummary } from '../pipeline/aggregate-stage.js';
 import { readdir, rm } from 'node:fs/promises';
@@ -44,14 +47,29 @@ export interface SubmitOptions extends Partial<AnalysisOptions> {
 /** The two queues a slide's state is read from; open once and reuse for many lookups (the review server does). */
 export interface Queues {
   plan: Queue;
+  embed: Queue;
   aggregate: Queue;
   close(): Promise<void>;
 }
 
 export function openQueues(redisUrl: string, connection: RedisOptions = producerConnectionOptions(redisUrl)): Queues {
   const plan = new Queue(QUEUES.plan, { connection });
+  const embed = new Queue(QUEUES.embed, { connection });
   const aggregate = new Queue(QUEUES.aggregate, { connection });
-  return { plan, aggregate, close: async () => void (await Promise.all([plan.close(), aggregate.close()])) };
+  return { plan, embed, aggregate, close: async () => void (await Promise.all([plan.close(), embed.close(), aggregate.close()])) };
+}
+
+/**
+ * Why a job failed, in the terms of what went wrong: a flow's parent fails with BullMQ's "child
+ * bull:flashslide-embed:<id> failed", which says nothing; the child's own reason (say, "no
+ * space left on the device (ENOSPC)") does.
+ */
+async function rootCause(q: Queues, reason: string | undefined): Promise<string | undefined> {
+  const child = reason === undefined ? null : /^child bull:([\w-]+):(\S+) failed$/.exec(reason);
+  if (child === null) return reason;
+  const queue = child[1] === QUEUES.embed ? q.embed : child[1] === QUEUES.plan ? q.plan : null;
+  const job = queue === null ? undefined : await queue.getJob(child[2] as string).catch(() => undefined);
+  return job?.failedReason ? `${job.failedReason} (region batch ${String((job.data as { batch?: unknown }).batch ?? '?')})` : reason;
 }
 
 export async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
@@ -69,7 +87,8 @@ export async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStat
   const progress = aggJob?.progress as { regionsDone?: number; regionsTotal?: number } | undefined;
   const counts = { regionsDone: progress?.regionsDone ?? null, regionsTotal: progress?.regionsTotal ?? null };
   if (ps === 'failed' || as === 'failed' || failure !== null) {
-    return { ...base, ...counts, state: 'failed', reason: failure?.reason ?? planJob?.failedReason ?? aggJob?.failedReason ?? 'unknown' };
+    const reason = failure?.reason ?? planJob?.failedReason ?? (await rootCause(q, aggJob?.failedReason));
+    return { ...base, ...counts, state: 'failed', reason: reason ?? 'unknown' };
   }
   if (as === 'completed' || (ps === 'completed' && as === 'missing')) {
     return { ...base, ...counts, state: 'missing', reason: `the queue finished this analysis, but ${spec.resultDir} holds no summary.json (deleted?); submit it again to recompute` };
@@ -141,7 +160,7 @@ export async function submitSlides(slides: readonly string[], options: SubmitOpt
         await removeOldJobs(q, spec);
         await clearResult(spec.resultDir);
       }
-      await q.plan.add('plan', { spec } satisfies PlanJobData, {
+      await q.plan.add('plan', { request: requestOf(spec) } satisfies PlanJobData, {
         jobId: id,
         ...RETRY,
         ...KEEP,
@@ -192,7 +211,9 @@ export async function knownAnalyses(redisUrl: string, limit = 200): Promise<Anal
 
 export async function knownSpecs(q: Queues, limit = 200): Promise<AnalysisSpec[]> {
   const jobs = await q.plan.getJobs(['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'], 0, limit - 1, false);
-  return jobs.filter((j): j is Job<PlanJobData> => j !== undefined && (j.data as Partial<PlanJobData>).spec !== undefined).map((j) => j.data.spec);
+  // Jobs that are not well-formed requests (edited, or from another version) are not listed.
+  const requests = jobs.map((j) => (j?.data as { request?: unknown } | undefined)?.request).filter((r) => Value.Check(AnalysisRequestSchema, r));
+  return requests.map((r) => describedSpec(r));
 }
 
 /** Resolves when every slide is done or failed, calling `onUpdate` as they progress. */
