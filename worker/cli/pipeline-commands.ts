@@ -168,7 +168,7 @@ export async function workerCommand(args: string[]): Promise<number> {
                   submitted to another folder is refused
   --models ROOT   a folder whose models, reference banks and heads jobs may use (repeatable; the
                   bundled demo model is always allowed)
-  --stage-timeout S  the longest one plan, batch or scoring job may run (default 900 s for plan
+  --stage-timeout S  the longest one plan, batch or scoring job may run (default 600 s for plan
                   and batch, twice that for scoring); a job over it fails with the reason
   --grace S       after SIGTERM/SIGINT, how long running jobs may finish (default 25 s); what is
                   still running then goes back to the queue for another worker`;

@@ -53,7 +53,7 @@ export const DEFAULT_WORKER_OPTIONS: Readonly<Omit<SlideWorkerOptions, 'redisUrl
   lockDurationMs: 30_000,
   // Generous: a 100k px slide plans in tens of seconds and a batch of ViT-g regions on a CPU runs
   // minutes. The budgets catch work that will never end, not slow hardware.
-  stageBudgetMs: { plan: 15 * 60_000, embed: 15 * 60_000, aggregate: 30 * 60_000 },
+  stageBudgetMs: { plan: 10 * 60_000, embed: 10 * 60_000, aggregate: 20 * 60_000 },
   log: (line) => process.stderr.write(`${line}\n`),
 };
 
