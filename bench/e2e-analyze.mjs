@@ -3,7 +3,7 @@
 //
 //   node bench/e2e-analyze.mjs [--size 40000] [--device cpu|cuda|auto] [--region-size 1024] [--keep]
 //                              [--model demo|W.safetensors] [--slide PATH (reused if it exists)]
-//                              [--copies N]
+//                              [--copies N] [--tokens all|tissue] [--token-margin N] [--result-to DIR]
 //
 // The slide is a mosaic of real tissue (test/fixtures/slides/CMU-1-Small-Region.svs, with flips)
 // separated by glass gaps, written by libvips as a tiled JPEG pyramidal TIFF with the original
@@ -14,7 +14,7 @@
 // lab submits a day's scans), where one slide's scoring overlaps the next one's embedding.
 // Record results with machine and date in bench/NOTES.md.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,10 @@ const { values } = parseArgs({
     // A mosaic to reuse (e.g. across models) or to write: synthesis takes a minute or more.
     'slide': { type: 'string' },
     'copies': { type: 'string', default: '1' },
+    'tokens': { type: 'string', default: 'all' },
+    'token-margin': { type: 'string' },
+    // Copy the (first) slide's result folder here, e.g. to compare --tokens all and tissue.
+    'result-to': { type: 'string' },
   },
 });
 const size = Number(values.size);
@@ -83,7 +87,8 @@ const slides = copies === 1 ? [slide] : Array.from({ length: copies }, (_, i) =>
 const args = [
   join(root, 'bin', 'flashslide.js'), 'analyze', ...slides, '--data', data, '--json',
   '--device', values.device, '--region-size', values['region-size'], '--batch-size', values['batch-size'],
-  '--model', values.model,
+  '--model', values.model, '--tokens', values.tokens,
+  ...(values['token-margin'] === undefined ? [] : ['--token-margin', values['token-margin']]),
 ];
 // Extra flags for the analysing node process, e.g. FLASHSLIDE_E2E_NODE_FLAGS="--cpu-prof
 // --cpu-prof-dir=prof" (node refuses --cpu-prof in NODE_OPTIONS).
@@ -114,6 +119,7 @@ const rows = [
   ['model', values.model === 'demo' ? 'demo (4-block, 192-wide ViT, patch 16, random)' : values.model],
   ['machine', `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; device ${values.device}`],
   ['tissue', `${(plan.tissue.fraction * 100).toFixed(1)} % = ${tissueMpx.toFixed(0)} Mpx at level 0`],
+  ['tokens', values.tokens === 'all' ? 'all' : `tissue (margin ${values['token-margin'] ?? 'default'})`],
   ['regions', `${plan.regionPlan.regions.length} of ${plan.regionPlan.cols * plan.regionPlan.rows} grid cells, ${plan.regionPlan.regionSize} px, batch ${values['batch-size']}`],
   ['plan (tissue + regions)', `${s(summary.timings.planMs)} s`],
   ['region reads (overlapped)', `${s(summary.timings.readMs)} s`],
@@ -132,5 +138,6 @@ const rows = [
 ];
 console.log('| measure | value |\n|---|---|');
 for (const [a, b] of rows) console.log(`| ${a} | ${b} |`);
+if (values['result-to'] !== undefined) cpSync(outcome.resultDir, values['result-to'], { recursive: true });
 if (!values.keep) rmSync(work, { recursive: true, force: true });
 else console.log(`kept ${work}`);

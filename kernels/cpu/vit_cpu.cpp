@@ -159,81 +159,111 @@ class CpuBackend final : public Backend {
 
   void forward(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
                float* out) override {
-    const Weights& w = *w_;
-    const ModelArch& a = w.arch;
-    const int D = a.embedDim, p = a.patchSize, F = a.fc1Out, Hm = a.mlpHidden;
-    const int gh = H / p, gw = W / p, Np = gh * gw;
-    const int prefix = a.numPrefixTokens;
-    const int T = prefix + Np;
-    const int K = 3 * p * p;
-    const size_t TD = static_cast<size_t>(T) * D;
+    const ModelArch& a = w_->arch;
+    const size_t TD = a.tokens(H, W) * static_cast<size_t>(a.embedDim);
+    Scratch sc;
+    for (int bi = 0; bi < B; ++bi)
+      forwardImage(rgb + static_cast<size_t>(bi) * H * W * 3, H, W, pos, nullptr, 0, out + bi * TD, sc);
+  }
 
-    std::vector<float> xn(TD), qkv(3 * TD), att(TD);
-    std::vector<float> hbuf(static_cast<size_t>(T) * std::max(F, K));
-    AttentionWorkspace ws;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(a.headDim));
-
+  // One image at a time, as forward(), each with its own token count.
+  void forwardKept(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos, const KeptPatches& kept,
+                   const KeptLayout& layout, float* out) override {
+    const size_t D = static_cast<size_t>(w_->arch.embedDim);
+    Scratch sc;
     for (int bi = 0; bi < B; ++bi) {
-      const uint8_t* img = rgb + static_cast<size_t>(bi) * H * W * 3;
-      float* x = out + static_cast<size_t>(bi) * TD;
-
-      // im2col into hbuf (free until the first fc1).
-      float* cols = hbuf.data();
-#pragma omp parallel for schedule(static)
-      for (int n = 0; n < Np; ++n) {
-        const int gy = n / gw, gx = n % gw;
-        float* dst = cols + static_cast<size_t>(n) * K;
-        for (int c = 0; c < 3; ++c)
-          for (int ky = 0; ky < p; ++ky) {
-            const uint8_t* src = img + (static_cast<size_t>(gy * p + ky) * W + gx * p) * 3 + c;
-            float* d = dst + (c * p + ky) * p;
-            for (int kx = 0; kx < p; ++kx) d[kx] = lut_[c][src[3 * kx]];
-          }
-      }
-      float* xp = x + static_cast<size_t>(prefix) * D;
-      gemmNT(cols, Np, K, K, w.patchW.data(), D, xp, D);
-
-      // Prefix tokens and position embedding.
-      const float* posPatch = pos.data + static_cast<size_t>(pos.prefixRows) * D;
-#pragma omp parallel for schedule(static)
-      for (int n = 0; n < Np; ++n) {
-        float* r = xp + static_cast<size_t>(n) * D;
-        const float* pr = posPatch + static_cast<size_t>(n) * D;
-        for (int c = 0; c < D; ++c) r[c] += w.patchB[c] + pr[c];
-      }
-      for (int k = 0; k < prefix; ++k) {
-        const float* tok = (a.hasClsToken && k == 0)
-                               ? w.clsToken.data()
-                               : w.regToken.data() + static_cast<size_t>(k - (a.hasClsToken ? 1 : 0)) * D;
-        float* r = x + static_cast<size_t>(k) * D;
-        for (int c = 0; c < D; ++c)
-          r[c] = tok[c] + (pos.prefixRows ? pos.data[static_cast<size_t>(k) * D + c] : 0.0f);
-      }
-
-      for (int l = 0; l < a.depth; ++l) {
-        const BlockWeights& bw = w.blocks[l];
-        // Attention branch.
-        layerNorm(x, T, D, bw.norm1W.data(), bw.norm1B.data(), a.layerNormEps, xn.data());
-        gemmNT(xn.data(), T, D, D, bw.qkvW.data(), 3 * D, qkv.data(), 3 * D);
-        addBias(qkv.data(), T, 3 * D, bw.qkvB.data());
-        attention_flash(qkv.data(), 1, T, a.numHeads, a.headDim, scale, att.data(), ws);
-        gemmNT(att.data(), T, D, D, bw.projW.data(), D, xn.data(), D);
-        addScaledResidual(x, xn.data(), T, D, bw.projB.data(), a.layerScale ? bw.ls1.data() : nullptr);
-        // MLP branch.
-        layerNorm(x, T, D, bw.norm2W.data(), bw.norm2B.data(), a.layerNormEps, xn.data());
-        gemmNT(xn.data(), T, D, D, bw.fc1W.data(), F, hbuf.data(), F);
-        if (a.mlp == MlpKind::SwiGLU)
-          biasSwiGLU(hbuf.data(), T, Hm, bw.fc1B.data());
-        else
-          biasGelu(hbuf.data(), T, F, bw.fc1B.data());
-        gemmNT(hbuf.data(), T, Hm, F, bw.fc2W.data(), D, xn.data(), D);
-        addScaledResidual(x, xn.data(), T, D, bw.fc2B.data(), a.layerScale ? bw.ls2.data() : nullptr);
-      }
-      layerNorm(x, T, D, w.normW.data(), w.normB.data(), a.layerNormEps, x);
+      const int32_t k0 = kept.offsets[bi], k1 = kept.offsets[bi + 1];
+      forwardImage(rgb + static_cast<size_t>(bi) * H * W * 3, H, W, pos, kept.patches + k0, k1 - k0,
+                   out + layout.start[bi] * D, sc);
     }
   }
 
  private:
+  // Buffers reused across the images of one call (grown to the longest).
+  struct Scratch {
+    std::vector<float> xn, qkv, att, h;
+    AttentionWorkspace ws;
+  };
+
+  // One image into x [T, D]: all its patches (keep == nullptr), or the nKeep patches listed in
+  // keep (grid indices), each with its own position embedding row.
+  void forwardImage(const uint8_t* img, int H, int W, const PosEmbedView& pos, const int32_t* keep, int nKeep,
+                    float* x, Scratch& sc) {
+    const Weights& w = *w_;
+    const ModelArch& a = w.arch;
+    const int D = a.embedDim, p = a.patchSize, F = a.fc1Out, Hm = a.mlpHidden;
+    const int gw = W / p;
+    const int Np = keep ? nKeep : (H / p) * gw;
+    const int prefix = a.numPrefixTokens;
+    const int T = prefix + Np;
+    const int K = 3 * p * p;
+    const size_t TD = static_cast<size_t>(T) * D;
+    auto atLeast = [](std::vector<float>& v, size_t n) {
+      if (v.size() < n) v.resize(n);
+    };
+    atLeast(sc.xn, TD);
+    atLeast(sc.qkv, 3 * TD);
+    atLeast(sc.att, TD);
+    atLeast(sc.h, static_cast<size_t>(T) * std::max(F, K));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(a.headDim));
+    auto gridIndex = [&](int n) { return keep ? keep[n] : n; };
+
+    // im2col into h (free until the first fc1).
+    float* cols = sc.h.data();
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < Np; ++n) {
+      const int g = gridIndex(n), gy = g / gw, gx = g % gw;
+      float* dst = cols + static_cast<size_t>(n) * K;
+      for (int c = 0; c < 3; ++c)
+        for (int ky = 0; ky < p; ++ky) {
+          const uint8_t* src = img + (static_cast<size_t>(gy * p + ky) * W + gx * p) * 3 + c;
+          float* d = dst + (c * p + ky) * p;
+          for (int kx = 0; kx < p; ++kx) d[kx] = lut_[c][src[3 * kx]];
+        }
+    }
+    float* xp = x + static_cast<size_t>(prefix) * D;
+    gemmNT(cols, Np, K, K, w.patchW.data(), D, xp, D);
+
+    // Prefix tokens and position embedding (a kept patch gets the row of its grid place).
+    const float* posPatch = pos.data + static_cast<size_t>(pos.prefixRows) * D;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < Np; ++n) {
+      float* r = xp + static_cast<size_t>(n) * D;
+      const float* pr = posPatch + static_cast<size_t>(gridIndex(n)) * D;
+      for (int c = 0; c < D; ++c) r[c] += w.patchB[c] + pr[c];
+    }
+    for (int k = 0; k < prefix; ++k) {
+      const float* tok = (a.hasClsToken && k == 0)
+                             ? w.clsToken.data()
+                             : w.regToken.data() + static_cast<size_t>(k - (a.hasClsToken ? 1 : 0)) * D;
+      float* r = x + static_cast<size_t>(k) * D;
+      for (int c = 0; c < D; ++c)
+        r[c] = tok[c] + (pos.prefixRows ? pos.data[static_cast<size_t>(k) * D + c] : 0.0f);
+    }
+
+    float *xn = sc.xn.data(), *qkv = sc.qkv.data(), *att = sc.att.data(), *h = sc.h.data();
+    for (int l = 0; l < a.depth; ++l) {
+      const BlockWeights& bw = w.blocks[l];
+      // Attention branch.
+      layerNorm(x, T, D, bw.norm1W.data(), bw.norm1B.data(), a.layerNormEps, xn);
+      gemmNT(xn, T, D, D, bw.qkvW.data(), 3 * D, qkv, 3 * D);
+      addBias(qkv, T, 3 * D, bw.qkvB.data());
+      attention_flash(qkv, 1, T, a.numHeads, a.headDim, scale, att, sc.ws);
+      gemmNT(att, T, D, D, bw.projW.data(), D, xn, D);
+      addScaledResidual(x, xn, T, D, bw.projB.data(), a.layerScale ? bw.ls1.data() : nullptr);
+      // MLP branch.
+      layerNorm(x, T, D, bw.norm2W.data(), bw.norm2B.data(), a.layerNormEps, xn);
+      gemmNT(xn, T, D, D, bw.fc1W.data(), F, h, F);
+      if (a.mlp == MlpKind::SwiGLU)
+        biasSwiGLU(h, T, Hm, bw.fc1B.data());
+      else
+        biasGelu(h, T, F, bw.fc1B.data());
+      gemmNT(h, T, Hm, F, bw.fc2W.data(), D, xn, D);
+      addScaledResidual(x, xn, T, D, bw.fc2B.data(), a.layerScale ? bw.ls2.data() : nullptr);
+    }
+    layerNorm(x, T, D, w.normW.data(), w.normB.data(), a.layerNormEps, x);
+  }
+
   std::shared_ptr<const Weights> w_;
   float lut_[3][256];
 };

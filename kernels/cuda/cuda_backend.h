@@ -33,6 +33,17 @@ namespace cuda {
 
 class Gemm;
 
+// A kept forward's batch on the device (engine.h KeptPatches): every image is padded to N
+// tokens; rows past an image's own are padding (zero at the start, finite throughout, never
+// attended to, never read back).
+struct KeptDevice {
+  int N = 0;                     // prefix + the longest image's kept patches
+  int64_t nPatches = 0;          // kept patches in the batch
+  const int32_t* patchIdx = nullptr;  // [nPatches] batch-wide patch index (im2colNormalizeGather)
+  const int2* tokenMap = nullptr;     // [B*N] (assembleTokensMapped)
+  const int* seqLens = nullptr;       // [B] prefix + kept patches of each image
+};
+
 class CudaVit {
  public:
   // Uploads (and converts) the weights to the current device. Throws Error:
@@ -47,9 +58,10 @@ class CudaVit {
 
   // dRgb: device [B, H, W, 3] uint8; dOut: device [B, T, D] fp32. pos: the host-side
   // resampled position embedding for this grid (uploaded once per grid and cached).
-  // Asynchronous on `stream` (the caller synchronises).
+  // Asynchronous on `stream` (the caller synchronises). kept (optional): token dropping, T =
+  // kept->N, dOut [B, N, D] with each image's prefix and kept tokens first.
   void forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosEmbedView& pos, float* dOut,
-                     cudaStream_t stream);
+                     cudaStream_t stream, const KeptDevice* kept = nullptr);
 
   size_t deviceBytes() const { return curBytes_; }      // held now
   size_t peakDeviceBytes() const { return peakBytes_; }  // high-water mark since construction

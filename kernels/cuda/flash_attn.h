@@ -37,9 +37,12 @@ std::vector<FlashVariant> flashVariants(int d);  // empty if unsupported
 // variant: index into flashVariants(d); -1 = flashDefaultVariantName(d, B, N, H) (or
 // $FLASHSLIDE_ATTN_VARIANT if it names a variant of this head dim). Asynchronous on `stream`; throws flashslide::Error on a
 // bad argument or launch failure.
+// seqLens (device, [B], each in 1..N; nullptr = all N): token dropping pads every sequence of
+// the batch to N rows; sequence b's keys are its first seqLens[b] rows, the rest are masked
+// like keys past N. Its padding query rows are computed (finite, never read) and stored.
 void flashAttentionForward(const void* qkv, void* out, int B, int N, int H, int d,
                            int64_t ldqkv, int64_t ldo, float scale, cudaStream_t stream,
-                           int variant = -1);
+                           int variant = -1, const int* seqLens = nullptr);
 
 // Plain reference kernel (attention_ref.cu): one thread per query row, fp32 scores,
 // accurate expf, online softmax over K/V staged in shared memory. Writes fp32

@@ -159,8 +159,8 @@ __device__ __forceinline__ void loadTile(__nv_bfloat16* s, const __nv_bfloat16* 
 
 template <int D, int WARPS, int MT, int BN, int MINB, int FLAGS>
 __global__ void __launch_bounds__(WARPS * 32, MINB)
-    flashFwdKernel(const __nv_bfloat16* __restrict__ qkv, __nv_bfloat16* __restrict__ out, int N, int H,
-                   int64_t ldqkv, int64_t ldo, float scaleLog2) {
+    flashFwdKernel(const __nv_bfloat16* __restrict__ qkv, __nv_bfloat16* __restrict__ out, int N,
+                   const int* __restrict__ seqLens, int H, int64_t ldqkv, int64_t ldo, float scaleLog2) {
   constexpr bool QSMEM = (FLAGS & kQSmem) != 0, LAZY = (FLAGS & kLazyRescale) != 0;
   constexpr int SUB = (FLAGS & kSub2) ? 2 : 1;
   constexpr int BNL = SUB * BN;  // keys per loaded stage
@@ -178,16 +178,19 @@ __global__ void __launch_bounds__(WARPS * 32, MINB)
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int q0 = blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z;
+  // Keys of this sequence: N, or fewer when tokens were dropped (rows Nk..N-1 are padding,
+  // zero-filled by the loads below and masked like keys past N).
+  const int Nk = seqLens ? seqLens[b] : N;
   const int64_t HD = int64_t(H) * D;
   const __nv_bfloat16* gQ = qkv + (int64_t(b) * N + q0) * ldqkv + int64_t(h) * D;
   const __nv_bfloat16* gK = qkv + int64_t(b) * N * ldqkv + HD + int64_t(h) * D;
   const __nv_bfloat16* gV = gK + HD;
-  const int nTiles = (N + BNL - 1) / BNL;  // loaded stages
+  const int nTiles = (Nk + BNL - 1) / BNL;  // loaded stages
 
   // Prologue: Q and the first K/V tile in one cp.async group.
   loadTile<D, BM, kThreads, S>(sQ, gQ, ldqkv, N - q0, tid);
-  loadTile<D, BNL, kThreads, S>(sK(0), gK, ldqkv, N, tid);
-  loadTile<D, BNL, kThreads, S>(sV(0), gV, ldqkv, N, tid);
+  loadTile<D, BNL, kThreads, S>(sK(0), gK, ldqkv, Nk, tid);
+  loadTile<D, BNL, kThreads, S>(sV(0), gV, ldqkv, Nk, tid);
   cpAsyncCommit();
   cpAsyncWaitAll();
   __syncthreads();
@@ -235,8 +238,8 @@ __global__ void __launch_bounds__(WARPS * 32, MINB)
     // ended with __syncthreads(). An empty group on the last tile keeps the wait uniform.
     if (t + 1 < nTiles) {
       const int j1 = (t + 1) * BNL;
-      loadTile<D, BNL, kThreads, S>(sK(buf ^ 1), gK + int64_t(j1) * ldqkv, ldqkv, N - j1, tid);
-      loadTile<D, BNL, kThreads, S>(sV(buf ^ 1), gV + int64_t(j1) * ldqkv, ldqkv, N - j1, tid);
+      loadTile<D, BNL, kThreads, S>(sK(buf ^ 1), gK + int64_t(j1) * ldqkv, ldqkv, Nk - j1, tid);
+      loadTile<D, BNL, kThreads, S>(sV(buf ^ 1), gV + int64_t(j1) * ldqkv, ldqkv, Nk - j1, tid);
     }
     cpAsyncCommit();
 
@@ -244,7 +247,7 @@ __global__ void __launch_bounds__(WARPS * 32, MINB)
     for (int sub = 0; sub < SUB; ++sub) {
     // Keys of this compute tile still < N; a fully out-of-range second half is skipped
     // (uniform across the CTA), so every computed tile has >= 1 valid key.
-    const int valid = N - t * BNL - sub * BN;
+    const int valid = Nk - t * BNL - sub * BN;
     if (SUB > 1 && valid <= 0) break;
 
     // S = Q K^T
@@ -402,12 +405,12 @@ __global__ void __launch_bounds__(WARPS * 32, MINB)
 // ---------------------------------------------------------------------------------------
 // Variants and launch.
 // ---------------------------------------------------------------------------------------
-using LaunchFn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float,
+using LaunchFn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, const int*, int, int64_t, int64_t, float,
                           cudaStream_t);
 
 template <int D, int WARPS, int MT, int BN, int MINB = 1, int FLAGS = 0>
-void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv,
-                 int64_t ldo, float scaleLog2, cudaStream_t stream) {
+void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, const int* seqLens, int H,
+                 int64_t ldqkv, int64_t ldo, float scaleLog2, cudaStream_t stream) {
   using T = FlashTraits<D, WARPS, MT, BN, (FLAGS & kSub2) ? 2 : 1>;
   auto kernel = flashFwdKernel<D, WARPS, MT, BN, MINB, FLAGS>;
   // Above 48 KB a kernel must opt in to its dynamic shared memory. Once per instantiation
@@ -417,16 +420,16 @@ void launchFlash(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int
   FS_CUDA_CHECK(attr);
   // m-blocks fastest: CTAs that share a (b, h) run together and share K/V through L2.
   const dim3 grid((N + T::BM - 1) / T::BM, H, B);
-  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(qkv, out, N, H, ldqkv, ldo, scaleLog2);
+  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(qkv, out, N, seqLens, H, ldqkv, ldo, scaleLog2);
   FS_CUDA_CHECK_LAUNCH("flashFwdKernel");
 }
 
 // WARPS = consumer warps: 4 per warpgroup of 64 query rows.
 template <int D, int WARPS, int FLAGS>
-void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
-                 float scaleLog2, cudaStream_t stream) {
+void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, const int* seqLens, int H, int64_t ldqkv,
+                 int64_t ldo, float scaleLog2, cudaStream_t stream) {
   flashWgmma(qkv, out, B, N, H, D, ldqkv, ldo, scaleLog2, stream, (FLAGS & kStages3) ? 3 : 2, WARPS / 4,
-             (FLAGS & kOverlap) != 0, (FLAGS & kPersistent) != 0);
+             (FLAGS & kOverlap) != 0, (FLAGS & kPersistent) != 0, seqLens);
 }
 
 struct VariantEntry {
@@ -526,7 +529,7 @@ std::vector<FlashVariant> flashVariants(int d) {
 }
 
 void flashAttentionForward(const void* qkv, void* out, int B, int N, int H, int d, int64_t ldqkv, int64_t ldo,
-                           float scale, cudaStream_t stream, int variant) {
+                           float scale, cudaStream_t stream, int variant, const int* seqLens) {
   if (!flashSupportedHeadDim(d))
     throw Error("unsupported_arch", "CUDA flash attention supports head dims 64, 80 and 128, not " +
                                         std::to_string(d));
@@ -546,8 +549,8 @@ void flashAttentionForward(const void* qkv, void* out, int B, int N, int H, int 
   if (variant >= static_cast<int>(mine.size()))
     throw Error("bad_input", "flash attention: no variant " + std::to_string(variant) + " for d=" + std::to_string(d));
   const float scaleLog2 = scale * 1.4426950408889634f;  // exp(x) = exp2(x * log2(e))
-  mine[variant]->fn(static_cast<const __nv_bfloat16*>(qkv), static_cast<__nv_bfloat16*>(out), B, N, H, ldqkv, ldo,
-                    scaleLog2, stream);
+  mine[variant]->fn(static_cast<const __nv_bfloat16*>(qkv), static_cast<__nv_bfloat16*>(out), B, N, seqLens, H, ldqkv,
+                    ldo, scaleLog2, stream);
 }
 
 }  // namespace cuda

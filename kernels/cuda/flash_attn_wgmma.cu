@@ -362,7 +362,8 @@ __device__ __forceinline__ void scaleO(OAcc<D>& o, const float (&alpha)[2]) {
 template <int D, int STAGES, int CONSUMERS, bool OVERLAP, bool PERSISTENT>
 __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
     flashFwdWgmmaKernel(const __grid_constant__ CUtensorMap tmap0, const __grid_constant__ CUtensorMap tmap1,
-                        __nv_bfloat16* __restrict__ out, int B, int N, int H, int64_t ldo, float scaleLog2) {
+                        __nv_bfloat16* __restrict__ out, int B, int N, const int* __restrict__ seqLens, int H,
+                        int64_t ldo, float scaleLog2) {
 #if FS_WGMMA_DEVICE
   using L = WgmmaSmem<D, STAGES, CONSUMERS>;
   using P = Panels<D>;
@@ -384,7 +385,10 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
 
   static_assert(!(OVERLAP && PERSISTENT), "the persistent kernel is built without the overlap");
   const int tid = threadIdx.x, wg = tid / 128;
-  const int nTiles = (N + kBN - 1) / kBN;  // K/V tiles per (b, h)
+  // Keys of sequence b: N, or fewer when tokens were dropped (rows past them are padding rows
+  // of the same sequence: loaded, finite, masked to -inf like keys past N).
+  auto keysOf = [&](int b) { return seqLens ? seqLens[b] : N; };
+  auto tilesOf = [&](int b) { return (keysOf(b) + kBN - 1) / kBN; };  // K/V tiles per (b, h)
   const int mBlocks = (N + kBM - 1) / kBM;
   const int numWork = mBlocks * H * B;
   // Work tiles of this CTA: first, first + stride, ... (exactly one when not persistent).
@@ -427,6 +431,7 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
         if (local > 0) mbarWait(emptyQ, (local - 1) & 1);
         mbarExpectTx(barQ, kTileQBytes);
         load(sQ, kBM, wk.h * D, wk.q0, wk.b, barQ);
+        const int nTiles = tilesOf(wk.b);
         for (int j = 0; j < nTiles; ++j, ++g) {
           const int s = g % STAGES;
           const uint32_t phase = (g / STAGES) & 1;
@@ -471,6 +476,7 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
     };
 
     mbarWait(barQ, local & 1);
+    const int nk = keysOf(wk.b), nTiles = tilesOf(wk.b);
     if constexpr (!OVERLAP) {
       for (int j = 0; j < nTiles; ++j, ++g) {
         const int stg = g % STAGES;
@@ -482,7 +488,7 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
         wgmmaWait<0>();
         fenceRegs(s);
         if (j == nTiles - 1) releaseQ();
-        onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+        onlineSoftmax(s, st, scaleLog2, nk - j * kBN, lane, alpha);
         packP(s, p);
         scaleO(o, alpha);
         mbarWait(fullV(stg), phase);
@@ -502,7 +508,7 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
       wgmmaWait<0>();
       fenceRegs(s);
       if (nTiles == 1) releaseQ();
-      onlineSoftmax(s, st, scaleLog2, N, lane, alpha);
+      onlineSoftmax(s, st, scaleLog2, nk, lane, alpha);
       packP(s, p);
       for (int j = 1; j < nTiles; ++j) {
         const int stg = j % STAGES, prev = (j - 1) % STAGES;
@@ -517,7 +523,7 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
         wgmmaWait<1>();  // S_j done; PV_{j-1} may still run
         fenceRegs(s);
         if (j == nTiles - 1) releaseQ();
-        onlineSoftmax(s, st, scaleLog2, N - j * kBN, lane, alpha);
+        onlineSoftmax(s, st, scaleLog2, nk - j * kBN, lane, alpha);
         wgmmaWait<0>();  // PV_{j-1} done: O is ours again, P and stage j-1 are free
         fenceO(o);
         fenceRegs(p);
@@ -600,6 +606,7 @@ __global__ void __launch_bounds__(WgmmaSmem<D, STAGES, CONSUMERS>::kThreads, 1)
   (void)tmap1;
   (void)out;
   (void)N;
+  (void)seqLens;
   (void)H;
   (void)ldo;
   (void)scaleLog2;
@@ -647,7 +654,7 @@ int multiprocessorCount() {
 
 template <int D, int STAGES, int CONSUMERS, bool OVERLAP, bool PERSISTENT = false>
 void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int64_t ldqkv, int64_t ldo,
-                 float scaleLog2, cudaStream_t stream) {
+                 float scaleLog2, cudaStream_t stream, const int* seqLens) {
   using L = WgmmaSmem<D, STAGES, CONSUMERS>;
   auto kernel = flashFwdWgmmaKernel<D, STAGES, CONSUMERS, OVERLAP, PERSISTENT>;
   static const cudaError_t attr =
@@ -660,7 +667,7 @@ void launchWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int
     throw Error("bad_input", "flash attention: too many query tiles for the persistent kernel");
   static const int sms = multiprocessorCount();
   const dim3 grid = PERSISTENT ? dim3(unsigned(std::min<int64_t>(sms, int64_t(mBlocks) * H * B))) : dim3(mBlocks, H, B);
-  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map0, map1, out, B, N, H, ldo, scaleLog2);
+  kernel<<<grid, L::kThreads, L::kDynamicBytes, stream>>>(map0, map1, out, B, N, seqLens, H, ldo, scaleLog2);
   FS_CUDA_CHECK_LAUNCH("flashFwdWgmmaKernel");
 }
 
@@ -682,8 +689,9 @@ bool flashWgmmaAvailable() {
 }
 
 void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int d, int64_t ldqkv, int64_t ldo,
-                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap, bool persistent) {
-  using Fn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float, cudaStream_t);
+                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap, bool persistent,
+                const int* seqLens) {
+  using Fn = void (*)(const __nv_bfloat16*, __nv_bfloat16*, int, int, int, int64_t, int64_t, float, cudaStream_t, const int*);
   Fn fn = nullptr;
   if (persistent) {
     if (d == 64 && stages == 2 && consumers == 3 && !overlap) fn = launchWgmma<64, 2, 3, false, true>;
@@ -704,7 +712,7 @@ void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int 
                                  std::to_string(stages) + " stages, " + std::to_string(consumers) +
                                  " consumer warpgroups, overlap " + std::to_string(overlap) + ", persistent " +
                                  std::to_string(persistent));
-  fn(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream);
+  fn(qkv, out, B, N, H, ldqkv, ldo, scaleLog2, stream, seqLens);
 }
 
 }  // namespace cuda

@@ -21,8 +21,10 @@ bool flashWgmmaAvailable();
 // 2 consumers) and (2 stages, 3 consumers), each with and without overlap, and (3 stages,
 // 3 consumers) without; d = 80 with 2 stages and 2 or 3 consumers; d = 128 with 2 and 2.
 // persistent (d = 64 and 80, 2 stages, 3 consumers): one CTA per SM looping over the query tiles.
+// seqLens: as flashAttentionForward's (device [B] or nullptr).
 void flashWgmma(const __nv_bfloat16* qkv, __nv_bfloat16* out, int B, int N, int H, int d, int64_t ldqkv, int64_t ldo,
-                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap, bool persistent = false);
+                float scaleLog2, cudaStream_t stream, int stages, int consumers, bool overlap, bool persistent = false,
+                const int* seqLens = nullptr);
 
 }  // namespace cuda
 }  // namespace flashslide

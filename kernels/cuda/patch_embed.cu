@@ -21,18 +21,20 @@ namespace cuda {
 
 namespace {
 
-__global__ void im2colKernel(const uint8_t* __restrict__ rgb, int B, int H, int W, int p, Normalize norm,
-                             __nv_bfloat16* __restrict__ cols, int ldc) {
+// rows: output rows; patchIdx (nullable): the batch-wide patch each row takes (else row = patch).
+__global__ void im2colKernel(const uint8_t* __restrict__ rgb, int64_t rows, const int32_t* __restrict__ patchIdx, int H,
+                             int W, int p, Normalize norm, __nv_bfloat16* __restrict__ cols, int ldc) {
   const int gw = W / p, gh = H / p;
   const int K = 3 * p * p;
-  const int64_t n = int64_t(B) * gh * gw * ldc;
+  const int64_t n = rows * ldc;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = i / ldc;
     const int k = int(i - row * ldc);
     float v = 0.f;
     if (k < K) {
-      const int b = int(row / (int64_t(gh) * gw));
-      const int patch = int(row - int64_t(b) * gh * gw);
+      const int64_t g = patchIdx ? int64_t(patchIdx[row]) : row;
+      const int b = int(g / (int64_t(gh) * gw));
+      const int patch = int(g - int64_t(b) * gh * gw);
       const int gy = patch / gw, gx = patch - gy * gw;
       const int c = k / (p * p), rem = k - c * p * p;
       const int ky = rem / p, kx = rem - ky * p;
@@ -67,6 +69,27 @@ __global__ void assembleKernel(const PatchT* __restrict__ patch, const float* __
   }
 }
 
+template <typename PatchT>
+__global__ void assembleMappedKernel(const PatchT* __restrict__ patch, const float* __restrict__ patchBias,
+                                     const float* __restrict__ pos, int posPrefix,
+                                     const float* __restrict__ prefixTokens, const int2* __restrict__ map,
+                                     int64_t rows, int D, float* __restrict__ x) {
+  const int64_t n = rows * D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t tok = i / D;
+    const int c = int(i - tok * D);
+    const int2 m = map[tok];
+    float v = 0.f;
+    if (m.x >= 0) {
+      v = toF32(patch[int64_t(m.x) * D + c]) + patchBias[c] + pos[(int64_t(posPrefix) + m.y) * D + c];
+    } else if (m.x <= -2) {
+      const int k = -2 - m.x;
+      v = prefixTokens[int64_t(k) * D + c] + (posPrefix ? pos[int64_t(k) * D + c] : 0.f);
+    }
+    x[i] = v;
+  }
+}
+
 inline int gridFor(int64_t n, int threads) {
   const int64_t blocks = (n + threads - 1) / threads;
   return int(blocks < 65536 * 8 ? blocks : 65536 * 8);
@@ -78,8 +101,31 @@ void im2colNormalize(const uint8_t* rgb, int B, int H, int W, int p, const Norma
                      cudaStream_t stream) {
   const int64_t n = int64_t(B) * (H / p) * (W / p) * ldc;
   if (n == 0) return;
-  im2colKernel<<<gridFor(n, 256), 256, 0, stream>>>(rgb, B, H, W, p, norm, static_cast<__nv_bfloat16*>(cols), ldc);
+  im2colKernel<<<gridFor(n, 256), 256, 0, stream>>>(rgb, int64_t(B) * (H / p) * (W / p), nullptr, H, W, p, norm,
+                                                    static_cast<__nv_bfloat16*>(cols), ldc);
   FS_CUDA_CHECK_LAUNCH("im2colKernel");
+}
+
+void im2colNormalizeGather(const uint8_t* rgb, int H, int W, int p, const Normalize& norm, const int32_t* patchIdx,
+                           int64_t nRows, void* cols, int ldc, cudaStream_t stream) {
+  const int64_t n = nRows * ldc;
+  if (n == 0) return;
+  im2colKernel<<<gridFor(n, 256), 256, 0, stream>>>(rgb, nRows, patchIdx, H, W, p, norm,
+                                                    static_cast<__nv_bfloat16*>(cols), ldc);
+  FS_CUDA_CHECK_LAUNCH("im2colKernel (gather)");
+}
+
+void assembleTokensMapped(const void* patch, bool patchBf16, const float* patchBias, const float* pos, int posPrefix,
+                          const float* prefixTokens, const int2* map, int64_t rows, int D, float* x, cudaStream_t stream) {
+  const int64_t n = rows * D;
+  if (n == 0) return;
+  if (patchBf16)
+    assembleMappedKernel<<<gridFor(n, 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(patch), patchBias, pos,
+                                                              posPrefix, prefixTokens, map, rows, D, x);
+  else
+    assembleMappedKernel<<<gridFor(n, 256), 256, 0, stream>>>(static_cast<const float*>(patch), patchBias, pos,
+                                                              posPrefix, prefixTokens, map, rows, D, x);
+  FS_CUDA_CHECK_LAUNCH("assembleMappedKernel");
 }
 
 void assembleTokens(const void* patch, bool patchBf16, const float* patchBias, const float* pos, int posPrefix,

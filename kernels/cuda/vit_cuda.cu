@@ -21,12 +21,14 @@
 // separate residual/assembly passes.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "../engine/bf16.h"
 #include "cuda_backend.h"
@@ -204,14 +206,17 @@ const float* CudaVit::posDevice(const PosEmbedView& pos) {
 }
 
 void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosEmbedView& pos, float* dOut,
-                            cudaStream_t stream) {
+                            cudaStream_t stream, const KeptDevice* kept) {
   const ModelArch& a = w_->arch;
   const int D = a.embedDim, p = a.patchSize, F = a.fc1Out, Hm = a.mlpHidden;
-  const int gh = H / p, gw = W / p, Np = gh * gw, prefix = a.numPrefixTokens, T = prefix + Np;
+  const int gh = H / p, gw = W / p, prefix = a.numPrefixTokens;
+  // Token dropping: the patch GEMM runs over the kept patches only and every image is padded
+  // to kept->N tokens; everything after the assembly is the same code over M = B*T rows.
+  const int Np = kept ? 0 : gh * gw, T = kept ? kept->N : prefix + gh * gw;
   if (B <= 0 || gh <= 0 || gw <= 0 || gh * p != H || gw * p != W)
     throw Error("bad_input", "CUDA forward: H and W must be positive multiples of the patch size");
   if (pos.gridH != gh || pos.gridW != gw) throw Error("bad_input", "CUDA forward: position embedding grid mismatch");
-  const size_t Mz = size_t(B) * T, Mpz = size_t(B) * Np;
+  const size_t Mz = size_t(B) * T, Mpz = kept ? size_t(kept->nPatches) : size_t(B) * Np;
   if (Mz > size_t(INT32_MAX))  // GEMM row counts are int; all element offsets are 64-bit
     throw Error("bad_input", "CUDA forward: batch too large for one pass (" + std::to_string(Mz) + " tokens)");
   ensureActivations(Mz, Mpz);
@@ -239,7 +244,10 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
     norm.scale[c] = static_cast<float>(1.0 / (255.0 * a.std[c]));
     norm.shift[c] = static_cast<float>(-double(a.mean[c]) / a.std[c]);
   }
-  im2colNormalize(dRgb, B, H, W, p, norm, h_, kPatch_, stream);
+  if (kept)
+    im2colNormalizeGather(dRgb, H, W, p, norm, kept->patchIdx, kept->nPatches, h_, kPatch_, stream);
+  else
+    im2colNormalize(dRgb, B, H, W, p, norm, h_, kPatch_, stream);
   GemmArgs pe;
   pe.M = Mp;
   pe.N = D;
@@ -258,7 +266,10 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
     if (!gemm_->run(pe, stream)) throw Error("cuda_error", "cuBLASLt has no bf16 GEMM for the patch embedding");
     patchBf16 = true;
   }
-  assembleTokens(pe.Y, patchBf16, patchB_, posD, pos.prefixRows, prefixTok_, prefix, B, Np, D, x_, stream);
+  if (kept)
+    assembleTokensMapped(pe.Y, patchBf16, patchB_, posD, pos.prefixRows, prefixTok_, kept->tokenMap, Mz, D, x_, stream);
+  else
+    assembleTokens(pe.Y, patchBf16, patchB_, posD, pos.prefixRows, prefixTok_, prefix, B, Np, D, x_, stream);
   mark(kPatch);
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.headDim));
@@ -307,7 +318,8 @@ void CudaVit::forwardDevice(const uint8_t* dRgb, int B, int H, int W, const PosE
     q.bias = blk.qkvB;
     if (!gemm_->run(q, stream)) throw Error("cuda_error", "cuBLASLt has no bf16 bias GEMM for the qkv projection");
     mark(kQkv);
-    flashAttentionForward(qkv_, att_, B, T, a.numHeads, a.headDim, 3 * D, D, scale, stream);
+    flashAttentionForward(qkv_, att_, B, T, a.numHeads, a.headDim, 3 * D, D, scale, stream, -1,
+                          kept ? kept->seqLens : nullptr);
     mark(kAttn);
     residualGemm(att_, D, D, blk.projW, D, blk.projB);
     mark(kProj);
@@ -375,6 +387,7 @@ class CudaBackend final : public Backend {
     if (rows_) cudaFree(rows_);
     if (sel_) cudaFree(sel_);
     if (sums_) cudaFree(sums_);
+    if (keptIdx_) cudaFree(keptIdx_);
     if (stream_) cudaStreamDestroy(stream_);
   }
   const char* name() const override { return "cuda"; }
@@ -412,7 +425,89 @@ class CudaBackend final : public Backend {
     FS_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  // Token dropping: each image's prefix and kept tokens, back to back on the host.
+  void forwardKept(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos, const KeptPatches& kept,
+                   const KeptLayout& layout, float* out) override {
+    const size_t D = size_t(vit_.arch().embedDim);
+    const int N = runKept(rgb, B, H, W, pos, kept, layout);
+    for (int b = 0; b < B; ++b) {
+      const size_t rows = layout.start[b + 1] - layout.start[b];
+      FS_CUDA_CHECK(cudaMemcpyAsync(out + layout.start[b] * D, out_ + size_t(b) * N * D, rows * D * 4,
+                                    cudaMemcpyDeviceToHost, stream_));
+    }
+    FS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void forwardKeptRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos, const KeptPatches& kept,
+                           const KeptLayout& layout, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
+                           double* colSums) override {
+    const int N = static_cast<int>(layout.maxTokens);
+    // Output rows (packed) -> rows of the padded batch on the device.
+    std::vector<int32_t> padded(nRows);
+    for (size_t i = 0; i < nRows; ++i) {
+      const size_t r = size_t(rows[i]);
+      const size_t b = size_t(std::upper_bound(layout.start.begin(), layout.start.end(), r) - layout.start.begin()) - 1;
+      padded[i] = static_cast<int32_t>(b * N + (r - layout.start[b]));
+    }
+    grow(reinterpret_cast<void**>(&rows_), &rowsCap_, nRows * sizeof(int32_t));
+    grow(&sel_, &selCap_, nRows * D * 2);
+    grow(reinterpret_cast<void**>(&sums_), &sumsCap_, D * sizeof(double));
+    if (nRows > 0) FS_CUDA_CHECK(cudaMemcpyAsync(rows_, padded.data(), nRows * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    runKept(rgb, B, H, W, pos, kept, layout);
+    gatherRowsBf16(out_, rows_, int64_t(nRows), int(D), sel_, stream_);
+    columnSumsBf16(sel_, int64_t(nRows), int(D), sums_, stream_);
+    if (nRows > 0) FS_CUDA_CHECK(cudaMemcpyAsync(out, sel_, nRows * D * 2, cudaMemcpyDeviceToHost, stream_));
+    FS_CUDA_CHECK(cudaMemcpyAsync(colSums, sums_, D * sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    FS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
  private:
+  // Uploads the batch and its selection (patch list, token map, lengths: one buffer, one copy)
+  // and runs the padded forward into out_ [B, N, D]. Returns N. Asynchronous on stream_.
+  int runKept(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos, const KeptPatches& kept,
+              const KeptLayout& layout) {
+    const ModelArch& a = vit_.arch();
+    const int P = a.numPrefixTokens, N = static_cast<int>(layout.maxTokens);
+    const int64_t np = int64_t(H / a.patchSize) * (W / a.patchSize), nKept = kept.offsets[B];
+    // One int32 buffer: patchIdx [nKept, padded to even so that the int2 map is 8-byte
+    // aligned], tokenMap [B*N] as int2, seqLens [B].
+    const size_t idxLen = size_t(nKept + 1) / 2 * 2;
+    keptHost_.assign(idxLen + 2 * size_t(B) * N + size_t(B), 0);
+    int32_t* idx = keptHost_.data();
+    int32_t* map = idx + idxLen;
+    int32_t* lens = map + 2 * size_t(B) * N;
+    for (int b = 0; b < B; ++b) {
+      const int32_t k0 = kept.offsets[b], k = kept.offsets[b + 1] - k0;
+      for (int32_t i = 0; i < k; ++i) idx[k0 + i] = static_cast<int32_t>(b * np + kept.patches[k0 + i]);
+      for (int t = 0; t < N; ++t) {
+        int32_t* m = map + 2 * (size_t(b) * N + t);
+        if (t < P) {
+          m[0] = -2 - t;
+        } else if (t < P + k) {
+          m[0] = k0 + (t - P);
+          m[1] = kept.patches[k0 + (t - P)];
+        } else {
+          m[0] = -1;
+        }
+      }
+      lens[b] = P + k;
+    }
+    const size_t inBytes = size_t(B) * H * W * 3;
+    grow(&rgb_, &rgbCap_, inBytes);
+    grow(reinterpret_cast<void**>(&out_), &outCap_, size_t(B) * N * a.embedDim * 4);
+    grow(reinterpret_cast<void**>(&keptIdx_), &keptCap_, keptHost_.size() * sizeof(int32_t));
+    FS_CUDA_CHECK(cudaMemcpyAsync(rgb_, rgb, inBytes, cudaMemcpyHostToDevice, stream_));
+    FS_CUDA_CHECK(cudaMemcpyAsync(keptIdx_, keptHost_.data(), keptHost_.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    KeptDevice kd;
+    kd.N = N;
+    kd.nPatches = nKept;
+    kd.patchIdx = keptIdx_;
+    kd.tokenMap = reinterpret_cast<const int2*>(keptIdx_ + idxLen);
+    kd.seqLens = keptIdx_ + idxLen + 2 * size_t(B) * N;
+    vit_.forwardDevice(static_cast<const uint8_t*>(rgb_), B, H, W, pos, out_, stream_, &kd);
+    return N;
+  }
+
   static void grow(void** p, size_t* cap, size_t need) {
     if (need <= *cap) return;
     if (*p) cudaFree(*p);
@@ -429,7 +524,9 @@ class CudaBackend final : public Backend {
   int32_t* rows_ = nullptr;
   void* sel_ = nullptr;
   double* sums_ = nullptr;
-  size_t rgbCap_ = 0, outCap_ = 0, rowsCap_ = 0, selCap_ = 0, sumsCap_ = 0;
+  int32_t* keptIdx_ = nullptr;
+  std::vector<int32_t> keptHost_;
+  size_t rgbCap_ = 0, outCap_ = 0, rowsCap_ = 0, selCap_ = 0, sumsCap_ = 0, keptCap_ = 0;
 };
 
 }  // namespace

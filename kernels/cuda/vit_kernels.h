@@ -58,5 +58,16 @@ void im2colNormalize(const uint8_t* rgb, int B, int H, int W, int p, const Norma
 void assembleTokens(const void* patch, bool patchBf16, const float* patchBias, const float* pos, int posPrefix,
                     const float* prefixTokens, int prefix, int B, int Np, int D, float* x, cudaStream_t stream);
 
+// Token dropping (engine.h KeptPatches). im2colNormalize of the listed patches only: row r of
+// cols is patch patchIdx[r] of the whole batch (b * gh*gw + index in image b's grid).
+void im2colNormalizeGather(const uint8_t* rgb, int H, int W, int p, const Normalize& norm, const int32_t* patchIdx,
+                           int64_t nRows, void* cols, int ldc, cudaStream_t stream);
+// Token assembly for the padded batch x [rows, D] of a kept forward, one map entry per row:
+//   {r >= 0, n}: patch GEMM row r + patchBias + pos[posPrefix + n] (n: the patch's grid index)
+//   {-2 - k, 0}: prefix token k (+ pos[k] when posPrefix)
+//   {-1, 0}    : padding, zero
+void assembleTokensMapped(const void* patch, bool patchBf16, const float* patchBias, const float* pos, int posPrefix,
+                          const float* prefixTokens, const int2* map, int64_t rows, int D, float* x, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace flashslide

@@ -95,15 +95,11 @@ ForwardResult Engine::forward(const uint8_t* rgb, int B, int H, int W, float* ou
   return timedForward(B, H, W, T, [&](const PosEmbedView& pos) { backend_->forward(rgb, B, H, W, pos, out); });
 }
 
-void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
-                              size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
-                              double* colSums) {
-  // new[] without (): no zero-fill of a buffer forward() overwrites anyway.
-  std::unique_ptr<float[]> all(new float[static_cast<size_t>(B) * T * D]);
-  forward(rgb, B, H, W, pos, all.get());
+void gatherRowsBf16Host(const float* all, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
+                        double* colSums) {
 #pragma omp parallel for schedule(static) if (nRows * D >= (1u << 16))
   for (int64_t i = 0; i < static_cast<int64_t>(nRows); ++i) {
-    const float* in = all.get() + static_cast<size_t>(rows[i]) * D;
+    const float* in = all + static_cast<size_t>(rows[i]) * D;
     uint16_t* o = out + static_cast<size_t>(i) * D;
     for (size_t j = 0; j < D; ++j) o[j] = toBf16(in[j]);
   }
@@ -114,6 +110,23 @@ void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const Pos
     for (size_t i = 0; i < nRows; ++i) s += fromBf16(out[i * D + static_cast<size_t>(j)]);
     colSums[j] = s;
   }
+}
+
+void Backend::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
+                              size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
+                              double* colSums) {
+  // new[] without (): no zero-fill of a buffer forward() overwrites anyway.
+  std::unique_ptr<float[]> all(new float[static_cast<size_t>(B) * T * D]);
+  forward(rgb, B, H, W, pos, all.get());
+  gatherRowsBf16Host(all.get(), D, rows, nRows, out, colSums);
+}
+
+void Backend::forwardKeptRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
+                                  const KeptPatches& kept, const KeptLayout& layout, size_t D,
+                                  const int32_t* rows, size_t nRows, uint16_t* out, double* colSums) {
+  std::unique_ptr<float[]> all(new float[layout.rows() * D]);
+  forwardKept(rgb, B, H, W, pos, kept, layout, all.get());
+  gatherRowsBf16Host(all.get(), D, rows, nRows, out, colSums);
 }
 
 ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const int32_t* rows,
@@ -131,6 +144,56 @@ ForwardResult Engine::forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, c
   const size_t D = static_cast<size_t>(weights_->arch.embedDim);
   return timedForward(B, H, W, T, [&](const PosEmbedView& pos) {
     backend_->forwardRowsBf16(rgb, B, H, W, pos, T, D, rows, nRows, out, colSums);
+  });
+}
+
+KeptLayout Engine::keptLayout(int B, int H, int W, const KeptPatches& kept) const {
+  if (B <= 0) throw Error("bad_input", "batch size must be >= 1, got " + std::to_string(B));
+  if (!kept.offsets || !kept.patches) throw Error("bad_input", "kept patches: null offsets or patch list");
+  const ModelArch& a = weights_->arch;
+  tokens(H, W);  // throws bad_input for sizes that are not multiples of p
+  const int32_t np = (H / a.patchSize) * (W / a.patchSize);
+  if (kept.offsets[0] != 0) throw Error("bad_input", "kept patches: offsets[0] must be 0");
+  KeptLayout layout;
+  layout.start.assign(static_cast<size_t>(B) + 1, 0);
+  for (int b = 0; b < B; ++b) {
+    const int32_t k0 = kept.offsets[b], k1 = kept.offsets[b + 1];
+    if (k1 <= k0) throw Error("bad_input", "kept patches: image " + std::to_string(b) + " keeps no patch (drop the image instead)");
+    for (int32_t i = k0; i < k1; ++i) {
+      const int32_t p = kept.patches[i];
+      if (p < 0 || p >= np || (i > k0 && p <= kept.patches[i - 1])) {
+        throw Error("bad_input", "kept patches: image " + std::to_string(b) + "'s list must be strictly increasing patch indices in [0, " +
+                                     std::to_string(np) + "), got " + std::to_string(p) + " at position " + std::to_string(i - k0));
+      }
+    }
+    const size_t t = static_cast<size_t>(a.numPrefixTokens) + static_cast<size_t>(k1 - k0);
+    layout.start[b + 1] = layout.start[b] + t;
+    if (t > layout.maxTokens) layout.maxTokens = t;
+  }
+  return layout;
+}
+
+ForwardResult Engine::forwardKept(const uint8_t* rgb, int B, int H, int W, const KeptPatches& kept, float* out) {
+  if (!rgb || !out) throw Error("bad_input", "forwardKept: null input or output buffer");
+  const KeptLayout layout = keptLayout(B, H, W, kept);
+  return timedForward(B, H, W, layout.maxTokens,
+                      [&](const PosEmbedView& pos) { backend_->forwardKept(rgb, B, H, W, pos, kept, layout, out); });
+}
+
+ForwardResult Engine::forwardKeptRowsBf16(const uint8_t* rgb, int B, int H, int W, const KeptPatches& kept,
+                                          const int32_t* rows, size_t nRows, uint16_t* out, double* colSums) {
+  if (!rgb || !colSums || (nRows > 0 && (!rows || !out))) throw Error("bad_input", "forwardKeptRowsBf16: null input, rows, output or sums buffer");
+  const KeptLayout layout = keptLayout(B, H, W, kept);
+  const int64_t total = static_cast<int64_t>(layout.rows());
+  for (size_t i = 0; i < nRows; ++i) {
+    if (rows[i] < 0 || rows[i] >= total) {
+      throw Error("bad_input", "forwardKeptRowsBf16: row " + std::to_string(rows[i]) + " (index " + std::to_string(i) +
+                                   ") is outside the " + std::to_string(total) + " output token rows");
+    }
+  }
+  const size_t D = static_cast<size_t>(weights_->arch.embedDim);
+  return timedForward(B, H, W, layout.maxTokens, [&](const PosEmbedView& pos) {
+    backend_->forwardKeptRowsBf16(rgb, B, H, W, pos, kept, layout, D, rows, nRows, out, colSums);
   });
 }
 

@@ -49,6 +49,25 @@ struct PosEmbedView {
   const float* data = nullptr;
 };
 
+// Token dropping: which patches of each image enter the model. Image b keeps
+// patches[offsets[b] .. offsets[b+1]) (indices into its row-major patch grid, strictly
+// increasing; at least one). The others are dropped before the first block: a kept token
+// attends to its image's prefix tokens and kept patches only, and carries the position
+// embedding of its true place in the grid, so a region is analysed as its tissue alone.
+// Output of image b: its prefix tokens then its kept patches; images concatenated:
+// [sum_b (prefix + k_b), D] (KeptLayout gives the offsets).
+struct KeptPatches {
+  const int32_t* offsets = nullptr;  // [B + 1], offsets[0] = 0
+  const int32_t* patches = nullptr;  // [offsets[B]]
+};
+
+// Where image b's tokens start in a kept forward's output, and how many there are.
+struct KeptLayout {
+  std::vector<size_t> start;  // [B + 1]: image b's rows are start[b] .. start[b+1]
+  size_t maxTokens = 0;       // the longest image: prefix + max_b k_b
+  size_t rows() const { return start.empty() ? 0 : start.back(); }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -65,7 +84,18 @@ class Backend {
   virtual void forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
                                size_t T, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
                                double* colSums);
+  // forward() with token dropping (see KeptPatches); out: layout.rows() x D. Checked by Engine.
+  virtual void forwardKept(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
+                           const KeptPatches& kept, const KeptLayout& layout, float* out) = 0;
+  // forwardRowsBf16() of forwardKept()'s output rows. Default: forwardKept into a host buffer.
+  virtual void forwardKeptRowsBf16(const uint8_t* rgb, int B, int H, int W, const PosEmbedView& pos,
+                                   const KeptPatches& kept, const KeptLayout& layout, size_t D,
+                                   const int32_t* rows, size_t nRows, uint16_t* out, double* colSums);
 };
+
+// The rows[] of all (nAll x D floats) as BF16 into out, and their column sums (row order).
+void gatherRowsBf16Host(const float* all, size_t D, const int32_t* rows, size_t nRows, uint16_t* out,
+                        double* colSums);
 
 // Defined by the CPU backend (cpu/vit_cpu.cpp).
 std::unique_ptr<Backend> makeCpuBackend(std::shared_ptr<const Weights> weights);
@@ -105,6 +135,15 @@ class Engine {
   // Throws bad_input for a row out of range.
   ForwardResult forwardRowsBf16(const uint8_t* rgb, int B, int H, int W, const int32_t* rows,
                                 size_t nRows, uint16_t* out, double* colSums);
+
+  // Token dropping (see KeptPatches). Checks the selection (bad_input naming the first problem)
+  // and returns the output layout; forwardKept writes layout.rows() x D floats (allocate with
+  // keptLayout() first), forwardKeptRowsBf16 the given rows of that output, as forwardRowsBf16.
+  // ForwardResult.tokens is the longest image's token count.
+  KeptLayout keptLayout(int B, int H, int W, const KeptPatches& kept) const;
+  ForwardResult forwardKept(const uint8_t* rgb, int B, int H, int W, const KeptPatches& kept, float* out);
+  ForwardResult forwardKeptRowsBf16(const uint8_t* rgb, int B, int H, int W, const KeptPatches& kept,
+                                    const int32_t* rows, size_t nRows, uint16_t* out, double* colSums);
 
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

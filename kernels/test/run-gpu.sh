@@ -69,6 +69,8 @@ setup_node() {
     return 1
   fi
   mkdir -p /opt/node && tar -xJf .device/node-v20-linux-x64.tar.xz -C /opt/node --strip-components=1 || return 1
+  # node_modules travels as a tarball where the tree would not fit the call's size limit.
+  if [ ! -d .device/node_modules ] && [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz -C .device || return 1; fi
   if [ ! -e node_modules ]; then
     if [ -d .device/node_modules ]; then ln -s .device/node_modules node_modules; else echo "missing .device/node_modules"; return 1; fi
   fi
@@ -178,10 +180,13 @@ analyze_cuda() {
 # FLASHSLIDE_GPU_STEPS: a comma-separated list of groups (default all = tests,bench):
 #   tests   every GPU test (attention variants, engine, nearest neighbour, model check, analyze)
 #   engine  the engine tests without the attention and kNN suites (engine, model check, analyze)
+#   attn    the attention suite alone
 #   bench   attention and ViT against PyTorch/timm
 #   e2e     the 40000 px end-to-end runs (demo model, ViT-L/16, a batch of three ViT-L slides)
 #   vit-l   of those only the single ViT-L/16 run
 #   queue   queue mode (redis-server + one worker) on CMU-1 and, after e2e, on the mosaic
+#   tokens  token dropping: the mosaic with the ViT-L/16, --tokens all then tissue (timings), and
+#           the agreement of the two heatmaps there and on the real slides (bench/token-agreement.mjs)
 #   all-e2e tests,bench,e2e
 # Groups can run in separate calls on the same (still warm) machine, so that each call stays
 # inside the device tool's 10 minutes.
@@ -189,8 +194,10 @@ STEPS=",${FLASHSLIDE_GPU_STEPS:-all},"
 STEPS=${STEPS//,all,/,tests,bench,}
 STEPS=${STEPS//,all-e2e,/,tests,bench,e2e,}
 want() { [[ "$STEPS" == *",$1,"* ]]; }
-if want tests; then
+if want tests || want attn; then
   step attn-test gpu-tests.log 240 ./kernels/build/cuda/test_attention
+fi
+if want tests; then
   step knn-test gpu-tests.log 180 ./kernels/build/cuda/test_knn_cuda
   step knn-node gpu-tests.log 300 node bench/knn.mjs --devices cuda --queries 100000 --bank 20000 --dims 384,1024
 fi
@@ -216,6 +223,33 @@ e2e_vit_l_batch() {
   [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
   node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif --model /tmp/vit_l16.safetensors --copies 3
 }
+# tokens: --tokens all against --tokens tissue with the UNI-shaped ViT-L/16.
+tokens_compare() {
+  [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  local rc=0 t
+  rm -rf /tmp/tok && mkdir -p /tmp/tok
+  for t in all tissue; do
+    node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
+      --model /tmp/vit_l16.safetensors --tokens $t --result-to /tmp/tok/mosaic-$t || rc=1
+  done
+  for s in CMU-1-Small-Region.svs:0 kidney-he-strip.tif:0.5; do
+    local f=${s%%:*} mpp=${s##*:}
+    for t in all tissue; do
+      node bin/flashslide.js analyze "test/fixtures/slides/$f" --device cuda --model /tmp/vit_l16.safetensors --batch-size 8 \
+        --tokens $t --data /tmp/tok/data-$t $([ "$mpp" != 0 ] && echo --mpp "$mpp") --json >/tmp/tok/$f-$t.json || rc=1
+    done
+  done
+  node bench/token-agreement.mjs --header
+  node bench/token-agreement.mjs /tmp/tok/mosaic-all /tmp/tok/mosaic-tissue --label "mosaic 40000 px, ViT-L/16" || rc=1
+  for f in CMU-1-Small-Region.svs kidney-he-strip.tif; do
+    node bench/token-agreement.mjs "$(node -p "require('/tmp/tok/$f-all.json')[0].resultDir")" \
+      "$(node -p "require('/tmp/tok/$f-tissue.json')[0].resultDir")" --label "$f, ViT-L/16" || rc=1
+  done
+  return $rc
+}
+if want tokens; then
+  step tokens tokens.txt 560 tokens_compare
+fi
 if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
 fi

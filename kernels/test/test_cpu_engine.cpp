@@ -335,6 +335,92 @@ static void testConcurrency(const std::vector<Fixture>& fx) {
   check(b == a, "results unchanged after running another image size (pos-embed cache)");
 }
 
+// ------------------------------------------------------------------ (3b) token dropping
+// forwardKept against forward(): keeping every patch is forward() bit for bit; a kept token's
+// output does not depend on the pixels of dropped patches (nor on the other images of the
+// batch), and does depend on which patches are dropped; the BF16 rows are forwardKept's.
+static void testKept(const std::vector<Fixture>& fx) {
+  std::printf("[kept] token dropping (forwardKept)\n");
+  if (fx.empty()) return;
+  for (const Fixture& f : fx) {
+    auto eng = Engine::load(f.weights, ModelConfig::fromJsonFile(f.config));
+    const ModelArch& a = eng->arch();
+    TensorU8 in = readTensorU8(f.io, "input_u8");
+    const int H = static_cast<int>(in.shape[1]), W = static_cast<int>(in.shape[2]), p = a.patchSize;
+    const int Np = (H / p) * (W / p), P = a.numPrefixTokens, D = a.embedDim;
+    const size_t img = static_cast<size_t>(H) * W * 3;
+    std::vector<uint8_t> two(2 * img);
+    std::memcpy(two.data(), in.data.data(), img);
+    std::memcpy(two.data() + img, in.data.data() + (in.shape[0] > 1 ? img : 0), img);
+    for (size_t i = 0; i < img; ++i) two[img + i] = static_cast<uint8_t>(255 - two[img + i]);  // a second, different image
+
+    // (a) Every patch kept: forward() exactly.
+    std::vector<int32_t> offs = {0, Np, 2 * Np}, all;
+    for (int b = 0; b < 2; ++b)
+      for (int n = 0; n < Np; ++n) all.push_back(n);
+    std::vector<float> dense(eng->outputSize(2, H, W)), keptAll(dense.size());
+    eng->forward(two.data(), 2, H, W, dense.data());
+    eng->forwardKept(two.data(), 2, H, W, KeptPatches{offs.data(), all.data()}, keptAll.data());
+    check(dense == keptAll, f.name + ": every patch kept = forward(), bit for bit");
+
+    // (b) A random subset per image (different counts).
+    std::mt19937 rng(17);
+    std::vector<int32_t> sub, subOffs = {0};
+    for (int b = 0; b < 2; ++b) {
+      for (int n = 0; n < Np; ++n)
+        if (rng() % 3 != 0 || n == 0) sub.push_back(n);
+      subOffs.push_back(static_cast<int32_t>(sub.size()));
+    }
+    const KeptPatches kp{subOffs.data(), sub.data()};
+    const KeptLayout lay = eng->keptLayout(2, H, W, kp);
+    check(lay.rows() == static_cast<size_t>(2 * P + subOffs[2]), f.name + ": layout has prefix + kept rows per image");
+    std::vector<float> k1(lay.rows() * D), k2(k1.size()), k3(k1.size());
+    eng->forwardKept(two.data(), 2, H, W, kp, k1.data());
+    // Dropped patches' pixels changed: nothing of it reaches the kept tokens.
+    std::vector<uint8_t> scrambled = two;
+    for (int b = 0; b < 2; ++b)
+      for (int n = 0; n < Np; ++n) {
+        if (std::binary_search(sub.begin() + subOffs[b], sub.begin() + subOffs[b + 1], n)) continue;
+        const int gy = n / (W / p), gx = n % (W / p);
+        for (int y = 0; y < p; ++y)
+          for (int x = 0; x < p * 3; ++x) scrambled[b * img + (static_cast<size_t>(gy * p + y) * W + gx * p) * 3 + x] = static_cast<uint8_t>(rng());
+      }
+    eng->forwardKept(scrambled.data(), 2, H, W, kp, k2.data());
+    check(k1 == k2, f.name + ": dropped patches' pixels do not reach the kept tokens");
+    // Image 1 alone = image 1 within the batch.
+    std::vector<int32_t> offs1 = {0, subOffs[2] - subOffs[1]};
+    eng->forwardKept(two.data() + img, 1, H, W, KeptPatches{offs1.data(), sub.data() + subOffs[1]}, k3.data());
+    check(std::equal(k3.begin(), k3.begin() + (lay.rows() - lay.start[1]) * D, k1.begin() + lay.start[1] * D),
+          f.name + ": an image's kept output does not depend on the rest of the batch");
+    // Dropping is real: the kept tokens differ from the same tokens of the full forward.
+    double diff = 0;
+    for (int j = 0; j < subOffs[1]; ++j)
+      for (int c = 0; c < D; ++c)
+        diff = std::max(diff, std::fabs(double(k1[(P + j) * D + c]) - dense[(P + sub[j]) * D + c]));
+    check(diff > 1e-3, f.name + ": dropping patches changes the kept tokens (max diff " + std::to_string(diff) + ")");
+    // BF16 rows: forwardKept's rows, rounded; sums in row order.
+    std::vector<int32_t> rows = {0, static_cast<int32_t>(lay.rows() - 1), static_cast<int32_t>(P)};
+    std::vector<uint16_t> bf(rows.size() * D);
+    std::vector<double> sums(D);
+    eng->forwardKeptRowsBf16(two.data(), 2, H, W, kp, rows.data(), rows.size(), bf.data(), sums.data());
+    bool same = true;
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (int c = 0; c < D; ++c) same = same && bf[i * D + c] == floatToBf16(k1[rows[i] * D + c]);
+    check(same, f.name + ": forwardKeptRowsBf16 = forwardKept's rows in BF16");
+  }
+  auto eng = Engine::load(fx.front().weights, ModelConfig::fromJsonFile(fx.front().config));
+  const int p = eng->arch().patchSize;
+  std::vector<uint8_t> img(static_cast<size_t>(2 * p) * (2 * p) * 3);
+  std::vector<float> out(1 << 16);
+  std::vector<int32_t> o1 = {0, 2}, unsorted = {3, 1}, o0 = {0, 0}, far = {0, 4};
+  expectError("kept list not increasing", "bad_input", "strictly increasing",
+              [&] { eng->forwardKept(img.data(), 1, 2 * p, 2 * p, KeptPatches{o1.data(), unsorted.data()}, out.data()); });
+  expectError("kept patch outside the grid", "bad_input", "in [0, 4)",
+              [&] { eng->forwardKept(img.data(), 1, 2 * p, 2 * p, KeptPatches{o1.data(), far.data()}, out.data()); });
+  expectError("an image keeping nothing", "bad_input", "keeps no patch",
+              [&] { eng->forwardKept(img.data(), 1, 2 * p, 2 * p, KeptPatches{o0.data(), far.data()}, out.data()); });
+}
+
 // ------------------------------------------------------------------ (4) errors
 static void testErrors(const std::vector<Fixture>& fx, const std::string& tmp) {
   std::printf("[errors] each failure is a flashslide::Error with a code and a clear message\n");
@@ -577,6 +663,7 @@ int main(int argc, char** argv) {
   std::vector<Fixture> fx = findFixtures(dir);
   testParity(fx, tmp);
   testConcurrency(fx);
+  testKept(fx);
   testErrors(fx, tmp);
 
   std::error_code ec;

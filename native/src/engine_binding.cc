@@ -10,6 +10,9 @@
 //       : Promise<{ data: Uint16Array (BF16 [rows, dim]), sums: Float64Array [dim], rows, batch, tokens, dim, gridH, gridW, millis }>
 //       only the given rows of forward()'s [B*T, D] output, converted (and their columns summed)
 //       on the device under CUDA
+//   Engine.forwardKeptRowsBf16(rgb: Buffer, B, H, W, offsets: Int32Array [B+1], patches: Int32Array, rows: Int32Array)
+//       the same with token dropping (engine.h KeptPatches): image b keeps patches[offsets[b]..offsets[b+1]);
+//       rows index the kept forward's output (each image's prefix tokens, then its kept patches)
 //
 // The input Buffer is used in place (no copy): a reference keeps it alive until the worker ends.
 // The output is allocated once per call and handed to JS as an external ArrayBuffer.
@@ -76,6 +79,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
                            InstanceMethod("tokens", &EngineHandle::Tokens),
                            InstanceMethod("forward", &EngineHandle::Forward),
                            InstanceMethod("forwardRowsBf16", &EngineHandle::ForwardRowsBf16),
+                           InstanceMethod("forwardKeptRowsBf16", &EngineHandle::ForwardKeptRowsBf16),
                            InstanceAccessor("device", &EngineHandle::DeviceName, nullptr),
                            InstanceAccessor("backend", &EngineHandle::BackendName, nullptr),
                        });
@@ -111,6 +115,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
 
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value ForwardRowsBf16(const Napi::CallbackInfo& info);
+  Napi::Value ForwardKeptRowsBf16(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Engine> engine_;
 };
@@ -228,12 +233,21 @@ class ForwardRowsWorker : public ForwardWorkerBase {
       : ForwardWorkerBase(env, std::move(engine), input, B, H, W), rowsRef_(Napi::Persistent(rows)), rows_(rows.Data()),
         nRows_(rows.ElementLength()) {}
 
+  // With kept patches set (forwardKeptRowsBf16): token dropping.
+  void setKept(Napi::Int32Array offsets, Napi::Int32Array patches) {
+    offsetsRef_ = Napi::Persistent(offsets);
+    patchesRef_ = Napi::Persistent(patches);
+    kept_.offsets = offsets.Data();
+    kept_.patches = patches.Data();
+  }
+
  private:
   void run() override {
     const size_t D = static_cast<size_t>(engine_->arch().embedDim);
     out_.reset(new uint16_t[nRows_ * D + 1]);
     sums_.reset(new double[D]);
-    result_ = engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get(), sums_.get());
+    result_ = kept_.offsets ? engine_->forwardKeptRowsBf16(rgb_, B_, H_, W_, kept_, rows_, nRows_, out_.get(), sums_.get())
+                            : engine_->forwardRowsBf16(rgb_, B_, H_, W_, rows_, nRows_, out_.get(), sums_.get());
   }
 
   void setOutputs(Napi::Env env, Napi::Object& o) override {
@@ -248,7 +262,8 @@ class ForwardRowsWorker : public ForwardWorkerBase {
     o.Set("rows", static_cast<double>(nRows_));
   }
 
-  Napi::Reference<Napi::Int32Array> rowsRef_;
+  Napi::Reference<Napi::Int32Array> rowsRef_, offsetsRef_, patchesRef_;
+  KeptPatches kept_;
   const int32_t* rows_;
   size_t nRows_;
   std::unique_ptr<uint16_t[]> out_;
@@ -309,6 +324,29 @@ Napi::Value EngineHandle::ForwardRowsBf16(const Napi::CallbackInfo& info) {
   if (!a.error.empty()) return rejected(info.Env(), "bad_input", a.error);
   auto* worker = new ForwardRowsWorker(info.Env(), engine_, info[0].As<Napi::Buffer<uint8_t>>(), a.B, a.H, a.W,
                                        info[4].As<Napi::Int32Array>());
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value EngineHandle::ForwardKeptRowsBf16(const Napi::CallbackInfo& info) {
+  const char* usage = "forwardKeptRowsBf16(rgb: Buffer, batch, height, width, offsets: Int32Array, patches: Int32Array, rows: Int32Array)";
+  auto isInt32 = [&](size_t i) { return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array; };
+  if (info.Length() != 7 || !isInt32(4) || !isInt32(5) || !isInt32(6)) return rejected(info.Env(), "bad_input", usage);
+  const ForwardArgs a = checkForwardArgs(info, 7, false, usage);
+  if (!a.error.empty()) return rejected(info.Env(), "bad_input", a.error);
+  Napi::Int32Array offsets = info[4].As<Napi::Int32Array>(), patches = info[5].As<Napi::Int32Array>();
+  // The engine reads offsets[0..B] and patches[0..offsets[B]): their lengths are checked here.
+  if (offsets.ElementLength() != static_cast<size_t>(a.B) + 1) {
+    return rejected(info.Env(), "bad_input", "offsets must have batch + 1 = " + std::to_string(a.B + 1) + " entries, got " + std::to_string(offsets.ElementLength()));
+  }
+  const int32_t total = offsets[static_cast<size_t>(a.B)];
+  if (total < 0 || static_cast<size_t>(total) != patches.ElementLength()) {
+    return rejected(info.Env(), "bad_input", "offsets[batch] = " + std::to_string(total) + " but patches has " + std::to_string(patches.ElementLength()) + " entries");
+  }
+  auto* worker = new ForwardRowsWorker(info.Env(), engine_, info[0].As<Napi::Buffer<uint8_t>>(), a.B, a.H, a.W,
+                                       info[6].As<Napi::Int32Array>());
+  worker->setKept(offsets, patches);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

@@ -4,7 +4,7 @@
  */
 import { printable } from '../util/printable.js';
 import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } from './args.js';
-import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions } from '../pipeline/analysis-spec.js';
+import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions, type TokenMode } from '../pipeline/analysis-spec.js';
 import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
 import { AnalysisOptionError, checkAnalysisOptions } from '../pipeline/check-analysis.js';
 import { progressBar } from '../pipeline/progress.js';
@@ -41,6 +41,8 @@ export const ANALYSIS_FLAGS = {
   'score': { type: 'string' },
   'mpp': { type: 'string' },
   'fallback-mpp': { type: 'string' },
+  'tokens': { type: 'string' },
+  'token-margin': { type: 'string' },
   'data': { type: 'string' },
 } as const;
 
@@ -55,6 +57,9 @@ export const ANALYSIS_HELP = `analysis options:
   --score self|reference:B|head:H   anomaly score (default self)
   --mpp X                      microns per level-0 pixel for every slide, replacing the file's (wrong or missing) value
   --fallback-mpp X             microns per level-0 pixel for the slides whose files carry none
+  --tokens all|tissue          patches through the ViT: every one of each region (default), or
+                               only tissue and --token-margin patches around it (glass dropped)
+  --token-margin N             patches kept around tissue with --tokens tissue (default 2)
   --data DIR                   result store (default ./data)`;
 
 export function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptions> {
@@ -77,6 +82,12 @@ export function analysisOptions(values: Record<string, unknown>): Partial<Analys
   }
   if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > 256)) {
     throw new UsageError('--batch-size must be an integer in 1..256');
+  }
+  if (values['tokens'] !== undefined) o.tokens = choiceFlag<TokenMode>(values, 'tokens', ['all', 'tissue'], 'all');
+  const margin = numberFlag(values, 'token-margin');
+  if (margin !== undefined) {
+    if (!Number.isInteger(margin) || margin < 0 || margin > 64) throw new UsageError('--token-margin must be an integer in 0..64 (patches)');
+    o.tokenMargin = margin;
   }
   const score = stringFlag(values, 'score');
   if (score !== undefined) o.scoreMethod = score;

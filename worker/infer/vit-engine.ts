@@ -171,4 +171,20 @@ export class VitEngine {
       throw wrap(err);
     }
   }
+
+  /**
+   * forwardRowsBf16 with token dropping: image b enters the model with only the patches
+   * patches[offsets[b] .. offsets[b+1]) (grid indices, increasing), each at its true position;
+   * the others are not computed and not attended to. `rows` index the kept output: image b's
+   * prefix tokens, then its kept patches in list order, images one after another. `tokens` in
+   * the result is the longest image's token count (the GPU pads the batch to it).
+   */
+  async forwardKeptRowsBf16(rgb: Buffer, batch: number, height: number, width: number, offsets: Int32Array, patches: Int32Array, rows: Int32Array): Promise<SelectedEmbeddings> {
+    try {
+      const r = await this.native.forwardKeptRowsBf16(rgb, batch, height, width, offsets, patches, rows);
+      return { data: r.data, sums: r.sums, rows: r.rows, batch: r.batch, tokens: r.tokens, dim: r.dim, prefixTokens: this.arch.numPrefixTokens, millis: r.millis };
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
 }

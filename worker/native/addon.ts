@@ -68,6 +68,7 @@ export interface NativeEngine {
   forward(rgb: Buffer, batch: number, height: number, width: number): Promise<NativeForwardResult>;
   /** Only the given rows of forward()'s [batch * tokens, dim] output, as BF16 bits [rows, dim]. */
   forwardRowsBf16(rgb: Buffer, batch: number, height: number, width: number, rows: Int32Array): Promise<NativeForwardRowsResult>;
+  forwardKeptRowsBf16(rgb: Buffer, batch: number, height: number, width: number, offsets: Int32Array, patches: Int32Array, rows: Int32Array): Promise<NativeForwardRowsResult>;
 }
 
 export interface NativeForwardRowsResult extends Omit<NativeForwardResult, 'data'> {

@@ -41,9 +41,19 @@ export interface AnalysisOptions {
   mpp: number | undefined;
   /** Microns per level-0 pixel for slides that carry none; the others keep theirs. */
   fallbackMpp: number | undefined;
+  /**
+   * Which patch tokens enter the ViT: 'all' of every region, or 'tissue' only (token dropping:
+   * a region is analysed as its tissue plus `tokenMargin` patches around it; glass is neither
+   * computed nor attended to).
+   */
+  tokens: TokenMode;
+  /** Patches of surroundings kept around tissue with tokens 'tissue'. */
+  tokenMargin: number;
   /** Root of the result store. */
   dataDir: string;
 }
+
+export type TokenMode = 'all' | 'tissue';
 
 export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
   model: 'demo',
@@ -56,6 +66,8 @@ export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
   scoreMethod: 'self',
   mpp: undefined,
   fallbackMpp: undefined,
+  tokens: 'all',
+  tokenMargin: 2,
   dataDir: 'data',
 };
 
@@ -78,6 +90,9 @@ export interface AnalysisSpec {
   scoreMethod: string;
   mpp: number | null;
   fallbackMpp: number | null;
+  /** Absent in plans made before token dropping existed: 'all'. */
+  tokens?: TokenMode;
+  tokenMargin?: number;
   /** Absolute path of this analysis's result folder. */
   resultDir: string;
   /** Absolute path of the work folder (plan, tissue, per-batch embeddings): <data>/embeddings/<slide>-<embeddingId>. */
@@ -172,6 +187,8 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     // A fallback changes nothing for slides that carry their own mpp: it must not change their id
     // either (else adding --fallback-mpp to a batch would recompute every slide in it).
     fallbackMpp: o.mpp === undefined && o.fallbackMpp !== undefined && (await slideLacksMpp(abs)) ? o.fallbackMpp : null,
+    // Only when tokens are dropped, so that the ids of every analysis made before stay the same.
+    ...(o.tokens === 'tissue' ? { tokens: o.tokens, tokenMargin: o.tokenMargin } : {}),
   }).slice(0, 24);
   const analysisId = stableHash({ embedding: embeddingId, score: scoreId }).slice(0, 24);
   return assembleSpec({
@@ -191,6 +208,8 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     scoreMethod: o.scoreMethod,
     mpp: o.mpp ?? null,
     fallbackMpp: o.fallbackMpp ?? null,
+    tokens: o.tokens,
+    tokenMargin: o.tokenMargin,
     dataDir: o.dataDir,
   });
 }

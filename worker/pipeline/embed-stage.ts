@@ -18,7 +18,7 @@ import type { SlideSource } from '../slide/slide-source.js';
 import { writeSafetensors } from '../infer/safetensors.js';
 import type { VitEngine } from '../infer/vit-engine.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
-import { cachedTissueLayout, ownedTissuePatches } from './tissue-layout.js';
+import { cachedTissueLayout, keptTissuePatches, ownedTissuePatches } from './tissue-layout.js';
 
 /** Written into every part's metadata; the aggregate stage refuses other formats (stale work folders). */
 export const PART_FORMAT = '3';
@@ -89,13 +89,36 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
   const tokenRows = new Int32Array(rows);
   const cells = new Int32Array(rows);
   let i = 0;
-  owned.forEach((o, b) => {
-    o.patches.forEach((p, k) => {
-      tokenRows[i] = b * tokens + prefix + p;
-      cells[i++] = o.cells[k] as number;
+  if (plan.spec.tokens !== 'tissue') {
+    owned.forEach((o, b) => {
+      o.patches.forEach((p, k) => {
+        tokenRows[i] = b * tokens + prefix + p;
+        cells[i++] = o.cells[k] as number;
+      });
     });
+    const out = await engine.forwardRowsBf16(batch.pixels, batch.regions.length, size, size, tokenRows);
+    return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device };
+  }
+  // Token dropping: each region enters the model as its tissue (plus a margin) alone; its owned
+  // tissue patches are among the kept ones, found in the kept output by their list position.
+  const kept = batch.regions.map((r) => keptTissuePatches(plan, layout, r, plan.spec.tokenMargin ?? 0));
+  const offsets = new Int32Array(kept.length + 1);
+  kept.forEach((k, b) => (offsets[b + 1] = (offsets[b] as number) + k.length));
+  const patches = new Int32Array(offsets[kept.length] as number);
+  kept.forEach((k, b) => patches.set(k, offsets[b] as number));
+  let start = 0;
+  owned.forEach((o, b) => {
+    const k = kept[b] as Int32Array;
+    let j = 0;
+    o.patches.forEach((p, idx) => {
+      while (j < k.length && k[j] !== p) j++; // both increasing; owned tissue is always kept
+      if (j === k.length) throw new Error(`region ${batch.regions[b] ?? '?'}: owned patch ${p} is not among its kept patches`);
+      tokenRows[i] = start + prefix + j;
+      cells[i++] = o.cells[idx] as number;
+    });
+    start += prefix + k.length;
   });
-  const out = await engine.forwardRowsBf16(batch.pixels, batch.regions.length, size, size, tokenRows);
+  const out = await engine.forwardKeptRowsBf16(batch.pixels, batch.regions.length, size, size, offsets, patches, tokenRows);
   return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device };
 }
 

@@ -49,6 +49,36 @@ export function cachedTissueLayout(plan: SlidePlan): Promise<TissueLayout> {
   return layout;
 }
 
+/**
+ * The patches of region `region` that enter the model with token dropping (`--tokens tissue`):
+ * its tissue cells, owned or not, grown by `margin` patches in every direction (a square
+ * neighbourhood) so that tissue at the edge keeps some of its surroundings. Patch indices
+ * pr * n + pc, increasing; never empty (a region without a tissue cell keeps its first patch).
+ */
+export function keptTissuePatches(plan: SlidePlan, layout: TissueLayout, region: number, margin: number): Int32Array {
+  const { grid } = layout;
+  const n = grid.regionPatches;
+  const tissue = new Uint8Array(n * n);
+  for (let pr = 0; pr < n; pr++) for (let pc = 0; pc < n; pc++) tissue[pr * n + pc] = grid.tissue[cellOf(plan.regionPlan, grid, region, pr, pc)] === 1 ? 1 : 0;
+  // Separable dilation: rows, then columns.
+  const rowsGrown = new Uint8Array(n * n);
+  for (let pr = 0; pr < n; pr++) {
+    for (let pc = 0; pc < n; pc++) {
+      if (tissue[pr * n + pc] !== 1) continue;
+      for (let c = Math.max(0, pc - margin); c <= Math.min(n - 1, pc + margin); c++) rowsGrown[pr * n + c] = 1;
+    }
+  }
+  const kept: number[] = [];
+  for (let pr = 0; pr < n; pr++) {
+    for (let pc = 0; pc < n; pc++) {
+      let on = false;
+      for (let r = Math.max(0, pr - margin); r <= Math.min(n - 1, pr + margin) && !on; r++) on = rowsGrown[r * n + pc] === 1;
+      if (on) kept.push(pr * n + pc);
+    }
+  }
+  return Int32Array.from(kept.length === 0 ? [0] : kept);
+}
+
 /** The tissue cells region `region` (index into plan.regions) owns: patch index pr * n + pc, and cell. */
 export function ownedTissuePatches(plan: SlidePlan, layout: TissueLayout, region: number): { patches: number[]; cells: number[] } {
   const { grid, row } = layout;

@@ -8,7 +8,7 @@
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { dirname } from 'node:path';
-import type { AnalysisSpec } from '../pipeline/analysis-spec.js';
+import { DEFAULT_ANALYSIS_OPTIONS, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 
 /** Bumped when the payload changes shape; a worker refuses jobs of another version. */
 export const PAYLOAD_VERSION = 1;
@@ -38,6 +38,8 @@ export const AnalysisRequestSchema = Type.Object(
     scoreMethod: Type.String({ minLength: 1, maxLength: 4200, pattern: '^(self|(reference|head):/[^\\u0000\\n\\r]*)$' }),
     mpp: Type.Union([Positive, Type.Null()]),
     fallbackMpp: Type.Union([Positive, Type.Null()]),
+    tokens: Type.Union([Type.Literal('all'), Type.Literal('tissue')]),
+    tokenMargin: Type.Integer({ minimum: 0, maximum: 64 }),
   },
   { additionalProperties: false },
 );
@@ -90,5 +92,7 @@ export function requestOf(spec: AnalysisSpec): AnalysisRequest {
     scoreMethod: spec.scoreMethod,
     mpp: spec.mpp,
     fallbackMpp: spec.fallbackMpp,
+    tokens: spec.tokens ?? 'all',
+    tokenMargin: spec.tokenMargin ?? DEFAULT_ANALYSIS_OPTIONS.tokenMargin,
   };
 }

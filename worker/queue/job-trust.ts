@@ -97,6 +97,8 @@ export async function specForRequest(r: AnalysisRequest, roots: WorkerRoots): Pr
     scoreMethod: r.scoreMethod,
     mpp: r.mpp ?? undefined,
     fallbackMpp: r.fallbackMpp ?? undefined,
+    tokens: r.tokens,
+    tokenMargin: r.tokenMargin,
     dataDir: r.dataDir,
   });
   if (spec.slideFingerprint !== r.slideFingerprint) throw new SlideChangedError(r.slidePath, r.slideFingerprint, spec.slideFingerprint);
@@ -130,6 +132,8 @@ export function describedSpec(r: AnalysisRequest): AnalysisSpec {
     scoreMethod: r.scoreMethod,
     mpp: r.mpp,
     fallbackMpp: r.fallbackMpp,
+    tokens: r.tokens,
+    tokenMargin: r.tokenMargin,
     dataDir: r.dataDir,
   });
 }

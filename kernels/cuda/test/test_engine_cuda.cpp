@@ -101,6 +101,42 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "%s forwardRowsBf16 (%zu rows gathered and summed on the GPU) vs forward + host BF16 and sums: %zu of %zu values differ",
                     name.c_str(), rows.size(), differ, sel.size() + size_t(D));
       check(differ == 0, buf);
+
+      // Token dropping: a different random subset of each of the three images, against the CPU
+      // engine's forwardKept (fp32, checked there against forward()); the BF16 rows against
+      // forwardKept + host rounding.
+      {
+        auto cpu = Engine::load(base + ".safetensors", ModelConfig::fromJsonFile(base + ".json"), Device::Cpu);
+        const int p = eng->arch().patchSize, Np = (H / p) * (W / p);
+        std::vector<int32_t> offs = {0}, keep;
+        uint32_t x = 12345;
+        for (int b = 0; b < 3; ++b) {
+          for (int n = 0; n < Np; ++n) {
+            x = x * 1664525u + 1013904223u;
+            if (n == 0 || (x >> 24) % (b + 2) != 0) keep.push_back(n);
+          }
+          offs.push_back(int32_t(keep.size()));
+        }
+        const KeptPatches kp{offs.data(), keep.data()};
+        const KeptLayout lay = eng->keptLayout(3, H, W, kp);
+        std::vector<float> g(lay.rows() * D, std::numeric_limits<float>::quiet_NaN()), c(g.size());
+        ForwardResult rk = eng->forwardKept(rep.data(), 3, H, W, kp, g.data());
+        cpu->forwardKept(rep.data(), 3, H, W, kp, c.data());
+        size_t nanK = 0;
+        const double ek = relErr(g.data(), c.data(), g.size(), &nanK);
+        std::snprintf(buf, sizeof buf, "%s forwardKept (%d/%d/%d of %d patches, padded to %d tokens) vs the CPU engine: relErr %.2e, NaN %zu",
+                      name.c_str(), offs[1], offs[2] - offs[1], offs[3] - offs[2], Np, rk.tokens, ek, nanK);
+        check(nanK == 0 && ek < 1e-2, buf);
+        const std::vector<int32_t> krows = {0, int32_t(lay.rows() - 1), int32_t(lay.start[1]), int32_t(lay.start[2] + 1), 3};
+        std::vector<uint16_t> ksel(krows.size() * D);
+        std::vector<double> ksums(D);
+        eng->forwardKeptRowsBf16(rep.data(), 3, H, W, kp, krows.data(), krows.size(), ksel.data(), ksums.data());
+        size_t kdiffer = 0;
+        for (size_t i = 0; i < krows.size(); ++i)
+          for (int j = 0; j < D; ++j) kdiffer += ksel[i * D + j] != toBf16(g[size_t(krows[i]) * D + j]);
+        std::snprintf(buf, sizeof buf, "%s forwardKeptRowsBf16 vs forwardKept + host BF16: %zu values differ", name.c_str(), kdiffer);
+        check(kdiffer == 0, buf);
+      }
     } catch (const Error& e) {
       check(false, name + ": [" + e.code() + "] " + e.what());
     }

@@ -1,0 +1,67 @@
+/**
+ * `--tokens tissue` (issue 14): regions enter the ViT as their tissue plus a margin. Keeping a
+ * margin that covers the whole region must reproduce `--tokens all` exactly (the same kernels,
+ * nothing dropped); the default margin must agree closely with it on a real slide; and the
+ * option must change the embedding id while leaving every id made without it as it was.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
+import { decodeNpyFloat32 } from '../../worker/store/npy.js';
+import { CMU, tempDir } from '../helpers.js';
+
+function heatmap(resultDir: string): Float32Array {
+  return decodeNpyFloat32(readFileSync(join(resultDir, 'heatmap.npy'))).data;
+}
+
+/** Spearman's rank correlation over the cells scored in both. */
+function spearman(a: Float32Array, b: Float32Array): number {
+  const idx: number[] = [];
+  for (let i = 0; i < a.length; i++) if (!Number.isNaN(a[i] as number) && !Number.isNaN(b[i] as number)) idx.push(i);
+  const rank = (v: Float32Array): Float64Array => {
+    const order = idx.map((i, k) => [v[i] as number, k] as const).sort((x, y) => x[0] - y[0]);
+    const r = new Float64Array(idx.length);
+    order.forEach(([, k], j) => (r[k] = j));
+    return r;
+  };
+  const ra = rank(a);
+  const rb = rank(b);
+  let d2 = 0;
+  for (let k = 0; k < idx.length; k++) d2 += ((ra[k] as number) - (rb[k] as number)) ** 2;
+  const n = idx.length;
+  return 1 - (6 * d2) / (n * (n * n - 1));
+}
+
+describe('token dropping (--tokens tissue)', () => {
+  const base = { regionSize: 512, batchSize: 4, device: 'cpu' as const };
+
+  it('keeps the ids of analyses made without it, and gives a new embedding id with it', async () => {
+    const data = tempDir();
+    const plain = await describeAnalysis(CMU, { ...base, dataDir: data });
+    const all = await describeAnalysis(CMU, { ...base, dataDir: data, tokens: 'all' });
+    const tissue = await describeAnalysis(CMU, { ...base, dataDir: data, tokens: 'tissue' });
+    const wider = await describeAnalysis(CMU, { ...base, dataDir: data, tokens: 'tissue', tokenMargin: 4 });
+    expect(all.embeddingId).toBe(plain.embeddingId);
+    expect(new Set([plain.embeddingId, tissue.embeddingId, wider.embeddingId]).size).toBe(3);
+  });
+
+  it('with a margin covering the whole region equals --tokens all exactly; with the default margin it agrees closely', async () => {
+    const data = tempDir();
+    const [all] = await analyzeEmbedded([CMU], { ...base, dataDir: data });
+    const [whole] = await analyzeEmbedded([CMU], { ...base, dataDir: data, tokens: 'tissue', tokenMargin: 32 });
+    const [tissue] = await analyzeEmbedded([CMU], { ...base, dataDir: data, tokens: 'tissue' });
+    for (const o of [all, whole, tissue]) expect(o?.status, o?.reason).toBe('done');
+    const a = heatmap(all!.resultDir!);
+    const w = heatmap(whole!.resultDir!);
+    const t = heatmap(tissue!.resultDir!);
+    expect(Buffer.from(w.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    // The same cells are scored; the scores move a little, their order hardly at all.
+    expect(t.map((v) => (Number.isNaN(v) ? 1 : 0))).toEqual(a.map((v) => (Number.isNaN(v) ? 1 : 0)));
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) if (!Number.isNaN(a[i] as number)) maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (t[i] as number)));
+    expect(maxDiff).toBeGreaterThan(0); // dropping is real
+    expect(spearman(a, t)).toBeGreaterThan(0.99);
+  }, 120_000);
+});
