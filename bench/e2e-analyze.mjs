@@ -124,6 +124,7 @@ const rows = [
   ['plan (tissue + regions)', `${s(summary.timings.planMs)} s`],
   ['region reads (overlapped)', `${s(summary.timings.readMs)} s`],
   ['inference', `${s(summary.timings.inferenceMs)} s`],
+  ['tokens through the ViT', summary.embeddings.modelTokens === undefined ? 'n/a' : `${(summary.embeddings.modelTokens / 1e6).toFixed(2)} M (every patch of every region: ${((plan.regionPlan.regions.length * (plan.model.prefixTokens + (plan.regionPlan.regionSize / plan.model.patchSize) ** 2)) / 1e6).toFixed(2)} M)`],
   ['part files written', summary.timings.writeMs === undefined ? 'n/a' : `${s(summary.timings.writeMs)} s (overlapped with the next forward)`],
   ['scoring + store', `${s(summary.timings.scoringMs)} s${summary.timings.scoringSteps ? ` (${Object.entries(summary.timings.scoringSteps).map(([k, v]) => `${k.replace(/Ms$/, '')} ${s(v)}`).join(', ')})` : ''}`],
   ...(copies === 1

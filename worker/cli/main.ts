@@ -34,6 +34,8 @@ commands:
       print the slide's metadata, tissue fraction and region count; write <DIR>/<slide>.tissue.png
   report <slides | ids | --all> --format pdf|geojson|csv|json [--out FILE|DIR] [--data DIR]
       export results with the pathologist's verdicts: PDF, QuPath GeoJSON, CSV, JSON
+  prune [--data DIR] [--older-than DAYS] [--dry-run]
+      delete the patch embeddings of work folders unused for DAYS (default 30); results stay
   serve [--data DIR] [--slides ROOT ...] [--redis URL] [--host 127.0.0.1] [--port 8080]
       the review server: worklist, slides with heatmap overlays, verdicts, submission
   model info <weights|demo> | model check <weights> <io> | model demo
@@ -48,6 +50,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   model: modelCommand,
   reference: referenceCommand,
   report: (args) => import('./report-command.js').then((m) => m.reportCommand(args)),
+  prune: (args) => import('./prune-command.js').then((m) => m.pruneCommand(args)),
   serve: (args) => import('./serve-command.js').then((m) => m.serveCommand(args)),
   status: statusCommand,
   submit: submitCommand,

@@ -4,7 +4,7 @@
  */
 import { printable } from '../util/printable.js';
 import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } from './args.js';
-import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions, type TokenMode } from '../pipeline/analysis-spec.js';
+import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions, type EmbeddingsPolicy, type TokenMode } from '../pipeline/analysis-spec.js';
 import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
 import { AnalysisOptionError, checkAnalysisOptions } from '../pipeline/check-analysis.js';
 import { progressBar } from '../pipeline/progress.js';
@@ -43,6 +43,7 @@ export const ANALYSIS_FLAGS = {
   'fallback-mpp': { type: 'string' },
   'tokens': { type: 'string' },
   'token-margin': { type: 'string' },
+  'embeddings': { type: 'string' },
   'data': { type: 'string' },
 } as const;
 
@@ -60,6 +61,8 @@ export const ANALYSIS_HELP = `analysis options:
   --tokens all|tissue          patches through the ViT: every one of each region (default), or
                                only tissue and --token-margin patches around it (glass dropped)
   --token-margin N             patches kept around tissue with --tokens tissue (default 2)
+  --embeddings keep|drop       keep the patch embeddings after scoring (default; re-scoring with
+                               another --score reuses them) or delete them (GiBs per slide)
   --data DIR                   result store (default ./data)`;
 
 export function analysisOptions(values: Record<string, unknown>): Partial<AnalysisOptions> {
@@ -83,6 +86,7 @@ export function analysisOptions(values: Record<string, unknown>): Partial<Analys
   if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > 256)) {
     throw new UsageError('--batch-size must be an integer in 1..256');
   }
+  if (values['embeddings'] !== undefined) o.embeddings = choiceFlag<EmbeddingsPolicy>(values, 'embeddings', ['keep', 'drop'], 'keep');
   if (values['tokens'] !== undefined) o.tokens = choiceFlag<TokenMode>(values, 'tokens', ['all', 'tissue'], 'all');
   const margin = numberFlag(values, 'token-margin');
   if (margin !== undefined) {

@@ -28,7 +28,7 @@ import { ResultStore } from '../store/result-store.js';
 import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
 import { countCells, slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
 import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
-import { partPath } from './embed-stage.js';
+import { dropEmbeddings, partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
 import { gatherRows, tissueChunks } from './tissue-chunks.js';
@@ -122,6 +122,8 @@ export interface AggregateTimings {
   inferenceMs: number;
   /** Writing the part files (selecting tissue patches, BF16, write), when this process did it. */
   writeMs?: number;
+  /** Tokens the model computed (padding included), over the batches this analysis ran. */
+  modelTokens?: number;
   /** performance.now() or epoch ms when the analysis started, for the total. */
   startedAt?: number;
 }
@@ -157,15 +159,17 @@ export async function readFailure(spec: AnalysisSpec): Promise<SlideFailure | nu
 }
 
 /** Read and inference times recorded in the given batches' part files (queue mode, where batches ran elsewhere). */
-export async function readPartTimings(plan: SlidePlan, batches: readonly number[]): Promise<{ readMs: number; inferenceMs: number }> {
+export async function readPartTimings(plan: SlidePlan, batches: readonly number[]): Promise<{ readMs: number; inferenceMs: number; modelTokens: number }> {
+  let modelTokens = 0;
   let readMs = 0;
   let inferenceMs = 0;
   for (const b of batches) {
     const meta = await readSafetensorsMetadata(partPath(plan, b));
     readMs += Number(meta['readMs'] ?? 0);
     inferenceMs += Number(meta['inferMs'] ?? 0);
+    modelTokens += Number(meta['modelTokens'] ?? 0);
   }
-  return { readMs, inferenceMs };
+  return { readMs, inferenceMs, modelTokens };
 }
 
 /**
@@ -268,7 +272,13 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
     scoreMethod: scorer.method,
     regionsAnalysed: regionPlan.regions.length,
     effectiveMpp: regionPlan.effectiveMpp,
-    embeddings: { dir: spec.workDir, batches: plan.batches.length, batchesComputed },
+    embeddings: {
+      dir: spec.workDir,
+      batches: plan.batches.length,
+      batchesComputed,
+      ...(timings.modelTokens === undefined ? {} : { modelTokens: timings.modelTokens }),
+      ...(spec.embeddings === 'drop' ? { dropped: true } : {}),
+    },
     timings: {
       planMs: timings.planMs,
       readMs: timings.readMs,
@@ -291,5 +301,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   signal?.throwIfAborted(); // an abandoned scoring files nothing
   const { store, id } = storeFor(spec);
   await store.writeResult(id, { heatmap, meta, tissuePng, overlayPng, regionsGeoJson, analysis, summary });
+  // Only once the result is stored: a failed store leaves the embeddings for the retry.
+  if (spec.embeddings === 'drop') await dropEmbeddings(spec.workDir);
   return summary;
 }

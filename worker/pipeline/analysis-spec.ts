@@ -49,11 +49,18 @@ export interface AnalysisOptions {
   tokens: TokenMode;
   /** Patches of surroundings kept around tissue with tokens 'tissue'. */
   tokenMargin: number;
+  /**
+   * The patch embeddings once the result is stored: 'keep' (re-scoring with another method
+   * reuses them) or 'drop' (their part files are deleted; gigabytes per slide). Not part of
+   * the ids: it changes no result.
+   */
+  embeddings: EmbeddingsPolicy;
   /** Root of the result store. */
   dataDir: string;
 }
 
 export type TokenMode = 'all' | 'tissue';
+export type EmbeddingsPolicy = 'keep' | 'drop';
 
 export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
   model: 'demo',
@@ -68,6 +75,7 @@ export const DEFAULT_ANALYSIS_OPTIONS: Readonly<AnalysisOptions> = {
   fallbackMpp: undefined,
   tokens: 'all',
   tokenMargin: 2,
+  embeddings: 'keep',
   dataDir: 'data',
 };
 
@@ -93,6 +101,8 @@ export interface AnalysisSpec {
   /** Absent in plans made before token dropping existed: 'all'. */
   tokens?: TokenMode;
   tokenMargin?: number;
+  /** Absent: 'keep'. */
+  embeddings?: EmbeddingsPolicy;
   /** Absolute path of this analysis's result folder. */
   resultDir: string;
   /** Absolute path of the work folder (plan, tissue, per-batch embeddings): <data>/embeddings/<slide>-<embeddingId>. */
@@ -210,6 +220,7 @@ export async function describeAnalysis(slidePath: string, options: Partial<Analy
     fallbackMpp: o.fallbackMpp ?? null,
     tokens: o.tokens,
     tokenMargin: o.tokenMargin,
+    embeddings: o.embeddings,
     dataDir: o.dataDir,
   });
 }

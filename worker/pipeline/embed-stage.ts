@@ -12,6 +12,7 @@
  * is not recomputed, so a retried or stalled-then-resumed job costs nothing twice.
  */
 import { existsSync } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPlannedRegion } from '../regions/read-region.js';
 import type { SlideSource } from '../slide/slide-source.js';
@@ -32,10 +33,31 @@ export interface RegionBatch {
 }
 
 export const partPath = (plan: SlidePlan, batch: number): string =>
-  join(workDir(plan.spec), 'parts', `batch-${String(batch).padStart(5, '0')}.safetensors`);
+  join(workDir(plan.spec), PARTS_FOLDER, `batch-${String(batch).padStart(5, '0')}.safetensors`);
 
 export function partExists(plan: SlidePlan, batch: number): boolean {
   return existsSync(partPath(plan, batch));
+}
+
+/** Folder of a work folder's part files: the patch embeddings, nearly all of its bytes. */
+export const PARTS_FOLDER = 'parts';
+
+/**
+ * Deletes a work folder's part files (the plan, tissue mask and overview stay: reports and the
+ * viewer read them). A later analysis of the same embeddings computes them again. Returns the
+ * bytes freed.
+ */
+export async function dropEmbeddings(workFolder: string): Promise<number> {
+  const dir = join(workFolder, PARTS_FOLDER);
+  let bytes = 0;
+  try {
+    for (const f of await readdir(dir)) bytes += (await stat(join(dir, f))).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  await rm(dir, { recursive: true, force: true });
+  return bytes;
 }
 
 /** Reads a batch's regions (concurrently: libvips/OpenSlide decode on the thread pool). */
@@ -70,6 +92,8 @@ export interface ForwardedBatch {
   readonly dim: number;
   readonly inferMs: number;
   readonly device: string;
+  /** Tokens the model computed for the batch: images x tokens, padding of a kept batch included. */
+  readonly modelTokens: number;
 }
 
 /**
@@ -97,7 +121,7 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
       });
     });
     const out = await engine.forwardRowsBf16(batch.pixels, batch.regions.length, size, size, tokenRows);
-    return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device };
+    return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device, modelTokens: out.batch * out.tokens };
   }
   // Token dropping: each region enters the model as its tissue (plus a margin) alone; its owned
   // tissue patches are among the kept ones, found in the kept output by their list position.
@@ -119,7 +143,9 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
     start += prefix + k.length;
   });
   const out = await engine.forwardKeptRowsBf16(batch.pixels, batch.regions.length, size, size, offsets, patches, tokenRows);
-  return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device };
+  // The GPU pads every image of the batch to the longest; the CPU computes exactly start.
+  const modelTokens = engine.device === 'cuda' ? out.batch * out.tokens : start;
+  return { batch, embeddings: out.data, cells, sums: out.sums, dim: out.dim, inferMs: out.millis, device: engine.device, modelTokens };
 }
 
 /**
@@ -137,7 +163,7 @@ export async function writePart(plan: SlidePlan, forwarded: ForwardedBatch): Pro
       embeddings: { dtype: 'BF16', shape: [cells.length, dim], data: embeddings },
       sums: { dtype: 'F64', shape: [dim], data: sums },
     },
-    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: forwarded.inferMs.toFixed(1), device: forwarded.device },
+    { partFormat: PART_FORMAT, readMs: batch.readMs.toFixed(1), inferMs: forwarded.inferMs.toFixed(1), device: forwarded.device, modelTokens: String(forwarded.modelTokens) },
   );
   return performance.now() - started;
 }

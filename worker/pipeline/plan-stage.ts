@@ -69,10 +69,12 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch, signal?: Ab
       overlap: spec.overlap,
       patchSize: arch.patchSize,
     });
+    // With token dropping a batch is padded to its largest region: batch regions of similar
+    // tissue together (most tissue first). Otherwise in plan order (reads stay local).
+    const order = regionPlan.regions.map((_, i) => i);
+    if (spec.tokens === 'tissue') order.sort((a, b) => (regionPlan.regions[b]?.tissueFraction ?? 0) - (regionPlan.regions[a]?.tissueFraction ?? 0) || a - b);
     const batches: number[][] = [];
-    for (let i = 0; i < regionPlan.regions.length; i += spec.batchSize) {
-      batches.push(regionPlan.regions.slice(i, i + spec.batchSize).map((_, k) => i + k));
-    }
+    for (let i = 0; i < order.length; i += spec.batchSize) batches.push(order.slice(i, i + spec.batchSize));
     const mpp = source.mpp as { x: number; y: number }; // planRegions has thrown if it were null
     const plan: SlidePlan = {
       spec,

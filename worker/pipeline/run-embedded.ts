@@ -93,6 +93,7 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
       reads[k] = undefined;
       launch(k + 2);
       timings.inferenceMs += forwarded.inferMs;
+      timings.modelTokens = (timings.modelTokens ?? 0) + forwarded.modelTokens;
       timings.writeMs = (timings.writeMs ?? 0) + (await writePart(plan, forwarded));
       done += forwarded.batch.regions.length;
       progress('embed', done, total);

@@ -40,6 +40,7 @@ export const AnalysisRequestSchema = Type.Object(
     fallbackMpp: Type.Union([Positive, Type.Null()]),
     tokens: Type.Union([Type.Literal('all'), Type.Literal('tissue')]),
     tokenMargin: Type.Integer({ minimum: 0, maximum: 64 }),
+    embeddings: Type.Union([Type.Literal('keep'), Type.Literal('drop')]),
   },
   { additionalProperties: false },
 );
@@ -94,5 +95,6 @@ export function requestOf(spec: AnalysisSpec): AnalysisRequest {
     fallbackMpp: spec.fallbackMpp,
     tokens: spec.tokens ?? 'all',
     tokenMargin: spec.tokenMargin ?? DEFAULT_ANALYSIS_OPTIONS.tokenMargin,
+    embeddings: spec.embeddings ?? 'keep',
   };
 }

@@ -99,6 +99,7 @@ export async function specForRequest(r: AnalysisRequest, roots: WorkerRoots): Pr
     fallbackMpp: r.fallbackMpp ?? undefined,
     tokens: r.tokens,
     tokenMargin: r.tokenMargin,
+    embeddings: r.embeddings,
     dataDir: r.dataDir,
   });
   if (spec.slideFingerprint !== r.slideFingerprint) throw new SlideChangedError(r.slidePath, r.slideFingerprint, spec.slideFingerprint);
@@ -134,6 +135,7 @@ export function describedSpec(r: AnalysisRequest): AnalysisSpec {
     fallbackMpp: r.fallbackMpp,
     tokens: r.tokens,
     tokenMargin: r.tokenMargin,
+    embeddings: r.embeddings,
     dataDir: r.dataDir,
   });
 }

@@ -57,6 +57,10 @@ export interface EmbeddingsReport {
   dir: string;
   batches: number;
   batchesComputed: number;
+  /** Tokens the ViT computed for the batches computed (padding included; absent before 0.1 builds recorded it). */
+  modelTokens?: number;
+  /** The part files were deleted once the result was stored (--embeddings drop). */
+  dropped?: boolean;
 }
 
 /** failure.json: why a slide has no result. */
