@@ -77,7 +77,9 @@ describe('embedded mode (analyze) on real slides', () => {
 
     // Another score method on the same slide is another result, from the same embeddings: the
     // ViT does not run again and the part files are not rewritten.
-    expect(summary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: plan!.batches.length });
+    // Every patch of every region went through the ViT (--tokens all), and the summary says how many.
+    const modelTokens = plan!.regionPlan.regions.length * (plan!.model.prefixTokens + (plan!.regionPlan.regionSize / plan!.model.patchSize) ** 2);
+    expect(summary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: plan!.batches.length, modelTokens });
     const partTimes = plan!.batches.map((_, b) => statSync(partPath(plan!, b)).mtimeMs);
     const probe = join(tempDir(), 'probe.safetensors');
     const weight = Float32Array.from({ length: 2 * layout.dim }, (_, i) => Math.sin(i * 12.9898) * 0.05);
