@@ -4,7 +4,7 @@
  * plans and tissue masks stay, and a later re-scoring recomputes what was dropped.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync, utimesSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, truncateSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO_MODEL_SPEC } from '../../worker/infer/demo-model.js';
 import { writeSafetensors } from '../../worker/infer/safetensors.js';
@@ -43,6 +43,19 @@ describe('embeddings on disk by choice', () => {
     const probed = analyzed([CMU, ...flags(data), '--score', `head:${probe}`]);
     expect(summaryOf(probed.resultDir).embeddings.batchesComputed).toBeGreaterThan(0);
     expect(existsSync(join(s.embeddings.dir, 'parts'))).toBe(true);
+  }, 120_000);
+
+  it('a part file cut short (parts are not flushed to the disk: a power loss) fails its slide with the way out', () => {
+    const data = tempDir();
+    const first = analyzed([CMU, ...flags(data)]);
+    const parts = join(summaryOf(first.resultDir).embeddings.dir, 'parts');
+    const part = join(parts, readdirSync(parts)[0]!);
+    truncateSync(part, 1000);
+    rmSync(join(first.resultDir, 'summary.json'));
+    const r = cli(['analyze', CMU, ...flags(data)]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^FAILED +.*CMU-1-Small-Region\.svs: .*batch-00000\.safetensors: cannot read this part file \(truncated.*\); delete the slide's work folder/m);
+    expect(r.stderr).not.toMatch(/internal error/);
   }, 120_000);
 
   it('prune deletes the parts of work folders unused for the given days, and only those', () => {

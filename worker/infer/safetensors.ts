@@ -10,7 +10,7 @@
  * to numel x dtype size, the data ends exactly at the end of the file.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-write.js';
 import { decodeBf16, encodeBf16 } from './bf16.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'U8' | 'I8' | 'I16' | 'I32' | 'I64' | 'U16' | 'U32' | 'U64' | 'BOOL';
@@ -429,8 +429,8 @@ export function encodeSafetensorsChunks(tensors: Record<string, TensorToWrite>, 
   return [len, Buffer.from(json, 'utf8'), ...chunks];
 }
 
-export async function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensorsChunks(tensors, metadata));
+export async function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}, options: AtomicWriteOptions = {}): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensorsChunks(tensors, metadata), options);
 }
 
 /** The `__metadata__` of a safetensors file, reading only its header (not the tensor data). */

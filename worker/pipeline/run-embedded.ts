@@ -9,7 +9,7 @@ import { openSlide } from '../slide/open-slide.js';
 import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
 import { DEFAULT_ANALYSIS_OPTIONS, checkDataFolders, describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
-import { DataFolderError, storageFailure } from './errors.js';
+import { DataFolderError, PartFileError, storageFailure } from './errors.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
 import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
 import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
@@ -41,7 +41,7 @@ const WRITES_IN_FLIGHT = 4;
 
 /** Errors that mean "this slide cannot be analysed" (record and move on) rather than a bug. */
 export function isSlideFailure(err: unknown): err is Error {
-  return err instanceof SlideError || err instanceof EngineError || err instanceof DataFolderError;
+  return err instanceof SlideError || err instanceof EngineError || err instanceof DataFolderError || err instanceof PartFileError;
 }
 
 /** What the embed stages of one slide leave for its aggregate stage. */

@@ -30,6 +30,26 @@ export interface TissueChunk {
   cells: Int32Array;
 }
 
+/**
+ * A part file, or PartFileError: a part that cannot be read (truncated by a power loss, since
+ * parts are not flushed to the disk, or deleted) fails the slide with a way out, not as a bug.
+ */
+async function openPart(path: string): Promise<SafetensorsReader> {
+  try {
+    return await SafetensorsReader.open(path);
+  } catch (err) {
+    throw new PartFileError(`${path}: cannot read this part file (${(err as Error).message.replace(`${path}: `, '')})`);
+  }
+}
+
+async function readPart(path: string): Promise<SafetensorsFile> {
+  try {
+    return await SafetensorsFile.read(path);
+  } catch (err) {
+    throw new PartFileError(`${path}: cannot read this part file (${(err as Error).message.replace(`${path}: `, '')})`);
+  }
+}
+
 /** Part files of another format (a work folder written by another version) are refused first. */
 function checkPartFormat(path: string, metadata: Readonly<Record<string, string>>): void {
   if (metadata['partFormat'] !== PART_FORMAT) {
@@ -60,7 +80,7 @@ function partRows(path: string, embeddings: TensorInfo, cells: Int32Array, layou
 export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout): AsyncGenerator<TissueChunk> {
   for (let b = 0; b < plan.batches.length; b++) {
     const path = partPath(plan, b);
-    const part = await SafetensorsFile.read(path);
+    const part = await readPart(path);
     checkPartFormat(path, part.metadata);
     const cells = part.int32('cells');
     const rows = partRows(path, part.info('embeddings'), cells, layout);
@@ -84,7 +104,7 @@ export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: 
   let found = 0;
   for (let b = 0; b < plan.batches.length; b++) {
     const path = partPath(plan, b);
-    const part = await SafetensorsReader.open(path);
+    const part = await openPart(path);
     try {
       checkPartFormat(path, part.metadata);
       const cells = await part.int32('cells');

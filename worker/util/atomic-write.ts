@@ -20,12 +20,23 @@ async function tempPathBeside(path: string): Promise<string> {
   return join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * Flush the data to the disk before the rename (default true), so that even a power loss
+   * leaves the old file or the complete new one. False for caches that can be recomputed and
+   * are checked when read (part files): a process crash still leaves no half-written file, and
+   * the writes run at memory speed instead of the disk's.
+   */
+  durable?: boolean;
+}
+
 /** `data` as pieces is written in order, without first joining it into one buffer. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[], options: AtomicWriteOptions = {}): Promise<void> {
+  const durable = options.durable ?? true;
   const tmp = await tempPathBeside(path);
   try {
-    if (typeof data === 'string' || data instanceof Uint8Array) await writeFile(tmp, data, { flush: true });
-    else await writeChunks(tmp, data);
+    if (typeof data === 'string' || data instanceof Uint8Array) await writeFile(tmp, data, { flush: durable });
+    else await writeChunks(tmp, data, durable);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -75,7 +86,7 @@ export async function writeFileAtomicIfAbsent(path: string, data: string | Uint8
   }
 }
 
-async function writeChunks(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+async function writeChunks(path: string, chunks: readonly Uint8Array[], durable: boolean): Promise<void> {
   const fh = await open(path, 'w');
   try {
     // writev may write less than asked (large totals): continue from where it stopped.
@@ -92,7 +103,7 @@ async function writeChunks(path: string, chunks: readonly Uint8Array[]): Promise
       }
       pending = rest;
     }
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }
