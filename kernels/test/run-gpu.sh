@@ -185,6 +185,7 @@ analyze_cuda() {
 #   e2e     the 40000 px end-to-end runs (demo model, ViT-L/16, a batch of three ViT-L slides)
 #   vit-l   of those only the single ViT-L/16 run
 #   queue   queue mode (redis-server + one worker) on CMU-1 and, after e2e, on the mosaic
+#   profile the mosaic (ViT-L/16, --tokens tissue) under node --cpu-prof, summarised
 #   tokens  token dropping: the mosaic with the ViT-L/16, --tokens all then tissue (timings), and
 #           the agreement of the two heatmaps there and on the real slides (bench/token-agreement.mjs)
 #   all-e2e tests,bench,e2e
@@ -249,6 +250,18 @@ tokens_compare() {
 }
 if want tokens; then
   step tokens tokens.txt 560 tokens_compare
+fi
+# profile: where the analysing process's main thread spends the mosaic's wall time (ViT-L/16,
+# --tokens tissue): a V8 CPU profile, summarised by bench/profile-summary.mjs.
+profile_e2e() {
+  [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  rm -rf /tmp/prof
+  FLASHSLIDE_E2E_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node bench/e2e-analyze.mjs --size 40000 --device cuda \
+    --batch-size 8 --slide /tmp/mosaic-40000.tif --model /tmp/vit_l16.safetensors --tokens tissue || return 1
+  node bench/profile-summary.mjs /tmp/prof/*.cpuprofile --top 30
+}
+if want profile; then
+  step profile profile.txt 400 profile_e2e
 fi
 if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
