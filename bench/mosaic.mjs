@@ -11,7 +11,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where the tissue tiles are: the mosaic's layout, for benches that place things on tissue. */
 export const MOSAIC_TILE = { width: 2220, height: 2967, gap: 400 };
 
-export async function synthesiseMosaic(size, path) {
+/** `variant` rotates which flip each tile gets: mosaics of other variants are other slides (other content ids) of the same size and tissue. */
+export async function synthesiseMosaic(size, path, variant = 0) {
   const src = join(root, 'test', 'fixtures', 'slides', 'CMU-1-Small-Region.svs');
   const base = await sharp(src).raw().toBuffer({ resolveWithObject: true });
   const { width: tw, height: th } = base.info;
@@ -19,7 +20,7 @@ export async function synthesiseMosaic(size, path) {
   const variants = await Promise.all(flips.map((f) => f(sharp(base.data, { raw: { width: tw, height: th, channels: 3 } })).png({ compressionLevel: 0 }).toBuffer()));
   const gap = MOSAIC_TILE.gap;
   const overlays = [];
-  let k = 0;
+  let k = variant;
   for (let y = 0; y + th <= size; y += th + gap) for (let x = 0; x + tw <= size; x += tw + gap) overlays.push({ input: variants[k++ % 4], left: x, top: y });
   await sharp({ create: { width: size, height: size, channels: 3, background: { r: 242, g: 242, b: 240 } }, limitInputPixels: false })
     .composite(overlays)

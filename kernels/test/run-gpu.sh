@@ -185,6 +185,7 @@ analyze_cuda() {
 #   e2e     the 40000 px end-to-end runs (demo model, ViT-L/16, a batch of three ViT-L slides)
 #   vit-l   of those only the single ViT-L/16 run
 #   queue   queue mode (redis-server + one worker) on CMU-1 and, after e2e, on the mosaic
+#   scale   one worker per GPU against one worker on six mosaics (for nvidia-h200-x2)
 #   profile the mosaic (ViT-L/16, --tokens tissue) under node --cpu-prof, summarised
 #   tokens  token dropping: the mosaic with the ViT-L/16, --tokens all then tissue (timings), and
 #           the agreement of the two heatmaps there and on the real slides (bench/token-agreement.mjs)
@@ -324,6 +325,28 @@ queue_cuda() {
 }
 if want queue; then
   step queue gpu-tests.log 420 queue_cuda
+fi
+# scale: queue mode over every GPU of the machine, one worker each, against one worker, on six
+# distinct 40000 px mosaics with the ViT-L/16 (bench/scale-workers.mjs). Meant for the
+# nvidia-h200-x2 kind; on one GPU run B is a second worker sharing it.
+scale_workers() {
+  local redis_bin=redis-server
+  if ! command -v redis-server >/dev/null 2>&1; then
+    [ -f .device/redis.tar.xz ] && [ ! -d .device/redis ] && tar -xJf .device/redis.tar.xz -C .device
+    [ -x .device/redis/redis-server ] || { echo "no redis-server here and none carried in .device/redis.tar.xz"; return 1; }
+    # Its libraries for it alone, not for the node processes beside it.
+    redis_bin=/tmp/redis-server-carried
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$ROOT/.device/redis/lib" "$ROOT/.device/redis/redis-server" >"$redis_bin"
+    chmod +x "$redis_bin"
+  fi
+  [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  local workers
+  workers=$(nvidia-smi -L | grep -c '^GPU ')
+  [ "$workers" -lt 2 ] && workers=2
+  node bench/scale-workers.mjs --slides 6 --size 40000 --model /tmp/vit_l16.safetensors --workers "$workers" --redis-server "$redis_bin"
+}
+if want scale; then
+  step scale scale.txt 590 scale_workers
 fi
 
 {
