@@ -14,7 +14,8 @@ import { BackendUnavailableError, CorruptSlideError, InvalidArgumentError, Slide
 import { OPENSLIDE_REMEDY, OpenSlideSource, detectOpenSlideVendor, openSlideAvailable } from './openslide-source.js';
 import { SharpSlideSource } from './sharp-source.js';
 import type { BackendName, Mpp, MppSource, SlideSource } from './slide-source.js';
-import { TiffStructureError, isTiffMagic, readTiffDirectories } from './tiff-directory.js';
+import { TiffStructureError, isTiffMagic, readTiffDirectories, type TiffFile } from './tiff-directory.js';
+import { CONVERT_HINT, checkDecodeBounds, checkRasterBounds, type CheckedDirectory } from './decode-bounds.js';
 import { PLAUSIBLE_MPP, describeTiffLayout, type TiffSlideLayout } from './tiff-metadata.js';
 
 export interface OpenSlideOptions {
@@ -47,10 +48,34 @@ function overrideMpp<T extends { mpp: Mpp | null; mppSource: MppSource; mppNote:
  * Bounds on what a file may claim before any pixel is decoded. A few kilobytes of TIFF header can
  * describe a 10^12-pixel image (tiles that all point at the same bytes) and a small PNG a
  * 40000^2 one: without a pyramid, every tissue overview would decode all of it.
- *   singleLevelPixels: an image without a pyramid larger than this is refused (16384^2);
+ *   singleLevelPixels: the level a tissue overview reads (the coarsest one at least as large as
+ *     the overview) may hold at most this many pixels (16384^2): for an image without a pyramid
+ *     that is level 0, and a pyramid whose levels stop far above overview size (a huge level 0
+ *     and a thumbnail-sized page) is no better;
  *   level0Pixels: no scanner writes more than this at level 0 (2^36, e.g. 260000 x 260000).
+ * What one read may decode, and how far stored data may expand, is bounded in decode-bounds.ts.
  */
 export const SLIDE_LIMITS = { singleLevelPixels: 2 ** 28, level0Pixels: 2 ** 36 } as const;
+
+/**
+ * Longest side of the largest overview the pipeline reads (worker/tissue/tissue-map.ts: the mask
+ * is at most 4096 px; thumbnails for the viewer and reports are smaller).
+ */
+const OVERVIEW_MAX_SIDE = 4096;
+
+/** The level readOverview (worker/tissue/overview.ts) picks for the largest overview: the coarsest not smaller than it. */
+export function overviewLevel(levels: readonly { width: number; height: number }[]): number {
+  const l0 = levels[0];
+  if (l0 === undefined) return 0;
+  const target = Math.max(1, Math.max(l0.width, l0.height) / OVERVIEW_MAX_SIDE);
+  const outW = Math.max(1, Math.round(l0.width / target));
+  const outH = Math.max(1, Math.round(l0.height / target));
+  let level = 0;
+  levels.forEach((l, i) => {
+    if (l.width >= outW && l.height >= outH) level = i;
+  });
+  return level;
+}
 
 function checkBounded(path: string, levels: readonly { width: number; height: number }[]): void {
   const l0 = levels[0];
@@ -62,9 +87,34 @@ function checkBounded(path: string, levels: readonly { width: number; height: nu
   if (levels.length === 1 && px > SLIDE_LIMITS.singleLevelPixels) {
     throw new TooLargeSlideError(
       path,
-      `${l0.width} x ${l0.height} px in a single level (no pyramid): larger than ${SLIDE_LIMITS.singleLevelPixels} px, every overview would decode all of it; convert it to a tiled pyramidal TIFF first, e.g. \`vips tiffsave in out.tif --tile --pyramid --compression jpeg\``,
+      `${l0.width} x ${l0.height} px in a single level (no pyramid): larger than ${SLIDE_LIMITS.singleLevelPixels} px, every overview would decode all of it; ${CONVERT_HINT}`,
     );
   }
+  const i = overviewLevel(levels);
+  const lvl = levels[i] as { width: number; height: number };
+  if (lvl.width * lvl.height > SLIDE_LIMITS.singleLevelPixels) {
+    const next = levels[i + 1];
+    throw new TooLargeSlideError(
+      path,
+      `its pyramid stops too early: level ${i} (${lvl.width} x ${lvl.height} px) is the coarsest large enough for an overview${next === undefined ? '' : ` (the next is ${next.width} x ${next.height} px)`}, ` +
+        `and it holds more than ${SLIDE_LIMITS.singleLevelPixels} px, every overview would decode all of it; ${CONVERT_HINT}`,
+    );
+  }
+}
+
+/** The TIFF directories a SharpSlideSource or OpenSlide would decode for this layout. */
+function decodedDirectories(tiff: TiffFile, layout: TiffSlideLayout): CheckedDirectory[] {
+  const out: CheckedDirectory[] = [];
+  layout.levels.forEach((l, i) => {
+    const page = tiff.pages[l.page];
+    const dir = l.subifd >= 0 ? page?.subIfds[l.subifd] : page;
+    if (dir !== undefined) out.push({ dir, what: `level ${i}`, isLevel: true });
+  });
+  for (const a of layout.associated) {
+    const dir = tiff.pages[a.page];
+    if (dir !== undefined) out.push({ dir, what: `the ${a.name} image`, isLevel: false });
+  }
+  return out;
 }
 
 async function probe(source: SlideSource): Promise<void> {
@@ -89,22 +139,32 @@ function openWithOpenSlide(path: string, format: string, mpp: number | undefined
 
 async function openTiff(path: string, options: OpenSlideOptions, mpp: number | undefined): Promise<SlideSource> {
   let layout: TiffSlideLayout;
+  let tiff: TiffFile;
   try {
-    layout = describeTiffLayout(await readTiffDirectories(path));
+    tiff = await readTiffDirectories(path);
+    layout = describeTiffLayout(tiff);
   } catch (err) {
     if (!(err instanceof TiffStructureError)) throw err;
-    if (options.backend !== 'sharp' && detectOpenSlideVendor(path) !== null) return openWithOpenSlide(path, 'this TIFF', mpp);
+    if (options.backend === 'openslide' || (options.backend !== 'sharp' && detectOpenSlideVendor(path) !== null)) return openWithOpenSlide(path, 'this TIFF', mpp);
     throw new CorruptSlideError(path, `damaged TIFF: ${err.message}`, err);
+  }
+  // Both backends decode these directories through libtiff, except NDPI, whose one-strip JPEG
+  // levels OpenSlide reads piecewise through their restart markers (and whose pyramid OpenSlide
+  // reports itself: checked in openWithOpenSlide).
+  if (layout.vendor !== 'hamamatsu') {
+    checkBounded(path, layout.levels);
+    checkDecodeBounds(path, decodedDirectories(tiff, layout), tiff.fileSize, SLIDE_LIMITS.singleLevelPixels);
   }
   const wantOpenSlide = options.backend === 'openslide' || (options.backend !== 'sharp' && layout.needsOpenSlide !== null);
   if (wantOpenSlide) return openWithOpenSlide(path, layout.needsOpenSlide ?? 'this TIFF', mpp);
 
-  checkBounded(path, layout.levels);
   const source = new SharpSlideSource({ path, ...overrideMpp(layout, mpp) });
   try {
     await probe(source);
     return source;
   } catch (err) {
+    // The probe may have opened the file for the stored-tile check: release it before falling back.
+    await source.close();
     if (options.backend !== 'sharp' && openSlideAvailable() && detectOpenSlideVendor(path) !== null) {
       return openWithOpenSlide(path, 'this TIFF', mpp);
     }
@@ -121,6 +181,7 @@ async function openRaster(path: string, mpp: number | undefined): Promise<SlideS
   }
   if (meta.format === undefined || !RASTER_FORMATS.has(meta.format) || !meta.width || !meta.height) return null;
   checkBounded(path, [{ width: meta.width, height: meta.height }]);
+  checkRasterBounds(path, meta.format.toUpperCase(), meta.width, meta.height, meta.channels ?? 3, meta.depth);
   const source = new SharpSlideSource({
     path,
     vendor: 'image',
@@ -130,7 +191,12 @@ async function openRaster(path: string, mpp: number | undefined): Promise<SlideS
     objectivePower: null,
     properties: { 'image.format': meta.format },
   });
-  await probe(source);
+  try {
+    await probe(source);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
   return source;
 }
 
@@ -169,8 +235,10 @@ async function openSlideWithMpp(path: string, options: OpenSlideOptions): Promis
     await fh.close();
   }
 
-  if (options.backend === 'openslide') return openWithOpenSlide(path, 'this file', mpp);
+  // TIFFs go through our directory reader whichever backend decodes them, so that both refuse
+  // the same hostile files before decoding (openTiff honours --backend).
   if (isTiffMagic(head)) return openTiff(path, options, mpp);
+  if (options.backend === 'openslide') return openWithOpenSlide(path, 'this file', mpp);
 
   if (options.backend !== 'sharp' && detectOpenSlideVendor(path) !== null) return openWithOpenSlide(path, 'this file', mpp);
   const ext = extname(path).toLowerCase();

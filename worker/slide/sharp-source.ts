@@ -8,13 +8,20 @@ import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { completeJpeg } from './jpeg-tile.js';
 import { CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
 import { checkRegionRequest, padToRequest } from './region-bounds.js';
-import type { AssociatedImageName, Mpp, MppSource, RgbImage, SlideLevel, SlideSource } from './slide-source.js';
+import { MAX_REGION_PIXELS, type AssociatedImageName, type Mpp, type MppSource, type RgbImage, type SlideLevel, type SlideSource } from './slide-source.js';
 import type { TiffAssociated, TiffLevel, TiffSlideLayout } from './tiff-metadata.js';
 
 /** What the TIFF directories said about the slide (minus the backend choice), and its path. */
 export interface SharpSourceInit extends Omit<TiffSlideLayout, 'needsOpenSlide'> {
   readonly path: string;
 }
+
+/**
+ * Last-resort watchdog on one read. decode-bounds.ts bounds what a read may decode from the
+ * file's directories; no read within those bounds takes this long, so a read that does is a
+ * decoder stuck on hostile data (or a dead disk), and fails the slide instead of the worker.
+ */
+const READ_TIMEOUT_SECONDS = 60;
 
 /** A stored JPEG tile larger than this is not a tile but a damaged byte count. */
 const MAX_STORED_TILE_BYTES = 64 << 20;
@@ -73,6 +80,7 @@ export class SharpSlideSource implements SlideSource {
         .extract({ left: win.ix, top: win.iy, width: win.iw, height: win.ih })
         .removeAlpha()
         .toColourspace('srgb')
+        .timeout({ seconds: READ_TIMEOUT_SECONDS })
         .raw()
         .toBuffer({ resolveWithObject: true });
       if (info.channels !== 3 || info.width !== win.iw || info.height !== win.ih) {
@@ -97,10 +105,15 @@ export class SharpSlideSource implements SlideSource {
         this.path,
       );
     }
+    if (entry.width * entry.height > MAX_REGION_PIXELS) {
+      // Decoded whole, like a region: a "label" claiming gigapixels is damage, not a label.
+      throw new CorruptSlideError(this.path, `associated image "${name}" claims ${entry.width} x ${entry.height} px, more than the ${MAX_REGION_PIXELS} px of one read: refused before decoding`);
+    }
     try {
       const { data, info } = await this.open(entry.page, -1)
         .removeAlpha()
         .toColourspace('srgb')
+        .timeout({ seconds: READ_TIMEOUT_SECONDS })
         .raw()
         .toBuffer({ resolveWithObject: true });
       return { data, width: info.width, height: info.height };
@@ -134,7 +147,9 @@ export class SharpSlideSource implements SlideSource {
           this.readStoredTile(level, col, row).then(async (jpeg) => {
             if (jpeg === null) return;
             try {
-              await sharp(jpeg, { failOn: 'warning' }).raw().toBuffer();
+              // A stored tile decodes to one tile: a frame header claiming more is damage (or a
+              // bomb), refused by sharp from the header before it allocates anything.
+              await sharp(jpeg, { failOn: 'warning', limitInputPixels: t.tileWidth * t.tileHeight }).raw().toBuffer();
             } catch (err) {
               checked.delete(i);
               throw new CorruptSlideError(this.path, `level ${level} tile (${col}, ${row}) at level pixels (${col * t.tileWidth}, ${row * t.tileHeight}) is damaged: its JPEG data does not decode cleanly (${firstLine(err)})`, err);

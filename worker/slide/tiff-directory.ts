@@ -20,7 +20,11 @@ export const TiffTag = {
   Compression: 259,
   PhotometricInterpretation: 262,
   ImageDescription: 270,
+  /** Strip-organised images: where each strip is, how many rows it holds, how many bytes it takes. */
+  StripOffsets: 273,
   SamplesPerPixel: 277,
+  RowsPerStrip: 278,
+  StripByteCounts: 279,
   XResolution: 282,
   YResolution: 283,
   ResolutionUnit: 296,

@@ -58,6 +58,8 @@ export function storedJpegTiles(d: TiffDirectory): StoredJpegTiles | null {
 export interface TiffAssociated {
   readonly name: string;
   readonly page: number;
+  readonly width: number;
+  readonly height: number;
 }
 
 export interface TiffSlideLayout {
@@ -207,7 +209,7 @@ export function describeTiffLayout(tiff: TiffFile): TiffSlideLayout {
     if (index === 0) return;
     const name = associatedName(d, vendor, index);
     if (name !== null) {
-      associated.push({ name, page: index });
+      associated.push({ name, page: index, width: d.width, height: d.height });
     } else if (first.subIfds.length === 0 && d.tiled === first.tiled && fitsPyramid(d)) {
       addLevel(d, index, -1);
     }
