@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { BROKEN, CMU, KIDNEY, NDPI, ROOT, tempDir } from '../helpers.js';
@@ -80,5 +80,11 @@ describe('flashslide inspect (the built CLI)', () => {
       expect(r.stdout).toBe('');
     }
     expect(existsSync(join(ROOT, 'broken.tissue.png'))).toBe(false);
+    // --out naming a file: one usage line (it was an internal error: EEXIST from mkdir).
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'x');
+    const r = cli(['inspect', CMU, '--out', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--out .*a-file: cannot be used as the folder for the tissue mask \(EEXIST\)/);
   });
 });

@@ -1,4 +1,5 @@
 /** `flashslide inspect <slide>`: flags -> inspectSlide -> text or JSON. */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { choiceFlag, numberFlag, parse, UsageError } from './args.js';
 import { formatInspectReport, inspectSlide } from './inspect.js';
@@ -40,13 +41,15 @@ export async function inspectCommand(args: string[]): Promise<number> {
     const v = numberFlag(values, flag);
     if (v !== undefined) regions[key] = v;
   }
-  const report = await inspectSlide(positionals[0] as string, {
-    mpp: numberFlag(values, 'mpp'),
-    backend,
-    // Not the current folder: a mask per inspected slide would litter wherever the command ran.
-    outDir: (values['out'] as string | undefined) ?? join((values['data'] as string | undefined) ?? 'data', 'inspect'),
-    regions,
-  });
+  // Not the current folder: a mask per inspected slide would litter wherever the command ran.
+  const outDir = (values['out'] as string | undefined) ?? join((values['data'] as string | undefined) ?? 'data', 'inspect');
+  // Checked before the slide is read: a file in the way is the user's to move, not an internal error.
+  try {
+    await mkdir(outDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`--out ${outDir}: cannot be used as the folder for the tissue mask (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); name a folder`);
+  }
+  const report = await inspectSlide(positionals[0] as string, { mpp: numberFlag(values, 'mpp'), backend, outDir, regions });
   process.stdout.write(values['json'] ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);
   return 0;
 }
