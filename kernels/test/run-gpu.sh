@@ -264,6 +264,20 @@ profile_e2e() {
 if want profile; then
   step profile profile.txt 400 profile_e2e
 fi
+# pool: the same run with libuv's pool at 16 threads (the CLI's default) and at 64: do region
+# decodes queued on the pool hold back the engine's forwards (which wait for a pool thread)?
+pool_e2e() {
+  [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  local n
+  for n in 16 64; do
+    echo "UV_THREADPOOL_SIZE=$n"
+    UV_THREADPOOL_SIZE=$n node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
+      --model /tmp/vit_l16.safetensors --tokens tissue || return 1
+  done
+}
+if want pool; then
+  step pool pool.txt 500 pool_e2e
+fi
 if want e2e; then
   step e2e-demo e2e.txt 420 node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif
 fi
