@@ -120,7 +120,7 @@ export class SlideCatalog {
     if (this.redisUrl !== undefined) {
       if (this.queues === null) {
         this.queues = openQueues(this.redisUrl, readerConnectionOptions(this.redisUrl));
-        for (const q of [this.queues.plan, this.queues.aggregate]) q.on('error', () => undefined); // reported as queueError
+        for (const q of [this.queues.plan, this.queues.embed, this.queues.aggregate]) q.on('error', () => undefined); // reported as queueError
       }
       let queued: CatalogEntry[] = [];
       try {
@@ -160,7 +160,7 @@ export class SlideCatalog {
   async close(): Promise<void> {
     const q = this.queues;
     this.queues = null;
-    if (q !== null) await Promise.all([closeSoon(q.plan), closeSoon(q.aggregate)]);
+    if (q !== null) await Promise.all([closeSoon(q.plan), closeSoon(q.embed), closeSoon(q.aggregate)]);
   }
 }
 
