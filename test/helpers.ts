@@ -34,10 +34,11 @@ export function diff(a: Uint8Array, b: Uint8Array): { max: number; mean: number 
 
 export const BIN = join(ROOT, 'bin', 'flashslide.js');
 
-/** The environment for the built CLI in tests: no debug traces, and never this machine's queue. */
+/** The environment for the built CLI in tests: no debug traces, and never this machine's queue or review server token. */
 export function cliEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, FLASHSLIDE_DEBUG: '' };
   delete env['FLASHSLIDE_REDIS'];
+  delete env['FLASHSLIDE_SERVE_TOKEN'];
   return env;
 }
 

@@ -60,7 +60,11 @@ describe('docker-compose.yml', () => {
     expect(s['worker']!.deploy?.resources?.reservations?.devices).toEqual([expect.objectContaining({ driver: 'nvidia', count: 1, capabilities: ['gpu'] })]);
     // Workers read only under their slide and model roots and write only in their data folder.
     expect(s['worker']!.command).toEqual(expect.arrayContaining(['worker', '--data', '/data', '--slides', '/slides', '--models', '/models', '--grace']));
-    // The server has no login yet: published on the host's loopback only.
+    // The server listens beyond loopback inside its container, so it signs reviewers in (accounts
+    // mounted for it alone), and is published on the host's loopback only (a TLS proxy shares it).
+    expect(s['server']!.command).toEqual(expect.arrayContaining(['serve', '--host', '0.0.0.0', '--users', '/config/users']));
+    expect(s['server']!.volumes).toEqual(expect.arrayContaining([expect.objectContaining({ target: '/config' })]));
+    expect(JSON.stringify(s['worker']!.volumes)).not.toContain('/config');
     expect(JSON.stringify(s['server']!.ports)).toMatch(/127\.0\.0\.1/);
   });
 

@@ -7,18 +7,22 @@
  * reload, shortcuts stay quiet in the note field, a concurrent edit is reported (409), and the
  * export menus download every report format through the browser.
  *
- * FLASHSLIDE_SCREENSHOTS=1 writes docs/worklist.png, docs/review-page.png and
- * docs/report-export.png (otherwise they go to the temp folder, so a test run does not touch
- * tracked files).
+ * With sign-in on: the sign-in form, a verdict recorded under the signed-in name (the app sends
+ * the CSRF header), sign-out; and no Content-Security-Policy violation on any page.
+ *
+ * FLASHSLIDE_SCREENSHOTS=1 writes docs/worklist.png, docs/review-page.png,
+ * docs/report-export.png and docs/sign-in.png (otherwise they go to the temp folder, so a test run
+ * does not touch tracked files).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { build } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildServer, type ReviewServer } from '../../viewer/server/server.js';
+import { hashPassword } from '../../viewer/server/auth/passwords.js';
 import type { Review, SlideDetail } from '../../viewer/server/api-types.js';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
@@ -62,9 +66,13 @@ let page: Page;
 let plantedId: string;
 let plantedDir: string;
 let shotsDir: string;
+let appDir: string;
+let dataDir: string;
 const tileRequests: string[] = [];
 const badResponses: string[] = [];
 const pageErrors: string[] = [];
+/** Console messages about the Content-Security-Policy: the app and OpenSeadragon must work under it. */
+const cspViolations: string[] = [];
 
 async function rawRgb(png: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
   const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -164,12 +172,12 @@ beforeAll(async () => {
   shotsDir = process.env.FLASHSLIDE_SCREENSHOTS === '1' ? join(ROOT, 'docs') : join(dir, 'shots');
   mkdirSync(shotsDir, { recursive: true });
   const planted = await writePlantedSlide(dir);
-  const dataDir = join(dir, 'data');
+  dataDir = join(dir, 'data');
   const outcomes = await analyzeEmbedded([planted, CMU], { dataDir, regionSize: 512, device: 'cpu' });
   for (const o of outcomes) expect(o.status, o.reason).toBe('done');
   plantedDir = outcomes[0]!.resultDir!;
 
-  const appDir = join(dir, 'app');
+  appDir = join(dir, 'app');
   await build({ configFile: join(ROOT, 'viewer', 'app', 'vite.config.ts'), logLevel: 'warn', build: { outDir: appDir, emptyOutDir: true, sourcemap: false } });
   expect(readdirSync(appDir)).toContain('index.html');
 
@@ -193,6 +201,9 @@ beforeAll(async () => {
     if (r.status() >= 400 && !(r.status() === 409 && r.url().includes('/review/')) && !(r.status() === 503 && /\/api\/(submit|upload)/.test(r.url()))) badResponses.push(`${r.status()} ${r.url()}`);
   });
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -524,5 +535,59 @@ describe('the review app', () => {
 
     expect(pageErrors, 'uncaught errors in the page').toEqual([]);
     expect(badResponses, 'failed requests').toEqual([]);
+    expect(cspViolations, 'Content-Security-Policy violations').toEqual([]);
+  });
+});
+
+describe('the review app with sign-in', () => {
+  let authServer: ReviewServer;
+  let authBase: string;
+  let authPage: Page;
+  const password = 'correct horse battery staple';
+
+  beforeAll(async () => {
+    const usersFile = join(dir, 'users.txt');
+    writeFileSync(usersFile, `alice:${await hashPassword(password)}\n`);
+    authServer = await buildServer({ dataDir, appDir, auth: { mode: 'users', usersFile } }, { audit: () => undefined });
+    authBase = await authServer.app.listen({ port: 0, host: '127.0.0.1' });
+    authPage = await browser.newPage({ viewport: VIEWPORT });
+    authPage.on('pageerror', (e) => pageErrors.push(e.message));
+    authPage.on('console', (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+  });
+  afterAll(async () => {
+    await authPage?.close();
+    await authServer?.close();
+  });
+
+  it('asks for a sign-in, records verdicts under the signed-in name, and signs out', async () => {
+    await authPage.goto(`${authBase}/slides/${plantedId}`);
+    await authPage.waitForSelector('[data-testid=login-form]');
+    await authPage.locator('#login-user').fill('alice');
+    await authPage.locator('#login-secret').fill('not the password');
+    await authPage.locator('[data-testid=login-form] button[type=submit]').click();
+    await expect.poll(() => authPage.locator('[data-testid=login-message]').textContent()).toBe('Wrong user name or password.');
+    await authPage.screenshot({ path: join(shotsDir, 'sign-in.png') });
+    await authPage.locator('#login-secret').fill(password);
+    await authPage.locator('[data-testid=login-form] button[type=submit]').click();
+    // The page that was asked for, with the name in the top bar and as the reviewer.
+    await authPage.waitForFunction(() => (globalThis as unknown as Win).flashslide?.page === 'slide');
+    await expect.poll(() => authPage.locator('[data-testid=account]').textContent()).toContain('alice');
+    await authPage.waitForFunction(() => (globalThis as unknown as Win).flashslide.regions.length > 0, undefined, { timeout: 20_000 });
+    await authPage.locator('#osd').click();
+    await authPage.keyboard.press('n');
+    await expect.poll(() => authPage.locator('[data-testid=reviewer-name]').textContent()).toBe('alice');
+    await authPage.keyboard.press('u');
+    await expect.poll(() => authPage.evaluate(() => {
+      const fs = (globalThis as unknown as Win).flashslide;
+      const id = fs.regions[fs.currentRegion]?.id ?? '';
+      return fs.review?.regions[id]?.reviewer ?? null;
+    })).toBe('alice');
+    await authPage.locator('[data-testid=sign-out]').click();
+    await authPage.waitForSelector('[data-testid=login-form]');
+    expect((await fetch(`${authBase}/api/worklist`)).status).toBe(401);
+    expect(pageErrors, 'uncaught errors in the page').toEqual([]);
+    expect(cspViolations, 'Content-Security-Policy violations').toEqual([]);
   });
 });

@@ -20,12 +20,22 @@
  *   GET  /tiles/:id/:version/heatmap.dzi            Deep Zoom descriptor of the heatmap (same size as the slide)
  *   GET  /tiles/:id/:version/heatmap_files/:level/:col_:row.png
  *   GET  /admin/queues                              bull-board (only with Redis)
+ *   GET  /api/session                               SessionInfo (public: the app asks whether to show its sign-in form)
+ *   POST /api/login                                 LoginRequest -> SessionInfo + session cookie (only with auth)
+ *   POST /api/logout                                -> SessionInfo (only with auth)
+ *
+ * With authentication on (see auth/auth-plugin.ts) every route but the app's files, /api/session
+ * and /api/login answers 401 without credentials, and cookie-authenticated writes need the
+ * X-Flashslide-CSRF header.
  *
  * Errors are always { error, message } with a 4xx status for anything the client did wrong.
  */
 
 export interface ApiError {
-  /** Machine-readable: 'not-found', 'bad-request', 'conflict', 'precondition-required', 'no-queue', 'too-large', 'internal'. */
+  /**
+   * Machine-readable: 'not-found', 'bad-request', 'conflict', 'precondition-required', 'no-queue',
+   * 'too-large', 'unauthorized', 'bad-credentials', 'csrf', 'reviewer-mismatch', 'too-many-requests', 'internal'.
+   */
   error: string;
   /** A sentence a user can act on. */
   message: string;
@@ -153,6 +163,23 @@ export interface VerdictInput {
   verdict: Verdict;
   note?: string;
   reviewer?: string;
+}
+
+export type AuthModeName = 'none' | 'token' | 'users';
+
+export interface SessionInfo {
+  auth: AuthModeName;
+  /** Who is signed in: the name verdicts are recorded under. null: not signed in, or no authentication. */
+  user: string | null;
+  /** The session's CSRF token: send it as X-Flashslide-CSRF on every PUT/POST/DELETE. null without a session. */
+  csrf: string | null;
+}
+
+/** users mode: user + password; token mode: token. */
+export interface LoginRequest {
+  user?: string;
+  password?: string;
+  token?: string;
 }
 
 export interface SubmitRequest {

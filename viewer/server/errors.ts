@@ -57,3 +57,34 @@ export class UnprocessableError extends HttpError {
     super(422, 'unreadable', message);
   }
 }
+
+/** No credentials, or ones that are not (or no longer) valid: sign in again. */
+export class UnauthorizedError extends HttpError {
+  constructor(message: string) {
+    super(401, 'unauthorized', message);
+  }
+}
+
+/** A sign-in with a wrong name, password or token. */
+export class BadCredentialsError extends HttpError {
+  constructor(message: string) {
+    super(401, 'bad-credentials', message);
+  }
+}
+
+/** Signed in, but this request may not do what it asks (CSRF check, another reviewer's name). */
+export class ForbiddenError extends HttpError {
+  constructor(code: string, message: string) {
+    super(403, code, message);
+  }
+}
+
+/** Too many requests from this client (or for this account): try again after `retryAfterSeconds`. */
+export class TooManyRequestsError extends HttpError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(429, 'too-many-requests', message);
+  }
+}

@@ -1,4 +1,5 @@
 /** What every route shares: the catalog, open slides, caches, stores and the live-update hub. */
+import type { Auth } from './auth/auth-plugin.js';
 import type { SlideCatalog } from './catalog.js';
 import type { LiveUpdates } from './live-updates.js';
 import type { ServeOptions } from './options.js';
@@ -15,4 +16,5 @@ export interface ServerContext {
   reviews: ReviewStore;
   live: LiveUpdates;
   tileOptions: TileRouteOptions;
+  auth: Auth;
 }

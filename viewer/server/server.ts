@@ -3,6 +3,10 @@
  * live worklist updates, submission and (with a queue) bull-board. It reads what `analyze` and
  * the workers write and adds one file of its own per result, review.json.
  *
+ * Security headers and authentication (auth/) are installed before any route, so every route,
+ * bull-board's included, sits behind them; without sign-in the server refuses to be built for a
+ * non-loopback host.
+ *
  * buildServer() returns a ready-to-listen Fastify instance and a close() that also closes the
  * open slides and the queue listeners; the CLI (`flashslide serve`) and the tests both use it.
  */
@@ -18,9 +22,12 @@ import { SlideError } from '../../worker/slide/errors.js';
 import { readerConnectionOptions } from '../../worker/queue/connection.js';
 import { QUEUES } from '../../worker/queue/queues.js';
 import type { ApiError } from './api-types.js';
+import { defaultAuditLog, installAuth, type AuditLog, type RouteAccess } from './auth/auth-plugin.js';
+import { checkBind } from './auth/host.js';
+import { installSecurityHeaders } from './auth/security-headers.js';
 import { SlideCatalog } from './catalog.js';
 import { closeSoon } from './close-soon.js';
-import { HttpError } from './errors.js';
+import { HttpError, TooManyRequestsError } from './errors.js';
 import { LiveUpdates } from './live-updates.js';
 import { DEFAULT_SERVE_OPTIONS, type ServeOptions } from './options.js';
 import { RegionCache } from './regions.js';
@@ -38,7 +45,16 @@ import { buildWorklist } from './worklist.js';
 export interface ReviewServer {
   app: FastifyInstance;
   context: ServerContext;
+  /** Every route the server registered (plugins' too), with its access marking: what the auth tests walk. */
+  routes(): RouteSummary[];
   close(): Promise<void>;
+}
+
+export interface RouteSummary {
+  method: string;
+  url: string;
+  /** undefined: credentials required when authentication is on. */
+  access: RouteAccess | undefined;
 }
 
 function errorBody(error: string, message: string): ApiError {
@@ -48,10 +64,25 @@ function errorBody(error: string, message: string): ApiError {
 /** Paths the browser app owns (client-side routing): they all load index.html. */
 const APP_PAGES = ['/', '/slides/*'];
 
-export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptions, 'dataDir' | 'appDir'>): Promise<ReviewServer> {
+export interface BuildExtras {
+  /** Where sign-ins, sign-outs and refused requests are reported (default: the request log, or stderr without one). */
+  audit?: AuditLog;
+}
+
+export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptions, 'dataDir' | 'appDir'>, extras: BuildExtras = {}): Promise<ReviewServer> {
   const options: ServeOptions = { ...DEFAULT_SERVE_OPTIONS, ...input, dataDir: resolve(input.dataDir), slideRoots: (input.slideRoots ?? []).map((r) => resolve(r)) };
+  // The CLI says the same as a usage error; this guards every other caller.
+  checkBind(options.host, options.auth);
   // forceCloseConnections: close() must not wait on idle keep-alive sockets (browsers, SSE).
-  const app = Fastify({ logger: options.logRequests, bodyLimit: 1 << 20, forceCloseConnections: true });
+  const app = Fastify({ logger: options.logRequests, bodyLimit: 1 << 20, forceCloseConnections: true, trustProxy: options.trustProxy });
+  // Kept by reference: a plugin's own onRoute hook may still mark the route's access after this one ran.
+  const registered: { method: string | string[]; url: string; config?: { access?: RouteAccess } }[] = [];
+  app.addHook('onRoute', (route) => {
+    registered.push(route);
+  });
+  // Before any route: the headers and the authentication hook then cover every route and plugin.
+  installSecurityHeaders(app, options.behindTls);
+  const auth = await installAuth(app, options, extras.audit ?? defaultAuditLog(options.logRequests));
 
   const catalog = new SlideCatalog({ dataDir: options.dataDir, redisUrl: options.redisUrl });
   const access = new SlideAccess(catalog);
@@ -76,9 +107,10 @@ export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptio
     cacheBytes: options.tileCacheBytes,
     ...(options.renderConcurrency === undefined ? {} : { concurrency: options.renderConcurrency }),
   };
-  const context: ServerContext = { options, catalog, access, regions, reviews, live, tileOptions };
+  const context: ServerContext = { options, catalog, access, regions, reviews, live, tileOptions, auth };
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof TooManyRequestsError) void reply.header('Retry-After', String(err.retryAfterSeconds));
     if (err instanceof HttpError) return reply.code(err.statusCode).send(errorBody(err.code, err.message));
     if (err.validation !== undefined) return reply.code(400).send(errorBody('bad-request', `${err.validationContext ?? 'request'} ${err.message}`));
     if (err instanceof SlideError) return reply.code(422).send(errorBody('unreadable', err.message));
@@ -119,6 +151,11 @@ export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptio
   const appDir = resolve(options.appDir);
   const haveApp = existsSync(join(appDir, 'index.html'));
   await app.register(async (scope) => {
+    // The app's pages and files are public (they hold no data; the app asks /api/session and
+    // shows its sign-in form); the auth hook still protects /api, /tiles and /admin under the catch-all.
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...route.config, access: 'app' };
+    });
     if (haveApp) {
       // Vite names assets by content hash: they never change under a URL.
       await scope.register(fastifyStatic, {
@@ -143,6 +180,7 @@ export async function buildServer(input: Partial<ServeOptions> & Pick<ServeOptio
   return {
     app,
     context,
+    routes: () => registered.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: r.config?.access }))),
     close: async () => {
       await live.close();
       await app.close();

@@ -52,6 +52,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   report: (args) => import('./report-command.js').then((m) => m.reportCommand(args)),
   prune: (args) => import('./prune-command.js').then((m) => m.pruneCommand(args)),
   serve: (args) => import('./serve-command.js').then((m) => m.serveCommand(args)),
+  'serve-user': (args) => import('./user-command.js').then((m) => m.userCommand(args)),
   status: statusCommand,
   submit: submitCommand,
   worker: workerCommand,

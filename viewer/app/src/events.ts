@@ -39,7 +39,9 @@ function asItem(data: unknown): WorklistItem | null {
 }
 
 function ensureSource(): void {
-  if (source) return;
+  // A stream the server closed for good (401 when the session ended) is opened anew after sign-in.
+  if (source && source.readyState !== EventSource.CLOSED) return;
+  source?.close();
   source = new EventSource('/api/events');
   source.addEventListener('open', () => setOpen(true));
   source.addEventListener('error', () => setOpen(source?.readyState === EventSource.OPEN));

@@ -2,7 +2,7 @@
  * `window.flashslide`: the page's state for tests and for poking at from the console. Read it,
  * don't drive the app through it (the tests press keys and move sliders like a user).
  *
- *   page           'worklist' | 'slide' | 'none'
+ *   page           'worklist' | 'slide' | 'login' | 'none'
  *   viewer         the OpenSeadragon viewer (slide page), else null
  *   baseItem       world item 0: the slide
  *   heatmapItem    world item 1: the heatmap (null until the result lands)
@@ -19,7 +19,7 @@ import type { ColormapName } from '../../../worker/store/colormap.js';
 import type { RegionItem, Review, SlideDetail } from '../../server/api-types.js';
 
 export interface FlashslideHooks {
-  page: 'worklist' | 'slide' | 'none';
+  page: 'worklist' | 'slide' | 'login' | 'none';
   viewer: OpenSeadragon.Viewer | null;
   baseItem: OpenSeadragon.TiledImage | null;
   heatmapItem: OpenSeadragon.TiledImage | null;

@@ -31,14 +31,24 @@ export function verdictChip(v: Verdict | undefined): HTMLElement {
     : h('span', { class: 'chip chip--none' }, 'open');
 }
 
-export function regionsPanel(reviewerName: string, on: RegionsPanelEvents): RegionsPanel {
+/** typed: the name field, filled with the last name typed; signedIn: the account verdicts are recorded under. */
+export type ReviewerIdentity = { typed: string } | { signedIn: string };
+
+export function regionsPanel(identity: ReviewerIdentity, on: RegionsPanelEvents): RegionsPanel {
   const progressText = h('span', { class: 'progress-text', 'data-testid': 'review-progress' });
   const progressBar = h('div', { class: 'bar__fill' });
   const list = h('ol', { class: 'region-list', 'data-testid': 'region-list' });
   const card = h('div', { class: 'region-card', 'data-testid': 'region-card' });
   const note = h('textarea', { id: 'region-note', rows: 2, placeholder: 'Note for this region (sent with the verdict)', 'aria-label': 'Note' });
-  const reviewer = h('input', { id: 'reviewer', type: 'text', placeholder: 'Your name', value: reviewerName, autocomplete: 'name', 'aria-label': 'Reviewer' });
-  reviewer.addEventListener('change', () => on.reviewer(reviewer.value.trim()));
+  let reviewerRow: HTMLElement;
+  if ('signedIn' in identity) {
+    reviewerRow = h('div', { class: 'reviewer-row' }, h('span', { class: 'reviewer-row__label' }, 'Reviewer'),
+      h('strong', { id: 'reviewer', 'data-testid': 'reviewer-name', title: 'You are signed in: verdicts are recorded under this name' }, identity.signedIn));
+  } else {
+    const reviewer = h('input', { id: 'reviewer', type: 'text', placeholder: 'Your name', value: identity.typed, autocomplete: 'name', 'aria-label': 'Reviewer' });
+    reviewer.addEventListener('change', () => on.reviewer(reviewer.value.trim()));
+    reviewerRow = h('div', { class: 'reviewer-row' }, h('label', { for: 'reviewer' }, 'Reviewer'), reviewer);
+  }
   const verdictButtons = (['confirmed', 'rejected', 'unsure'] as const).map((v) =>
     h('button', { type: 'button', class: `verdict-btn verdict-btn--${v}`, 'data-verdict': v, onclick: () => on.verdict(v) }, VERDICT_LABEL[v], h('kbd', null, VERDICT_KEY[v])),
   );
@@ -100,7 +110,7 @@ export function regionsPanel(reviewerName: string, on: RegionsPanelEvents): Regi
         ),
         h('div', { class: 'verdicts' }, verdictButtons),
         note,
-        h('div', { class: 'reviewer-row' }, h('label', { for: 'reviewer' }, 'Reviewer'), reviewer),
+        reviewerRow,
         rr ? h('p', { class: 'muted small', 'data-testid': 'verdict-line' },
           `${VERDICT_LABEL[rr.verdict]} by ${rr.reviewer || 'anonymous'}, ${fmtWhen(rr.at)}${rr.history.length ? ` · ${rr.history.length} earlier` : ''}`) : null,
         stepper,

@@ -23,6 +23,7 @@ import { mountReadout, type Readout } from './readout.js';
 import { regionsPanel } from './regions-panel.js';
 import { ReviewStore } from './review.js';
 import { mountScaleBar } from './scale-bar.js';
+import { accountBadge, signedInUser } from './session.js';
 import { loadSettings, loadWorklistOrder, saveSettings } from './settings.js';
 import { toast } from './toast.js';
 import { interceptLink, navigate, replaceUrl, slideHref, type ViewState } from './url-state.js';
@@ -60,7 +61,9 @@ export function mountSlide(root: HTMLElement, id: string, initialView: ViewState
   stage.append(osd, stageMessage);
   const banner = h('div', { class: 'banner', hidden: true, 'data-testid': 'status-banner' });
   const controls = heatmapControls((patch) => applyLook(patch));
-  const panel = regionsPanel(settings.reviewer, {
+  // Signed in, the server records verdicts under the account's name: the panel shows it instead of a name field.
+  const account = signedInUser();
+  const panel = regionsPanel(account === null ? { typed: settings.reviewer } : { signedIn: account }, {
     select: (i) => selectRegion(i),
     step: (d) => stepRegion(d),
     verdict: (v) => void recordVerdict(v),
@@ -77,6 +80,7 @@ export function mountSlide(root: HTMLElement, id: string, initialView: ViewState
       exportMenu.element,
       h('button', { type: 'button', class: 'btn btn--ghost', title: 'Previous slide ([)', onclick: () => void otherSlide(-1) }, '‹ Prev slide'),
       h('button', { type: 'button', class: 'btn', id: 'next-slide', title: 'Next slide of the worklist (])', onclick: () => void otherSlide(1) }, 'Next slide ›', h('kbd', null, ']')),
+      accountBadge(),
       h('button', { type: 'button', class: 'icon-btn', title: 'Keyboard shortcuts (?)', onclick: toggleHelp }, '?')),
     h('div', { class: 'slide-page' }, stage, sidebar));
   controls.setHeatmap(null, lookFromSettings(0));
@@ -253,7 +257,7 @@ export function mountSlide(root: HTMLElement, id: string, initialView: ViewState
       toast(regions?.length ? 'Choose a region first (n).' : 'No region to review.', 'info');
       return;
     }
-    const ok = await review.record(r.id, v, panel.note(), settings.reviewer);
+    const ok = await review.record(r.id, v, panel.note(), account === null ? settings.reviewer : '');
     if (ok) toast(`Region #${r.rank}: ${v}`, 'ok', 1800);
   }
 

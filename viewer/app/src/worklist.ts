@@ -12,6 +12,7 @@ import { fmtInt, fmtScore, fmtWhen } from './format.js';
 import { toggleHelp } from './help.js';
 import { hooks } from './hooks.js';
 import { bindKeys } from './keyboard.js';
+import { accountBadge } from './session.js';
 import { saveWorklistOrder } from './settings.js';
 import { submitPanel } from './submit.js';
 import { interceptLink, navigate, slideHref } from './url-state.js';
@@ -156,6 +157,7 @@ export function mountWorklist(root: HTMLElement): () => void {
       counts,
       h('span', { class: 'spacer' }),
       live,
+      accountBadge(),
       h('button', { type: 'button', class: 'icon-btn', title: 'Keyboard shortcuts (?)', onclick: toggleHelp }, '?')),
     h('main', { class: 'worklist-page' },
       h('div', { class: 'toolbar' }, filter, status, sort, h('span', { class: 'spacer' }), exportMenu.element),

@@ -2,12 +2,16 @@
  * Verdicts. GET returns the review with its version as the ETag; PUT of one region's verdict
  * must carry If-Match with that version (428 without it, 409 when someone else changed the review
  * since), so two reviewers of one slide never silently overwrite each other.
+ *
+ * With authentication on, a verdict is recorded under the signed-in name: the body may leave
+ * `reviewer` out or repeat that name, and a different one is refused (403), so nobody records a
+ * verdict as someone else. Without authentication the typed name is recorded, as given.
  */
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Review } from '../api-types.js';
-import { BadRequestError, PreconditionRequiredError } from '../errors.js';
+import { BadRequestError, ForbiddenError, PreconditionRequiredError } from '../errors.js';
 import type { ServerContext } from '../server-context.js';
 import { entryOr404 } from './slide-routes.js';
 
@@ -44,7 +48,13 @@ export function registerReviewRoutes(fastify: FastifyInstance, ctx: ServerContex
     if (entry.status !== 'done') throw new BadRequestError(`${entry.name} has no result yet (${entry.status}): there is nothing to review`);
     const ifMatch = parseIfMatch(req.headers['if-match']);
     if (ifMatch === undefined) throw new PreconditionRequiredError('send If-Match with the review version you saw (the ETag of GET .../review), so a concurrent edit is not overwritten');
-    const review = await ctx.reviews.setVerdict(entry.resultDir, await ctx.regions.ids(entry), req.params.regionId, req.body, ifMatch);
+    const signedIn = ctx.auth.reviewerOf(req);
+    const claimed = req.body.reviewer?.trim();
+    if (signedIn !== null && claimed !== undefined && claimed !== '' && claimed !== signedIn) {
+      throw new ForbiddenError('reviewer-mismatch', `you are signed in as ${signedIn}: verdicts are recorded under that name (leave "reviewer" out)`);
+    }
+    const input = signedIn === null ? req.body : { ...req.body, reviewer: signedIn };
+    const review = await ctx.reviews.setVerdict(entry.resultDir, await ctx.regions.ids(entry), req.params.regionId, input, ifMatch);
     ctx.live.trigger();
     void reply.header('ETag', `"${review.version}"`).header('Cache-Control', 'no-store');
     return review;

@@ -17,12 +17,12 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Type } from 'typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { submitSlides, type SlideStatus } from '../../../worker/queue/submit.js';
 import type { SubmitResponse } from '../api-types.js';
 import { UPLOADS_FOLDER, statusName } from '../catalog.js';
-import { BadRequestError, HttpError, NoQueueError, NotFoundError, TooLargeError } from '../errors.js';
+import { BadRequestError, HttpError, NoQueueError, NotFoundError, TooLargeError, TooManyRequestsError } from '../errors.js';
 import type { ServerContext } from '../server-context.js';
 
 const UPLOAD_NAME = /^[A-Za-z0-9][\w.-]{0,119}$/;
@@ -84,14 +84,26 @@ export function registerSubmitRoutes(fastify: FastifyInstance, ctx: ServerContex
   // Slide bytes arrive as a stream; the route writes them to disk as they come.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
+  // Each upload may be gigabytes of disk writes: a few at once, the rest asked to come back.
+  let uploading = 0;
+
   app.put('/api/upload', { schema: { querystring: Type.Object({ name: Type.String({ minLength: 1, maxLength: 120 }) }) } }, async (req, reply) => {
     if (options.redisUrl === undefined) throw new NoQueueError();
-    const name = req.query.name;
+    if (uploading >= options.maxConcurrentUploads) throw new TooManyRequestsError(`${uploading} uploads are in progress, this server's limit: try again when one has finished`, 30);
+    uploading++;
+    try {
+      return await receiveUpload(req.query.name, req, reply);
+    } finally {
+      uploading--;
+    }
+  });
+
+  async function receiveUpload(name: string, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (!UPLOAD_NAME.test(name)) throw new BadRequestError(`upload name ${JSON.stringify(name)} must be a plain file name (letters, digits, '.', '_', '-'; no folders)`);
     if (!(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) throw new BadRequestError('send the slide bytes with Content-Type: application/octet-stream');
     const limit = options.uploadLimitBytes;
     const declared = Number(req.headers['content-length'] ?? NaN);
-    if (Number.isFinite(declared) && declared > limit) throw new TooLargeError(`the upload is ${declared} bytes; this server accepts at most ${limit} (--upload-limit)`);
+    if (Number.isFinite(declared) && declared > limit) throw new TooLargeError(`the upload is ${declared} bytes; this server accepts at most ${limit} (--upload-limit-mb)`);
     const dir = join(options.dataDir, UPLOADS_FOLDER);
     await mkdir(dir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -101,7 +113,7 @@ export function registerSubmitRoutes(fastify: FastifyInstance, ctx: ServerContex
     const body = req.body as Readable;
     body.on('data', (chunk: Buffer) => {
       received += chunk.length;
-      if (received > limit) body.destroy(new TooLargeError(`the upload passed ${limit} bytes, this server's limit (--upload-limit)`));
+      if (received > limit) body.destroy(new TooLargeError(`the upload passed ${limit} bytes, this server's limit (--upload-limit-mb)`));
     });
     try {
       await pipeline(body, createWriteStream(partial, { flags: 'wx' }));
@@ -119,5 +131,5 @@ export function registerSubmitRoutes(fastify: FastifyInstance, ctx: ServerContex
       await rm(final, { force: true });
       throw err;
     }
-  });
+  }
 }

@@ -21,14 +21,22 @@ export function registerWorklistRoutes(app: FastifyInstance, ctx: ServerContext)
     const send = (event: WorklistEvent): void => {
       res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     };
-    const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     let unsubscribe: (() => void) | null = null;
     let closed = false;
-    req.raw.on('close', () => {
+    const stop = (): void => {
       closed = true;
       clearInterval(keepalive);
       unsubscribe?.();
-    });
+      unsubscribe = null;
+    };
+    const keepalive = setInterval(() => {
+      // A session that ended (idle, signed out, account removed) ends its stream too; the
+      // browser's reconnect then gets 401 and the app asks for a sign-in.
+      if (ctx.auth.stillValid(req)) return void res.write(': keepalive\n\n');
+      stop();
+      res.end();
+    }, KEEPALIVE_MS);
+    req.raw.on('close', stop);
     try {
       const off = await ctx.live.subscribe(send);
       if (closed) off();
