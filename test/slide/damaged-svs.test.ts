@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { openSlide } from '../../worker/slide/open-slide.js';
 import { CorruptSlideError } from '../../worker/slide/errors.js';
 import { openSlideAvailable } from '../../worker/slide/openslide-source.js';
@@ -69,3 +70,19 @@ describe('damaged JPEG tiles in an Aperio SVS', () => {
     expect(r.stdout).toMatch(/^FAILED +.*damaged-CMU\.svs: .*tile \(5, 3\) .* is damaged/m);
   });
 });
+
+describe('regions composed from the stored JPEG tiles', () => {
+  it('are the pixels libvips decodes, at any window (aligned or not, at the edges)', async () => {
+    const s = await openSlide(CMU, { backend: 'sharp' });
+    try {
+      for (const [x, y, w, h] of [[0, 0, 1024, 1024], [100, 37, 700, 513], [1200, 1900, 1020, 1067], [255, 255, 2, 2], [s.width - 300, s.height - 200, 300, 200]] as const) {
+        const ours = (await s.readRegion(0, x, y, w, h)).data;
+        const vips = await sharp(CMU, { limitInputPixels: false }).extract({ left: x, top: y, width: w, height: h }).removeAlpha().raw().toBuffer();
+        expect(ours.equals(vips), `window ${x},${y} ${w}x${h}`).toBe(true);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
