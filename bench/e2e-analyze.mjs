@@ -125,6 +125,11 @@ const rows = [
   ['region reads (overlapped)', `${s(summary.timings.readMs)} s`],
   ['inference', `${s(summary.timings.inferenceMs)} s`],
   ['tokens through the ViT', summary.embeddings.modelTokens === undefined ? 'n/a' : `${(summary.embeddings.modelTokens / 1e6).toFixed(2)} M (every patch of every region: ${((plan.regionPlan.regions.length * (plan.model.prefixTokens + (plan.regionPlan.regionSize / plan.model.patchSize) ** 2)) / 1e6).toFixed(2)} M)`],
+  ['engine in the embed phase', summary.timings.engineIdle === undefined ? 'n/a' : (() => {
+    const e = summary.timings.engineIdle;
+    const pc = (v) => `${((100 * v) / e.phaseMs).toFixed(0)} %`;
+    return `${s(e.phaseMs)} s: busy ${pc(e.busyMs)}; idle before the first forward ${s(e.firstMs)} s, waiting for reads ${s(e.readMs)} s, waiting otherwise ${s(e.otherMs)} s, after the last ${s(e.tailMs)} s`;
+  })()],
   ['part files written', summary.timings.writeMs === undefined ? 'n/a' : `${s(summary.timings.writeMs)} s (overlapped with the next forward)`],
   ['scoring + store', `${s(summary.timings.scoringMs)} s${summary.timings.scoringSteps ? ` (${Object.entries(summary.timings.scoringSteps).map(([k, v]) => `${k.replace(/Ms$/, '')} ${s(v)}`).join(', ')})` : ''}`],
   ...(copies === 1

@@ -26,7 +26,7 @@ import { readThumbnail } from '../slide/thumbnail.js';
 import type { RgbImage } from '../slide/slide-source.js';
 import { ResultStore } from '../store/result-store.js';
 import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
-import { countCells, slideScore, type SlideFailure, type SlideSummary } from '../store/summary.js';
+import { countCells, slideScore, type EngineIdle, type SlideFailure, type SlideSummary } from '../store/summary.js';
 import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
 import { dropEmbeddings, partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
@@ -124,6 +124,8 @@ export interface AggregateTimings {
   writeMs?: number;
   /** Tokens the model computed (padding included), over the batches this analysis ran. */
   modelTokens?: number;
+  /** Where the engine waited during the embed phase (embedded mode). */
+  engineIdle?: EngineIdle;
   /** performance.now() or epoch ms when the analysis started, for the total. */
   startedAt?: number;
 }
@@ -284,6 +286,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
       readMs: timings.readMs,
       inferenceMs: timings.inferenceMs,
       ...(timings.writeMs === undefined ? {} : { writeMs: timings.writeMs }),
+      ...(timings.engineIdle === undefined ? {} : { engineIdle: timings.engineIdle }),
       scoringMs,
       scoringSteps: {
         layoutMs: tLayout - scoringStarted,

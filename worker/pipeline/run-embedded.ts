@@ -15,6 +15,7 @@ import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, ty
 import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
 import { getEngine } from './engine-cache.js';
 import type { ProgressListener } from './progress.js';
+import type { EngineIdle } from '../store/summary.js';
 
 export interface SlideOutcome {
   slidePath: string;
@@ -44,6 +45,32 @@ export function isSlideFailure(err: unknown): err is Error {
   return err instanceof SlideError || err instanceof EngineError || err instanceof DataFolderError || err instanceof PartFileError;
 }
 
+/**
+ * The engine's idle time in an embed phase, from when each batch's read finished and its
+ * forward ended and how long the forward ran: before the first forward (the first read), and
+ * between forwards, split into waiting for the next batch's read and the rest (the event loop,
+ * the thread pool's queue). After the last forward until the phase ended: the last writes.
+ */
+export function engineIdle(readDone: readonly number[], forwardEnd: readonly number[], forwardMs: readonly number[], phaseMs: number): EngineIdle {
+  const idle: EngineIdle = { phaseMs, busyMs: 0, firstMs: 0, readMs: 0, otherMs: 0, tailMs: 0 };
+  for (let k = 0; k < forwardEnd.length; k++) {
+    const end = forwardEnd[k] as number;
+    const start = end - (forwardMs[k] as number);
+    idle.busyMs += forwardMs[k] as number;
+    if (k === 0) {
+      idle.firstMs = Math.max(0, start);
+      continue;
+    }
+    const gap = start - (forwardEnd[k - 1] as number);
+    if (gap <= 0) continue;
+    const forRead = Math.min(gap, Math.max(0, (readDone[k] as number) - (forwardEnd[k - 1] as number)));
+    idle.readMs += forRead;
+    idle.otherMs += gap - forRead;
+  }
+  idle.tailMs = Math.max(0, phaseMs - (forwardEnd[forwardEnd.length - 1] ?? 0));
+  return idle;
+}
+
 /** What the embed stages of one slide leave for its aggregate stage. */
 interface EmbeddedSlide {
   plan: SlidePlan;
@@ -71,6 +98,11 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
   // and each finished batch's part file is written (this thread) while the engine works.
   const reads: (Promise<RegionBatch> | undefined)[] = [];
   const forwards: (Promise<ForwardedBatch> | undefined)[] = [];
+  // When each batch's read finished and its forward ended (ms since the embed phase began): the
+  // engine's idle time between forwards, and what it waited for (summary.timings.engineIdle).
+  const embedStart = performance.now();
+  const readDone: number[] = [];
+  const forwardEnd: number[] = [];
   const launch = (k: number): void => {
     for (let j = k; j < Math.min(todo.length, k + READ_AHEAD); j++) {
       if (reads[j] !== undefined) continue;
@@ -79,17 +111,20 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
       reads[j] = p;
     }
     if (k >= todo.length || forwards[k] !== undefined) return;
-    const f = (reads[k] as Promise<RegionBatch>).then((batch) => {
+    const f = (reads[k] as Promise<RegionBatch>).then(async (batch) => {
+      readDone[k] = performance.now() - embedStart;
       timings.readMs += batch.readMs;
-      return forwardBatch(plan, engine, batch);
+      const forwarded = await forwardBatch(plan, engine, batch);
+      forwardEnd[k] = performance.now() - embedStart;
+      return forwarded;
     });
     f.catch(() => undefined);
     forwards[k] = f;
   };
-  // Part files are written WRITES_IN_FLIGHT at a time: each ends with an fsync, and one at a
-  // time the writes, not the engine, set the pace (a ViT-L batch of 8 regions is ~70 ms on an
-  // H200, its 30 MB part with the fsync took ~120 ms there).
+  // Part files are written WRITES_IN_FLIGHT at a time, so that a slow write never holds back
+  // the next forward (a ViT-L batch of 8 regions is ~50-70 ms on an H200).
   const writes: Promise<void>[] = [];
+  const forwardMs: number[] = [];
   const finishWrite = async (): Promise<void> => {
     await writes.shift();
   };
@@ -102,6 +137,7 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
       reads[k] = undefined;
       launch(k + 2);
       timings.inferenceMs += forwarded.inferMs;
+      forwardMs[k] = forwarded.inferMs;
       timings.modelTokens = (timings.modelTokens ?? 0) + forwarded.modelTokens;
       const write = writePart(plan, forwarded).then((ms) => {
         timings.writeMs = (timings.writeMs ?? 0) + ms;
@@ -113,6 +149,7 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
       if (writes.length >= WRITES_IN_FLIGHT) await finishWrite();
     }
     while (writes.length > 0) await finishWrite();
+    timings.engineIdle = engineIdle(readDone, forwardEnd, forwardMs, performance.now() - embedStart);
   } finally {
     // After a failure, let what is still running settle before the slide is closed under it.
     await Promise.allSettled([...reads, ...forwards, ...writes].filter((p) => p !== undefined));

@@ -9,6 +9,8 @@ export interface SlideTimings {
   inferenceMs: number;
   /** Part files written (embedded mode; queue workers write them in their batch jobs). */
   writeMs?: number;
+  /** Where the engine waited in the embed phase (embedded mode). */
+  engineIdle?: EngineIdle;
   /** Scoring and storing the result, all of it; `scoringSteps` splits it. */
   scoringMs: number;
   scoringSteps?: ScoringSteps;
@@ -51,6 +53,16 @@ export interface SlideSummary {
   embeddings?: EmbeddingsReport;
   createdAt?: string;
   flashslideVersion?: string;
+}
+
+/** The engine's time in an embed phase (ms): busy, idle before its first forward, waiting for a batch's read, waiting otherwise, after its last forward. */
+export interface EngineIdle {
+  phaseMs: number;
+  busyMs: number;
+  firstMs: number;
+  readMs: number;
+  otherMs: number;
+  tailMs: number;
 }
 
 export interface EmbeddingsReport {
