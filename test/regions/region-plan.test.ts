@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openSlide } from '../../worker/slide/open-slide.js';
 import { findTissue, type TissueMap } from '../../worker/tissue/tissue-map.js';
 import { planRegions, validateRegionOptions, type RegionPlan } from '../../worker/regions/region-plan.js';
@@ -38,8 +38,15 @@ function stainedFraction(data: Buffer): number {
   return stained / n;
 }
 
+/** Every slide the tests open, closed at the end (an open file left to the garbage collector warns). */
+const opened: SlideSource[] = [];
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close()));
+});
+
 async function setup(path: string, mpp?: number): Promise<{ source: SlideSource; tissue: TissueMap }> {
   const source = await openSlide(path, { mpp });
+  opened.push(source);
   return { source, tissue: await findTissue(source) };
 }
 

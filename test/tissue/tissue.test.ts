@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { openSlide } from '../../worker/slide/open-slide.js';
 import { findTissue } from '../../worker/tissue/tissue-map.js';
 import { detectTissue, otsuThreshold } from '../../worker/tissue/tissue-mask.js';
 import { close, dilate, erode, open, removeSmallComponents } from '../../worker/tissue/morphology.js';
 import { readOverview } from '../../worker/tissue/overview.js';
-import type { RgbImage } from '../../worker/slide/slide-source.js';
+import type { RgbImage, SlideSource } from '../../worker/slide/slide-source.js';
 import { BOXES, CMU, KIDNEY, NDPI } from '../helpers.js';
 
 function solid(width: number, height: number, rgb: [number, number, number]): RgbImage {
@@ -114,8 +114,19 @@ describe('tissue detection on synthetic images', () => {
 });
 
 describe('tissue on real slides', () => {
+  // Every slide opened here is closed at the end (an open file left to the garbage collector warns).
+  const opened: SlideSource[] = [];
+  const openTracked = async (path: string): Promise<SlideSource> => {
+    const s = await openSlide(path);
+    opened.push(s);
+    return s;
+  };
+  afterAll(async () => {
+    await Promise.all(opened.map((s) => s.close()));
+  });
+
   it('CMU-1: a plausible fraction, and the mask agrees with the pixels', async () => {
-    const s = await openSlide(CMU);
+    const s = await openTracked(CMU);
     const t = await findTissue(s);
     expect(t.detection.mode).toBe('brightfield');
     expect(t.tissueFraction).toBeGreaterThan(0.3);
@@ -132,20 +143,20 @@ describe('tissue on real slides', () => {
   });
 
   it('NDPI fluorescence: detected as fluorescence, mostly tissue', async () => {
-    const t = await findTissue(await openSlide(NDPI));
+    const t = await findTissue(await openTracked(NDPI));
     expect(t.detection.mode).toBe('fluorescence');
     expect(t.tissueFraction).toBeGreaterThan(0.5);
     expect(t.tissueFraction).toBeLessThan(0.98);
   });
 
   it('kidney strip: a small fragment on mostly glass', async () => {
-    const t = await findTissue(await openSlide(KIDNEY));
+    const t = await findTissue(await openTracked(KIDNEY));
     expect(t.tissueFraction).toBeGreaterThan(0.001);
     expect(t.tissueFraction).toBeLessThan(0.05);
   });
 
   it('overview from a coarser pyramid level matches one computed from level 0', async () => {
-    const s = await openSlide(BOXES);
+    const s = await openTracked(BOXES);
     const fromLevel1 = await readOverview(s, 2); // level 1 has downsample 2: read as is
     expect(fromLevel1.level).toBe(1);
     const fromLevel0 = await readOverview(s, 1.9); // no level at 1.9: averaged from level 0
