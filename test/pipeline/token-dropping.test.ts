@@ -9,6 +9,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
+import { readPlan } from '../../worker/pipeline/plan-stage.js';
+import { cachedTissueLayout, keptTissuePatches } from '../../worker/pipeline/tissue-layout.js';
+import { readPlannedRegion } from '../../worker/regions/read-region.js';
+import { openSlide } from '../../worker/slide/open-slide.js';
 import { decodeNpyFloat32 } from '../../worker/store/npy.js';
 import { CMU, tempDir } from '../helpers.js';
 
@@ -70,5 +74,37 @@ describe('token dropping (--tokens tissue)', () => {
     for (let i = 0; i < a.length; i++) if (!Number.isNaN(a[i] as number)) maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (t[i] as number)));
     expect(maxDiff).toBeGreaterThan(0); // dropping is real
     expect(spearman(a, t)).toBeGreaterThan(0.99);
+  }, 120_000);
+  it('reads only the tiles under kept patches, and those patches get exactly the pixels of a full read', async () => {
+    const data = tempDir();
+    const spec = await describeAnalysis(CMU, { ...base, dataDir: data, tokens: 'tissue' });
+    const [o] = await analyzeEmbedded([CMU], { ...base, dataDir: data, tokens: 'tissue' });
+    expect(o?.status, o?.reason).toBe('done');
+    const plan = (await readPlan(spec))!;
+    const layout = await cachedTissueLayout(plan);
+    const n = plan.regionPlan.regionSize / plan.regionPlan.patchSize;
+    const p = plan.regionPlan.patchSize;
+    const source = await openSlide(CMU);
+    let skippedPixels = 0;
+    try {
+      for (const [i, region] of plan.regionPlan.regions.entries()) {
+        const mask = new Uint8Array(n * n);
+        for (const k of keptTissuePatches(plan, layout, i, plan.spec.tokenMargin ?? 0)) mask[k] = 1;
+        const full = (await readPlannedRegion(source, plan.regionPlan, region)).data;
+        const kept = (await readPlannedRegion(source, plan.regionPlan, region, mask)).data;
+        const size = plan.regionPlan.regionSize;
+        for (let y = 0; y < size; y++) {
+          for (let x = 0; x < size; x++) {
+            const at = (y * size + x) * 3;
+            const same = full[at] === kept[at] && full[at + 1] === kept[at + 1] && full[at + 2] === kept[at + 2];
+            if (mask[Math.floor(y / p) * n + Math.floor(x / p)] === 1) expect(same, `region ${i} kept pixel ${x},${y}`).toBe(true);
+            else if (!same) skippedPixels++;
+          }
+        }
+      }
+    } finally {
+      await source.close();
+    }
+    expect(skippedPixels).toBeGreaterThan(0); // some tiles were not decoded
   }, 120_000);
 });

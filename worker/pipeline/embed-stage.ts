@@ -30,6 +30,8 @@ export interface RegionBatch {
   /** size x size RGB for each region, concatenated. */
   readonly pixels: Buffer;
   readonly readMs: number;
+  /** With --tokens tissue: each region's kept patches (keptTissuePatches), read and then forwarded. */
+  readonly kept?: readonly Int32Array[];
 }
 
 export const partPath = (plan: SlidePlan, batch: number): string =>
@@ -66,18 +68,31 @@ export async function readBatch(plan: SlidePlan, source: SlideSource, batch: num
   const indices = plan.batches[batch];
   if (indices === undefined) throw new Error(`batch ${batch} is not in the plan (${plan.batches.length} batches)`);
   const size = plan.regionPlan.regionSize;
+  // Token dropping: the patches each region keeps, known before the read, so that the tiles
+  // under none of them are not decoded (their pixels would never reach the model).
+  let kept: Int32Array[] | undefined;
+  if (plan.spec.tokens === 'tissue') {
+    const layout = await cachedTissueLayout(plan);
+    kept = indices.map((i) => keptTissuePatches(plan, layout, i, plan.spec.tokenMargin ?? 0));
+  }
+  const n = size / plan.regionPlan.patchSize;
   const images = await Promise.all(
-    indices.map((i) => {
+    indices.map((i, b) => {
       const region = plan.regionPlan.regions[i];
       if (region === undefined) throw new Error(`region ${i} is not in the plan`);
       signal?.throwIfAborted();
-      return readPlannedRegion(source, plan.regionPlan, region);
+      let mask: Uint8Array | undefined;
+      if (kept !== undefined) {
+        mask = new Uint8Array(n * n);
+        for (const p of kept[b] as Int32Array) mask[p] = 1;
+      }
+      return readPlannedRegion(source, plan.regionPlan, region, mask);
     }),
   );
   signal?.throwIfAborted();
   const pixels = Buffer.alloc(indices.length * size * size * 3);
   images.forEach((img, k) => img.data.copy(pixels, k * size * size * 3));
-  return { index: batch, regions: indices, pixels, readMs: performance.now() - started };
+  return { index: batch, regions: indices, pixels, readMs: performance.now() - started, ...(kept === undefined ? {} : { kept }) };
 }
 
 /** A batch through the model, its part file not yet written. */
@@ -125,7 +140,7 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
   }
   // Token dropping: each region enters the model as its tissue (plus a margin) alone; its owned
   // tissue patches are among the kept ones, found in the kept output by their list position.
-  const kept = batch.regions.map((r) => keptTissuePatches(plan, layout, r, plan.spec.tokenMargin ?? 0));
+  const kept = batch.kept ?? batch.regions.map((r) => keptTissuePatches(plan, layout, r, plan.spec.tokenMargin ?? 0));
   const offsets = new Int32Array(kept.length + 1);
   kept.forEach((k, b) => (offsets[b + 1] = (offsets[b] as number) + k.length));
   const patches = new Int32Array(offsets[kept.length] as number);

@@ -7,8 +7,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { completeJpeg } from './jpeg-tile.js';
 import { CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
-import { checkRegionRequest, padToRequest } from './region-bounds.js';
-import { MAX_REGION_PIXELS, type AssociatedImageName, type Mpp, type MppSource, type RgbImage, type SlideLevel, type SlideSource } from './slide-source.js';
+import { checkRegionRequest, padToRequest, type LevelWindow } from './region-bounds.js';
+import { MAX_REGION_PIXELS, type AssociatedImageName, type Mpp, type MppSource, type ReadRegionOptions, type RgbImage, type SlideLevel, type SlideSource } from './slide-source.js';
 import type { TiffAssociated, TiffLevel, TiffSlideLayout } from './tiff-metadata.js';
 
 /** What the TIFF directories said about the slide (minus the backend choice), and its path. */
@@ -76,11 +76,11 @@ export class SharpSlideSource implements SlideSource {
     return sharp(this.path, options);
   }
 
-  async readRegion(level: number, x: number, y: number, width: number, height: number): Promise<RgbImage> {
+  async readRegion(level: number, x: number, y: number, width: number, height: number, options: ReadRegionOptions = {}): Promise<RgbImage> {
     const win = checkRegionRequest(this.path, this.levels, level, x, y, width, height);
     if (win.iw === 0 || win.ih === 0) return padToRequest(null, win, width, height);
     const lvl = this.tiffLevels[level] as TiffLevel;
-    const fromTiles = await this.readFromStoredTiles(level, win);
+    const fromTiles = await this.readFromStoredTiles(level, win, options.wanted);
     if (fromTiles !== null) return padToRequest(fromTiles, win, width, height);
     let inner: Buffer;
     try {
@@ -140,32 +140,39 @@ export class SharpSlideSource implements SlideSource {
    * then decoded once, where checking before a libvips read decoded it twice (3.8x the read time
    * of a mosaic's regions).
    */
-  private async readFromStoredTiles(level: number, win: { ix: number; iy: number; iw: number; ih: number }): Promise<Buffer | null> {
+  private async readFromStoredTiles(level: number, win: LevelWindow, wanted: ReadRegionOptions['wanted']): Promise<Buffer | null> {
     const t = this.tiffLevels[level]?.jpegTiles;
     if (t === undefined || t === null) return null;
     const c0 = Math.floor(win.ix / t.tileWidth);
     const c1 = Math.floor((win.ix + win.iw - 1) / t.tileWidth);
     const r0 = Math.floor(win.iy / t.tileHeight);
     const r1 = Math.floor((win.iy + win.ih - 1) / t.tileHeight);
-    const jobs: Promise<Buffer | null>[] = [];
-    for (let row = r0; row <= r1; row++) for (let col = c0; col <= c1; col++) jobs.push(this.decodedTile(level, col, row));
-    const tiles = await Promise.all(jobs);
-    if (tiles.some((x) => x === null)) return null;
-    const out = Buffer.allocUnsafe(win.iw * win.ih * 3);
-    let k = 0;
+    // The part of each tile inside the window, in level pixels; an unwanted one is not decoded.
+    const parts: { col: number; row: number; x0: number; x1: number; y0: number; y1: number; tile: Promise<Buffer | null> | 'skip' }[] = [];
     for (let row = r0; row <= r1; row++) {
       for (let col = c0; col <= c1; col++) {
-        const tile = tiles[k++] as Buffer;
-        // The part of this tile inside the window, in level pixels.
         const x0 = Math.max(win.ix, col * t.tileWidth);
         const x1 = Math.min(win.ix + win.iw, (col + 1) * t.tileWidth);
         const y0 = Math.max(win.iy, row * t.tileHeight);
         const y1 = Math.min(win.iy + win.ih, (row + 1) * t.tileHeight);
-        const bytes = (x1 - x0) * 3;
-        for (let y = y0; y < y1; y++) {
-          const src = ((y - row * t.tileHeight) * t.tileWidth + (x0 - col * t.tileWidth)) * 3;
-          tile.copy(out, ((y - win.iy) * win.iw + (x0 - win.ix)) * 3, src, src + bytes);
+        const skip = wanted !== undefined && !wanted(x0 - win.lx, y0 - win.ly, x1 - x0, y1 - y0);
+        parts.push({ col, row, x0, x1, y0, y1, tile: skip ? 'skip' : this.decodedTile(level, col, row) });
+      }
+    }
+    const tiles = await Promise.all(parts.map((p) => p.tile));
+    if (tiles.some((x) => x === null)) return null;
+    const out = Buffer.allocUnsafe(win.iw * win.ih * 3);
+    for (const [k, { col, row, x0, x1, y0, y1 }] of parts.entries()) {
+      const tile = tiles[k] as Buffer | 'skip';
+      const bytes = (x1 - x0) * 3;
+      for (let y = y0; y < y1; y++) {
+        const at = ((y - win.iy) * win.iw + (x0 - win.ix)) * 3;
+        if (tile === 'skip') {
+          out.fill(255, at, at + bytes); // unwanted: glass white, never looked at
+          continue;
         }
+        const src = ((y - row * t.tileHeight) * t.tileWidth + (x0 - col * t.tileWidth)) * 3;
+        tile.copy(out, at, src, src + bytes);
       }
     }
     return out;

@@ -29,6 +29,15 @@ export interface RgbImage {
 
 export type AssociatedImageName = 'thumbnail' | 'label' | 'macro' | (string & {});
 
+export interface ReadRegionOptions {
+  /**
+   * Which parts of the request the caller will use, asked for rectangles in request pixels (from
+   * its top-left corner): a backend may leave a rectangle it is told is unwanted undecoded, and
+   * fill it with any value. Token dropping reads only the tiles under the patches it keeps.
+   */
+  wanted?: (x: number, y: number, width: number, height: number) => boolean;
+}
+
 export interface SlideSource {
   readonly path: string;
   readonly backend: BackendName;
@@ -55,7 +64,7 @@ export interface SlideSource {
    * overlap the rectangle are decoded. Pixels outside the slide are white (glass), so callers can ask
    * for regions that hang over the edge.
    */
-  readRegion(level: number, x: number, y: number, width: number, height: number): Promise<RgbImage>;
+  readRegion(level: number, x: number, y: number, width: number, height: number, options?: ReadRegionOptions): Promise<RgbImage>;
   readAssociatedImage(name: AssociatedImageName): Promise<RgbImage>;
   /**
    * Optional fast path for tile servers: the size of the JPEG tiles `level` is stored in, or null
