@@ -67,15 +67,14 @@ async function confined(path: string, roots: readonly string[], what: string, fl
   return real;
 }
 
+/** Whether the request's data folder is this worker's own (the same real path). */
+async function servesDataFolder(r: AnalysisRequest, roots: WorkerRoots): Promise<boolean> {
+  return (await realpath(r.dataDir).catch(() => '')) === roots.dataDir;
+}
+
 /** The analysis a request asks for, derived and checked as the header says. */
 export async function specForRequest(r: AnalysisRequest, roots: WorkerRoots): Promise<AnalysisSpec> {
-  let data: string;
-  try {
-    data = await realpath(r.dataDir);
-  } catch {
-    data = '';
-  }
-  if (data !== roots.dataDir) {
+  if (!(await servesDataFolder(r, roots))) {
     throw new JobRefusedError(`the job was submitted to the data folder ${r.dataDir}, but this worker writes to ${roots.dataDir}; start workers with --data at the folder submit and serve use (mounted at the same path)`);
   }
   await confined(r.slidePath, roots.slideRoots, 'slide', '--slides');
@@ -116,26 +115,23 @@ export async function specForRequest(r: AnalysisRequest, roots: WorkerRoots): Pr
  * computed from the request alone, no file read. Never used to write.
  */
 export function describedSpec(r: AnalysisRequest): AnalysisSpec {
-  return assembleSpec({
-    analysisId: r.analysisId,
-    embeddingId: r.embeddingId,
-    slidePath: r.slidePath,
-    slideFingerprint: r.slideFingerprint,
-    modelWeights: r.modelWeights,
-    modelConfig: r.modelConfig,
-    modelName: modelName(r.modelWeights, r.modelWeights),
-    modelFingerprint: r.modelFingerprint,
-    device: r.device,
-    targetMpp: r.targetMpp,
-    regionSize: r.regionSize,
-    overlap: r.overlap,
-    batchSize: r.batchSize,
-    scoreMethod: r.scoreMethod,
-    mpp: r.mpp,
-    fallbackMpp: r.fallbackMpp,
-    tokens: r.tokens,
-    tokenMargin: r.tokenMargin,
-    embeddings: r.embeddings,
-    dataDir: r.dataDir,
-  });
+  // A request holds a spec's parts under the same names, plus its payload version.
+  const { version: _version, ...parts } = r;
+  return assembleSpec({ ...parts, modelName: modelName(r.modelWeights, r.modelWeights) });
+}
+
+/**
+ * Where a failure of a request can be recorded when its checks failed (the slide changed since
+ * it was submitted, say): its result folder as described, but only when the request is for this
+ * worker's data folder and that folder is safe to write; else null.
+ */
+export async function failureSpecForRequest(r: AnalysisRequest, roots: WorkerRoots): Promise<AnalysisSpec | null> {
+  try {
+    if (!(await servesDataFolder(r, roots))) return null;
+    const spec = describedSpec(r);
+    await checkDataFolders(spec, r.dataDir);
+    return spec;
+  } catch {
+    return null;
+  }
 }

@@ -16,12 +16,11 @@ import { Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import { checkRedis, redactText, redactUrl, workerConnectionOptions } from './connection.js';
 import { KEEP, QUEUES, RETRY, jobIds, queueKey } from './queues.js';
 import { AnalysisRequestSchema, EmbedJobSchema, JobPayloadError, PlanJobSchema, checkJobData, type AggregateJobData, type AnalysisRequest, type EmbedJobData } from './job-payload.js';
-import { JobRefusedError, describedSpec, specForRequest, type WorkerRoots } from './job-trust.js';
+import { JobRefusedError, failureSpecForRequest, specForRequest, type WorkerRoots } from './job-trust.js';
 import { StageTimeoutError, WorkerStoppingError, withBudget } from './stage-budget.js';
 import { storageFailure } from '../pipeline/errors.js';
 import { printable } from '../util/printable.js';
 import { Value } from 'typebox/value';
-import { realpath } from 'node:fs/promises';
 import { planSlide, readPlan } from '../pipeline/plan-stage.js';
 import { embedBatch, partExists, readBatch } from '../pipeline/embed-stage.js';
 import { aggregateSlide, readPartTimings, writeFailure } from '../pipeline/aggregate-stage.js';
@@ -30,7 +29,7 @@ import { isSlideFailure } from '../pipeline/run-embedded.js';
 import { SlideSourceCache } from './source-cache.js';
 import { scoreText } from '../store/summary.js';
 import type { DeviceRequest } from '../infer/vit-engine.js';
-import { checkDataFolders, slideOpenOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
+import { slideOpenOptions, type AnalysisSpec } from '../pipeline/analysis-spec.js';
 
 export interface SlideWorkerOptions {
   redisUrl: string;
@@ -159,22 +158,6 @@ export class SlideWorker {
   }
 
   /**
-   * Where a failure of a request can be recorded: its result folder as this worker derives it,
-   * but only when the request is for this worker's data folder and that folder is safe to write.
-   * Used when the request's checks failed, e.g. the slide changed since it was submitted.
-   */
-  private async failureSpec(request: AnalysisRequest): Promise<AnalysisSpec | null> {
-    try {
-      const spec = describedSpec(request);
-      if ((await realpath(request.dataDir)) !== this.o.roots.dataDir) return null;
-      await checkDataFolders(spec, request.dataDir);
-      return spec;
-    } catch {
-      return null;
-    }
-  }
-
-  /**
    * Every job's outcome in one place: what cannot succeed on another attempt (an unreadable or
    * changed slide, a refused or malformed job, a stage over budget) fails for good with its
    * reason recorded; storage errors are named by their cause and retried (space may be freed);
@@ -192,7 +175,7 @@ export class SlideWorker {
       const final = isSlideFailure(err) || err instanceof JobRefusedError || err instanceof StageTimeoutError;
       if (!final) throw err;
       const request = (job.data as { request?: AnalysisRequest }).request as AnalysisRequest;
-      const spec = await this.specFor(request).catch(() => this.failureSpec(request));
+      const spec = await this.specFor(request).catch(() => failureSpecForRequest(request, this.o.roots));
       if (spec !== null) await writeFailure(spec, err.message).catch(() => undefined);
       throw new UnrecoverableError(err.message);
     } finally {
