@@ -74,16 +74,19 @@ async function rootCause(q: Queues, reason: string | undefined): Promise<string 
 
 export async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStatus> {
   const base = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, regionsDone: null, regionsTotal: null, reason: null };
+  // The jobs' states are read before the result folder: a job completes only after its files are
+  // written, so a job seen completed with no summary after it really lost its result. Read the
+  // other way round, a job finishing between the two reads looked like a deleted result.
+  const planJob = await q.plan.getJob(jobIds.plan(spec));
+  const aggJob = await q.aggregate.getJob(jobIds.aggregate(spec));
+  const state = async (job: Job | undefined): Promise<string> => (job === undefined ? 'missing' : job.getState());
+  const [ps, as] = await Promise.all([state(planJob), state(aggJob)]);
   const summary = await readResultSummary(spec);
   if (summary !== null) {
     const regions = summary.regionsAnalysed ?? null;
     return { ...base, state: 'done', regionsDone: regions, regionsTotal: regions, slideScore: summary.slideScore, anomalousRegions: summary.regionsCount };
   }
   const failure = await readFailure(spec);
-  const planJob = await q.plan.getJob(jobIds.plan(spec));
-  const aggJob = await q.aggregate.getJob(jobIds.aggregate(spec));
-  const state = async (job: Job | undefined): Promise<string> => (job === undefined ? 'missing' : job.getState());
-  const [ps, as] = await Promise.all([state(planJob), state(aggJob)]);
   const progress = aggJob?.progress as { regionsDone?: number; regionsTotal?: number } | undefined;
   const counts = { regionsDone: progress?.regionsDone ?? null, regionsTotal: progress?.regionsTotal ?? null };
   if (ps === 'failed' || as === 'failed' || failure !== null) {
