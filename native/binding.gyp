@@ -23,6 +23,7 @@
         "src/score_binding.cc",
         "src/array_binding.cc",
         "src/memory_binding.cc",
+        "src/tissue_binding.cc",
         "../kernels/engine/json.cpp",
         "../kernels/engine/safetensors.cpp",
         "../kernels/engine/vit_config.cpp",

@@ -6,6 +6,7 @@
 #include "memory_binding.h"
 #include "openslide_binding.h"
 #include "score_binding.h"
+#include "tissue_binding.h"
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -14,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitScore(env, exports);
   flashslide::InitArrays(env, exports);
   flashslide::InitMemory(env, exports);
+  flashslide::InitTissue(env, exports);
   return exports;
 }
 }  // namespace

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openSlide } from '../slide/open-slide.js';
+import { OVERLAY_DEFAULTS } from '../store/overlay.js';
 import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, type RegionPlan } from '../regions/region-plan.js';
 import { writeFileAtomic, writeFileAtomicIfAbsent } from '../util/atomic-write.js';
@@ -103,12 +104,18 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch, signal?: Ab
     };
     signal?.throwIfAborted(); // an abandoned plan writes nothing
     const dir = workDir(spec);
-    await tissue.writePng(join(dir, 'tissue.png'));
-    const ov = tissue.overview;
-    if (ov !== null) {
-      const png = await sharp(ov.image.data, { raw: { width: ov.image.width, height: ov.image.height, channels: 3 } }).png().toBuffer();
+    const writeOverview = async (): Promise<void> => {
+      const ov = tissue.overview;
+      if (ov === null) return;
+      // Only the overlay's stand-in picture (when scoring cannot read the slide): at the
+      // overlay's size, not the mask's (a 4096^2 PNG was 17 MB and a third of a second).
+      const png = await sharp(ov.image.data, { raw: { width: ov.image.width, height: ov.image.height, channels: 3 } })
+        .resize({ width: OVERLAY_DEFAULTS.longSide, height: OVERLAY_DEFAULTS.longSide, fit: 'inside', withoutEnlargement: true })
+        .png()
+        .toBuffer();
       await writeFileAtomic(join(dir, 'overview.png'), png);
-    }
+    };
+    await Promise.all([tissue.writePng(join(dir, 'tissue.png')), writeOverview()]);
     plan.planMs = performance.now() - started;
     // plan.json last: its presence means the whole stage is done. The first plan written wins:
     // two analyses of one slide (say, two score methods submitted together) may plan at once,
