@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { openSlide } from '../slide/open-slide.js';
 import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
+import type { SlideSource } from '../slide/slide-source.js';
 import { DEFAULT_ANALYSIS_OPTIONS, checkDataFolders, describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
 import { DataFolderError, PartFileError, storageFailure } from './errors.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
@@ -78,25 +79,63 @@ interface EmbeddedSlide {
   batchesComputed: number;
 }
 
-/** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
-export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<EmbeddedSlide> {
-  const started = performance.now();
+/**
+ * A slide planned and open, its first batches being decoded: what the engine needs to start on
+ * it at once. analyzeEmbedded prepares slide k+1 while slide k is in the engine, so the engine
+ * does not wait for a plan or a first read between slides.
+ */
+interface PreparedSlide {
+  spec: AnalysisSpec;
+  plan: SlidePlan;
+  source: SlideSource;
+  /** Batches without a part file yet, in plan order. */
+  todo: number[];
+  /** Reads started ahead, indexed like todo. */
+  reads: (Promise<RegionBatch> | undefined)[];
+  startedAt: number;
+}
+
+type StageProgress = (stage: 'plan' | 'embed' | 'aggregate' | 'done', done: number, total: number) => void;
+
+const progressOf = (spec: AnalysisSpec, options: EmbeddedRunOptions): StageProgress => (stage, done, total) =>
+  options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage, regionsDone: done, regionsTotal: total });
+
+/** Stage 1, then the slide opened and its first READ_AHEAD batches handed to the thread pool. */
+async function prepareSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<PreparedSlide> {
+  const startedAt = performance.now();
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
-  const progress = (stage: 'plan' | 'embed' | 'aggregate' | 'done', done: number, total: number): void =>
-    options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage, regionsDone: done, regionsTotal: total });
-  progress('plan', 0, 0);
+  progressOf(spec, options)('plan', 0, 0);
   const plan = await planSlide(spec, engine.arch);
-  const total = plan.regionPlan.regions.length;
   const todo = plan.batches.map((_, i) => i).filter((i) => !partExists(plan, i));
+  const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
+  const reads: (Promise<RegionBatch> | undefined)[] = [];
+  for (let j = 0; j < Math.min(todo.length, READ_AHEAD); j++) {
+    const p = readBatch(plan, source, todo[j] as number);
+    p.catch(() => undefined); // its error surfaces where it is awaited
+    reads[j] = p;
+  }
+  return { spec, plan, source, todo, reads, startedAt };
+}
+
+/** Closes a prepared slide that will not be embedded (an earlier slide's failure ended the run). */
+async function discardPrepared(p: PreparedSlide): Promise<void> {
+  await Promise.allSettled(p.reads.filter((r) => r !== undefined));
+  await p.source.close();
+}
+
+/** Stage 2 of a prepared slide: embed every batch not yet on disk. Closes the slide. */
+async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOptions): Promise<EmbeddedSlide> {
+  const { spec, plan, source, todo, reads } = prepared;
+  const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
+  const progress = progressOf(spec, options);
+  const total = plan.regionPlan.regions.length;
   let done = total - todo.reduce((acc, i) => acc + (plan.batches[i]?.length ?? 0), 0);
   progress('embed', done, total);
 
   const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
-  const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
   // A pipeline over the batches still to embed: decoding runs READ_AHEAD batches ahead (thread
   // pool), two forwards are queued on the engine so that it starts the next the moment one ends,
   // and each finished batch's part file is written (this thread) while the engine works.
-  const reads: (Promise<RegionBatch> | undefined)[] = [];
   const forwards: (Promise<ForwardedBatch> | undefined)[] = [];
   // When each batch's read finished and its forward ended (ms since the embed phase began): the
   // engine's idle time between forwards, and what it waited for (summary.timings.engineIdle).
@@ -156,7 +195,12 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
     await source.close();
   }
   progress('aggregate', total, total);
-  return { plan, timings: { ...timings, startedAt: started }, batchesComputed: todo.length };
+  return { plan, timings: { ...timings, startedAt: prepared.startedAt }, batchesComputed: todo.length };
+}
+
+/** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
+export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<EmbeddedSlide> {
+  return embedPrepared(await prepareSlide(spec, options), options);
 }
 
 /** Stage 3 for a slide embedded in this process, and its outcome. */
@@ -181,10 +225,11 @@ export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions
 }
 
 /**
- * Analyses slides one after another in this process. Slide k's scoring (CPU: reads, BLAS) runs
- * while slide k+1 is planned and embedded (decoding, the engine), so with a GPU the engine does
- * not wait for the scoring; at most one slide is scored at a time, so memory stays that of one
- * embed stage plus one aggregate stage. Outcomes come back in the order of `slides`.
+ * Analyses slides one after another in this process, three deep: while slide k is in the engine,
+ * slide k+1 is planned and its first batches decoded, and slide k-1 is scored (CPU: reads,
+ * BLAS). So the engine waits neither for a plan nor for a scoring between slides. At most one
+ * slide is scored and one prepared at a time: memory stays that of one embed stage, one plan
+ * and one aggregate stage. Outcomes come back in the order of `slides`.
  */
 export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOptions = {}): Promise<SlideOutcome[]> {
   const outcomes: SlideOutcome[] = [];
@@ -198,31 +243,64 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
     if (spec !== null) await writeFailure(spec, failure.message).catch(() => undefined);
     return { slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: failure.message };
   };
-  for (const [index, slidePath] of slides.entries()) {
+  type Prepared = { ready: PreparedSlide } | { outcome: SlideOutcome };
+  /**
+   * Slide `index` described, checked and prepared, or its outcome when there is nothing to embed
+   * (a finished result, a failure). `inEngine` is the slide embedding meanwhile: the same work
+   * folder twice in one batch (one slide listed twice) waits for it, so that its parts are
+   * found, not computed a second time alongside.
+   */
+  const prepare = async (index: number, inEngine: { workDir: string; embedded: Promise<unknown> } | null): Promise<Prepared> => {
+    const slidePath = slides[index] as string;
     let spec: AnalysisSpec | null = null;
     try {
       spec = await describeAnalysis(slidePath, options);
       await checkDataFolders(spec, options.dataDir ?? DEFAULT_ANALYSIS_OPTIONS.dataDir);
+      if (inEngine !== null && inEngine.workDir === spec.workDir) await inEngine.embedded.catch(() => undefined);
       const existing = options.force ? null : await readResultSummary(spec);
       if (existing !== null) {
-        outcomes[index] = { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount };
-        continue;
+        return { outcome: { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount } };
       }
       // A failure recorded by an earlier attempt is not this attempt's.
       await rm(join(spec.resultDir, 'failure.json'), { force: true });
-      const embedded = await embedSlide(spec, options);
-      await scoring; // the previous slide's scoring: one at a time
-      const s = spec;
-      scoring = aggregateEmbedded(s, embedded, options).then(
-        (o) => void (outcomes[index] = o),
-        async (err: unknown) => void (outcomes[index] = await recordFailure(slidePath, s, err)),
-      );
-      // Marked handled now; a non-slide error still surfaces where `scoring` is awaited next.
-      scoring.catch(() => undefined);
+      return { ready: await prepareSlide(spec, options) };
     } catch (err) {
-      outcomes[index] = await recordFailure(slidePath, spec, err);
+      return { outcome: await recordFailure(slidePath, spec, err) };
     }
+  };
+  let next: Promise<Prepared> | null = slides.length > 0 ? prepare(0, null) : null;
+  try {
+    for (let index = 0; index < slides.length; index++) {
+      const current: Prepared = await (next as Promise<Prepared>);
+      next = null;
+      if ('outcome' in current) {
+        outcomes[index] = current.outcome;
+        if (index + 1 < slides.length) next = prepare(index + 1, null);
+        continue;
+      }
+      const { spec } = current.ready;
+      const slidePath = slides[index] as string;
+      const embedding = embedPrepared(current.ready, options);
+      embedding.catch(() => undefined); // awaited below
+      if (index + 1 < slides.length) next = prepare(index + 1, { workDir: spec.workDir, embedded: embedding });
+      try {
+        const embedded = await embedding;
+        await scoring; // the previous slide's scoring: one at a time
+        scoring = aggregateEmbedded(spec, embedded, options).then(
+          (o) => void (outcomes[index] = o),
+          async (err: unknown) => void (outcomes[index] = await recordFailure(slidePath, spec, err)),
+        );
+        // Marked handled now; a non-slide error still surfaces where `scoring` is awaited next.
+        scoring.catch(() => undefined);
+      } catch (err) {
+        outcomes[index] = await recordFailure(slidePath, spec, err);
+      }
+    }
+    await scoring;
+  } finally {
+    // A bug ended the run early: close the slide prepared ahead.
+    const pending = await (next as Promise<Prepared> | null)?.catch(() => null);
+    if (pending !== null && pending !== undefined && 'ready' in pending) await discardPrepared(pending.ready);
   }
-  await scoring;
   return outcomes;
 }

@@ -1,0 +1,46 @@
+/**
+ * Embedded mode three slides deep: slide k+1 is planned (and its first batches decoded) while
+ * slide k is in the engine, so the engine never waits for a plan between slides. Real slides,
+ * the demo model on the CPU.
+ */
+import { describe, expect, it } from 'vitest';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { analyzeEmbedded } from '../../worker/pipeline/run-embedded.js';
+import type { SlideProgress } from '../../worker/pipeline/progress.js';
+import { CMU, tempDir } from '../helpers.js';
+
+describe('embedded mode overlaps slides', () => {
+  it("plans the next slide while this one embeds, and gives each slide the result it gets alone", async () => {
+    const dataDir = tempDir();
+    const slides = ['first', 'second', 'third'].map((name) => {
+      const path = join(tempDir(), `${name}.svs`);
+      copyFileSync(CMU, path);
+      return path;
+    });
+    const events: SlideProgress[] = [];
+    const outcomes = await analyzeEmbedded(slides, { dataDir, regionSize: 512, device: 'cpu', onProgress: (p) => void events.push({ ...p }) });
+    expect(outcomes.map((o) => o.status)).toEqual(['done', 'done', 'done']);
+    const order = (name: string, stage: SlideProgress['stage']): number => events.findIndex((e) => e.slideName === name && e.stage === stage);
+    for (const [k, next] of [['first', 'second'], ['second', 'third']] as const) {
+      // The next slide's plan started after this one's embedding began and before it ended.
+      expect(order(next, 'plan')).toBeGreaterThan(order(k, 'embed'));
+      expect(order(next, 'plan')).toBeLessThan(order(k, 'aggregate'));
+    }
+    // Overlapping changes no result: the copies of one slide get the same heatmap.
+    const heatmaps = outcomes.map((o) => readFileSync(join(o.resultDir as string, 'heatmap.npy')));
+    expect(Buffer.compare(heatmaps[0] as Buffer, heatmaps[1] as Buffer)).toBe(0);
+    expect(Buffer.compare(heatmaps[0] as Buffer, heatmaps[2] as Buffer)).toBe(0);
+  }, 180_000);
+
+  it('a slide listed twice is embedded once: the second waits for the first and finds its parts', async () => {
+    const dataDir = tempDir();
+    const slide = join(tempDir(), 'twice.svs');
+    copyFileSync(CMU, slide);
+    const outcomes = await analyzeEmbedded([slide, slide], { dataDir, regionSize: 512, device: 'cpu' });
+    expect(outcomes.map((o) => o.status)).toEqual(['done', 'done']);
+    const summary = JSON.parse(readFileSync(join(outcomes[1]?.resultDir as string, 'summary.json'), 'utf8')) as { embeddings: { batchesComputed: number; batches: number } };
+    expect(summary.embeddings.batches).toBeGreaterThan(0);
+    expect(summary.embeddings.batchesComputed).toBe(0);
+  }, 180_000);
+});
