@@ -150,6 +150,9 @@ CudaVit::CudaVit(std::shared_ptr<const Weights> weights) : w_(std::move(weights)
       d.fc2B = upload<float>(bw.fc2B, D, 1, 1, ls2);
       blocks_.push_back(d);
     }
+    // Everything is on the device now: keep only the host part (arch, tokens, pos embed), so
+    // that the float32 copy of the layers (1.2 GB for a ViT-L) is freed once Engine drops it too.
+    w_ = std::make_shared<const Weights>(hostPart(*w_));
   } catch (...) {
     for (auto& kv : std::map<void*, size_t>(sizes_)) release(kv.first);
     throw;

@@ -24,6 +24,9 @@ Engine::Engine(std::shared_ptr<const Weights> w, Device device)
   if (device == Device::Cuda) {
 #ifdef FLASHSLIDE_HAVE_CUDA
     backend_ = makeCudaBackend(weights_);
+    // The backend has uploaded the tensors (and dropped its own reference to them): release
+    // the host copy too, keeping what posEmbedFor resamples.
+    weights_ = std::make_shared<const Weights>(hostPart(*weights_));
     return;
 #else
     throw Error("unsupported_device", "CUDA backend is not built into this library yet; use the CPU "

@@ -19,6 +19,16 @@ size_t Weights::bytes() const {
   return n * sizeof(float);
 }
 
+Weights hostPart(const Weights& w) {
+  Weights h;
+  h.arch = w.arch;
+  h.source = w.source;
+  h.clsToken = w.clsToken;
+  h.regToken = w.regToken;
+  h.posEmbed = w.posEmbed;
+  return h;
+}
+
 namespace {
 
 // Fills a Weights from `load(name)`, which returns the float data of a tensor whose

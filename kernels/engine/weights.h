@@ -40,6 +40,12 @@ struct Weights {
   size_t bytes() const;
 };
 
+// What the host still needs once a device backend holds a copy of the weights: the arch, the
+// source name, the prefix tokens and the checkpoint's position embedding (resampled on the host
+// for each grid). The per-layer tensors and the patch projection are left out: for a ViT-L they
+// are 1.2 GB of float32 that the process would otherwise keep for nothing.
+Weights hostPart(const Weights& w);
+
 // Name -> float tensor; used to build a model in memory (bench, tests, converters).
 using TensorMap = std::map<std::string, TensorF32>;
 

@@ -326,6 +326,16 @@ static void testConcurrency(const std::vector<Fixture>& fx) {
   t3.join();
   t4.join();
   check(d == a && e == a, "two engines in two threads give bit-identical results");
+  // What a device backend leaves on the host: enough for arch() and the pos-embed resampling.
+  {
+    Weights full = loadWeights(SafetensorsReader(f.weights), ModelConfig::fromJsonFile(f.config));
+    Weights host = hostPart(full);
+    check(host.blocks.empty() && host.patchW.empty() && host.posEmbed == full.posEmbed &&
+              host.clsToken == full.clsToken && host.regToken == full.regToken &&
+              host.arch.embedDim == full.arch.embedDim && host.bytes() < full.bytes() / 4,
+          "hostPart keeps the arch, tokens and pos embed and drops the layers (" +
+              std::to_string(host.bytes()) + " of " + std::to_string(full.bytes()) + " bytes)");
+  }
   // A second grid size and back: the pos-embed cache must key on the grid.
   const int p = eng->arch().patchSize;
   std::vector<uint8_t> small(static_cast<size_t>(4 * p) * (6 * p) * 3, 128);
