@@ -6,14 +6,14 @@
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { openSlide } from '../slide/open-slide.js';
-import { SlideError } from '../slide/errors.js';
-import { EngineError } from '../infer/vit-engine.js';
 import type { SlideSource } from '../slide/slide-source.js';
 import { DEFAULT_ANALYSIS_OPTIONS, checkDataFolders, describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
-import { DataFolderError, PartFileError, storageFailure } from './errors.js';
+import { storageFailure } from './errors.js';
+import { isSlideFailure } from './slide-failure.js';
+import { aggregateOffThread } from './aggregate-thread.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
 import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
-import { aggregateSlide, readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
+import { readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
 import { getEngine } from './engine-cache.js';
 import type { ProgressListener } from './progress.js';
 import type { EngineIdle } from '../store/summary.js';
@@ -40,11 +40,6 @@ export interface EmbeddedRunOptions extends Partial<AnalysisOptions> {
 const READ_AHEAD = 3;
 /** Part files being written at once (each holds its batch's embeddings in memory until written). */
 const WRITES_IN_FLIGHT = 4;
-
-/** Errors that mean "this slide cannot be analysed" (record and move on) rather than a bug. */
-export function isSlideFailure(err: unknown): err is Error {
-  return err instanceof SlideError || err instanceof EngineError || err instanceof DataFolderError || err instanceof PartFileError;
-}
 
 /**
  * The engine's idle time in an embed phase, from when each batch's read finished and its
@@ -207,7 +202,7 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
 async function aggregateEmbedded(spec: AnalysisSpec, embedded: EmbeddedSlide, options: EmbeddedRunOptions): Promise<SlideOutcome> {
   const { plan, timings, batchesComputed } = embedded;
   const total = plan.regionPlan.regions.length;
-  const summary = await aggregateSlide(plan, timings, batchesComputed);
+  const summary = await aggregateOffThread(plan, timings, batchesComputed);
   options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage: 'done', regionsDone: total, regionsTotal: total });
   return {
     slidePath: spec.slidePath,

@@ -1,0 +1,106 @@
+/**
+ * Stage 3 (aggregate-stage.ts) on a worker thread of its own. Scoring a slide holds the event
+ * loop for seconds in pieces of up to a few hundred milliseconds (robust statistics over a
+ * million scores, contours, the overlay's pixels); on the main thread those pieces starved the
+ * engine of the next slide's batches, which only has two forwards queued (~100 ms on an H200).
+ * On its own thread the scoring can take what it needs while the main thread keeps the engine
+ * fed. The thread loads the same modules (the addon, sharp, OpenSlide) and writes the same files;
+ * its errors come back as the classes the callers sort failures by.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { AggregateTimings } from './aggregate-stage.js';
+import { PartFileError, StorageError } from './errors.js';
+import type { SlidePlan } from './plan-stage.js';
+import type { SlideSummary } from '../store/summary.js';
+
+/** What the thread receives. */
+export interface AggregateThreadInput {
+  plan: SlidePlan;
+  timings: AggregateTimings;
+  batchesComputed: number;
+}
+
+/** An error as it crosses the thread boundary: its class name and what the callers look at. */
+export interface ThreadError {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  /** Node's errno fields (a full disk, a read-only folder): storageFailure reads them. */
+  code?: string | undefined;
+  syscall?: string | undefined;
+  path?: string | undefined;
+  /** True when the scoring thread classed it as this slide's failure (isSlideFailure there). */
+  slideFailure: boolean;
+}
+
+export type AggregateThreadReply = { summary: SlideSummary } | { error: ThreadError };
+
+/**
+ * A failure of the slide raised in the scoring thread (a stale part file, an unreadable slide,
+ * a bank that does not fit), with the thread's message. isSlideFailure counts it as one.
+ */
+export class ScoringThreadFailure extends Error {
+  constructor(
+    override readonly name: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Rebuilds the error the scoring thread reported, as the class the main thread expects. */
+export function errorFromThread(e: ThreadError): Error {
+  if (e.name === 'StorageError' && e.code !== undefined) return new StorageError(e.code, e.message);
+  // The message already carries PartFileError's advice: rebuilt without its constructor.
+  if (e.name === 'PartFileError') return Object.assign(Object.create(PartFileError.prototype) as PartFileError, { name: e.name, message: e.message });
+  if (e.slideFailure) return new ScoringThreadFailure(e.name, e.message);
+  const err = new Error(e.message);
+  err.name = e.name;
+  if (e.stack !== undefined) err.stack = e.stack;
+  // errno fields as Node sets them, so that storageFailure words a full disk the same way.
+  return Object.assign(err, e.code === undefined ? {} : { code: e.code }, e.syscall === undefined ? {} : { syscall: e.syscall }, e.path === undefined ? {} : { path: e.path });
+}
+
+/**
+ * The thread's compiled entry. Beside this module in dist/; when this module runs from its
+ * TypeScript source (the tests), the compiled one in dist/, which the test command builds
+ * first: a thread cannot load TypeScript.
+ */
+function threadEntry(): URL {
+  const here = fileURLToPath(import.meta.url);
+  const entry = here.endsWith('.ts')
+    ? join(dirname(here), '..', '..', 'dist', 'worker', 'pipeline', 'aggregate-thread-main.js')
+    : join(dirname(here), 'aggregate-thread-main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: build flashslide (npm run build) before analysing`);
+  return pathToFileURL(entry);
+}
+
+/**
+ * aggregateSlide on a new worker thread. `signal` ends the thread (its files are written
+ * atomically, summary.json last, so an abandoned scoring leaves no result) and rejects with the
+ * signal's reason.
+ */
+export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal): Promise<SlideSummary> {
+  return new Promise<SlideSummary>((resolve, reject) => {
+    signal?.throwIfAborted();
+    const thread = new Worker(threadEntry(), { workerData: { plan, timings, batchesComputed } satisfies AggregateThreadInput });
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = (): void => {
+      settle(() => reject(signal?.reason));
+      void thread.terminate();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    thread.once('message', (reply: AggregateThreadReply) => settle(() => ('summary' in reply ? resolve(reply.summary) : reject(errorFromThread(reply.error)))));
+    thread.once('error', (err) => settle(() => reject(err)));
+    thread.once('exit', (code) => settle(() => reject(new Error(`the scoring thread of ${plan.spec.slideName} exited (code ${code}) without a result`))));
+  });
+}
