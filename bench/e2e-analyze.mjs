@@ -4,6 +4,7 @@
 //   node bench/e2e-analyze.mjs [--size 40000] [--device cpu|cuda|auto] [--region-size 1024] [--keep]
 //                              [--model demo|W.safetensors] [--slide PATH (reused if it exists)]
 //                              [--copies N] [--tokens all|tissue] [--token-margin N] [--result-to DIR]
+//                              [--data-in DIR]
 //
 // The slide is a mosaic of real tissue (test/fixtures/slides/CMU-1-Small-Region.svs, with flips)
 // separated by glass gaps, written by libvips as a tiled JPEG pyramidal TIFF with the original
@@ -37,6 +38,9 @@ const { values } = parseArgs({
     'token-margin': { type: 'string' },
     // Copy the (first) slide's result folder here, e.g. to compare --tokens all and tissue.
     'result-to': { type: 'string' },
+    // Where the --data folder is made (default: beside the slide in a temporary folder), e.g.
+    // /dev/shm to take the disk out of the comparison.
+    'data-in': { type: 'string' },
   },
 });
 const size = Number(values.size);
@@ -76,7 +80,7 @@ if (!reused) await synthesise();
 const synthS = (performance.now() - t0) / 1000;
 
 // --- analyse ------------------------------------------------------------------------------
-const data = join(work, 'data');
+const data = values['data-in'] === undefined ? join(work, 'data') : mkdtempSync(join(values['data-in'], 'flashslide-e2e-data-'));
 const copies = Math.max(1, Number(values.copies));
 // Links with their own names: each is a slide of its own (own result and embeddings folders).
 const slides = copies === 1 ? [slide] : Array.from({ length: copies }, (_, i) => {
@@ -146,10 +150,12 @@ const rows = [
       ]),
   ['throughput', `${((copies * tissueMpx) / wallS).toFixed(2)} tissue Mpx/s, ${((copies * plan.regionPlan.regions.length) / wallS).toFixed(2)} regions/s`],
   ['peak RSS', Number.isFinite(peakKb) ? `${(peakKb / 1024).toFixed(0)} MiB` : 'n/a (no /usr/bin/time)'],
-  ['embeddings on disk', `${(partsBytes / 2 ** 20).toFixed(0)} MiB (BF16)`],
+  ['embeddings on disk', `${(partsBytes / 2 ** 20).toFixed(0)} MiB (BF16) in ${data}`],
 ];
 console.log('| measure | value |\n|---|---|');
 for (const [a, b] of rows) console.log(`| ${a} | ${b} |`);
 if (values['result-to'] !== undefined) cpSync(outcome.resultDir, values['result-to'], { recursive: true });
-if (!values.keep) rmSync(work, { recursive: true, force: true });
-else console.log(`kept ${work}`);
+if (!values.keep) {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(data, { recursive: true, force: true });
+} else console.log(`kept ${work} (data: ${data})`);

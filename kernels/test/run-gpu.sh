@@ -189,6 +189,8 @@ analyze_cuda() {
 #   profile the mosaic (ViT-L/16, --tokens tissue) under node --cpu-prof, summarised
 #   tokens  token dropping: the mosaic with the ViT-L/16, --tokens all then tissue (timings), and
 #           the agreement of the two heatmaps there and on the real slides (bench/token-agreement.mjs)
+#   wall    where the single-slide wall goes: the mosaic (ViT-L/16, --tokens tissue) with its
+#           --data on the disk and on /dev/shm, then a batch of three on /dev/shm (engine share)
 #   all-e2e tests,bench,e2e
 # Groups can run in separate calls on the same (still warm) machine, so that each call stays
 # inside the device tool's 10 minutes.
@@ -263,6 +265,23 @@ profile_e2e() {
 }
 if want profile; then
   step profile profile.txt 400 profile_e2e
+fi
+# wall: is it the disk? The same run with the part files on the disk (/tmp) and in memory
+# (/dev/shm), then a batch of three slides (the engine's share of the batch's wall).
+wall_e2e() {
+  [ -f /tmp/vit_l16.safetensors ] || python3 bench/gpu/make_vit_l.py /tmp/vit_l16.safetensors || return 1
+  local d
+  for d in /tmp /dev/shm; do
+    echo "--data in $d"
+    node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
+      --model /tmp/vit_l16.safetensors --tokens tissue --data-in $d || return 1
+  done
+  echo "batch of 3, --data in /dev/shm"
+  node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
+    --model /tmp/vit_l16.safetensors --tokens tissue --data-in /dev/shm --copies 3
+}
+if want wall; then
+  step wall wall.txt 560 wall_e2e
 fi
 # pool: the same run with libuv's pool at 16 threads (the CLI's default) and at 64: do region
 # decodes queued on the pool hold back the engine's forwards (which wait for a pool thread)?
