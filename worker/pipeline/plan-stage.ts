@@ -54,7 +54,14 @@ export function defaultRegionSize(patchSize: number): number {
   return Math.floor(1024 / patchSize) * patchSize;
 }
 
-export async function planSlide(spec: AnalysisSpec, arch: ModelArch, signal?: AbortSignal): Promise<SlidePlan> {
+/**
+ * `model`: the model's architecture, or a promise of it: the tissue mask, which does not depend
+ * on the model, is then computed while the model loads (seconds for a foundation model).
+ */
+export async function planSlide(spec: AnalysisSpec, model: ModelArch | Promise<ModelArch>, signal?: AbortSignal): Promise<SlidePlan> {
+  // Awaited below, after the tissue; meanwhile a failed load must not count as unhandled.
+  const archReady = Promise.resolve(model);
+  archReady.catch(() => undefined);
   await verifySlideUnchanged(spec);
   signal?.throwIfAborted();
   const existing = await readPlan(spec);
@@ -64,6 +71,7 @@ export async function planSlide(spec: AnalysisSpec, arch: ModelArch, signal?: Ab
   try {
     const tissue = await findTissue(source);
     signal?.throwIfAborted();
+    const arch = await archReady;
     const regionPlan = planRegions(source, tissue, {
       targetMpp: spec.targetMpp,
       regionSize: spec.regionSize ?? defaultRegionSize(arch.patchSize),

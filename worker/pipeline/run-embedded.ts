@@ -98,9 +98,9 @@ const progressOf = (spec: AnalysisSpec, options: EmbeddedRunOptions): StageProgr
 /** Stage 1, then the slide opened and its first READ_AHEAD batches handed to the thread pool. */
 async function prepareSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Promise<PreparedSlide> {
   const startedAt = performance.now();
-  const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
   progressOf(spec, options)('plan', 0, 0);
-  const plan = await planSlide(spec, engine.arch);
+  // The first slide's tissue is found while the model loads.
+  const plan = await planSlide(spec, getEngine(spec.modelWeights, spec.modelConfig, spec.device).then((e) => e.arch));
   const todo = plan.batches.map((_, i) => i).filter((i) => !partExists(plan, i));
   const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
   const reads: (Promise<RegionBatch> | undefined)[] = [];

@@ -192,8 +192,8 @@ export class SlideWorker {
     const { request } = checkJobData(PlanJobSchema, job.data, job.id);
     const spec = await this.specFor(request);
     return this.budget('plan', `planning ${spec.slideName}`, async (signal) => {
-      const engine = await getEngine(spec.modelWeights, spec.modelConfig, this.o.device ?? spec.device);
-      const plan = await planSlide(spec, engine.arch, signal);
+      // The tissue is found while the model loads (a worker's first job).
+      const plan = await planSlide(spec, getEngine(spec.modelWeights, spec.modelConfig, this.o.device ?? spec.device).then((e) => e.arch), signal);
       signal.throwIfAborted();
       const regionsTotal = plan.regionPlan.regions.length;
       await this.redis.hset(progressKey(spec), 'total', regionsTotal);
