@@ -215,6 +215,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   }
   const tPass2 = performance.now();
   const range = scoreRange(scores);
+  const score = slideScore(scores);
   const threshold = count === 0 ? Infinity : scorer.defaultThreshold(scores);
   const regions = anomalousRegions(heatmap, grid.rows, grid.cols, threshold, {
     originX: grid.originX,
@@ -256,7 +257,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
     tissuePng,
     regions: rankRegions(regionsGeoJson),
     title: basename(spec.slidePath),
-    subtitle: `${spec.modelName}${spec.modelName === DEMO_MODEL_SPEC.name ? ' (demo model, random weights: not diagnostic)' : ''} · score ${scorer.method} · slide score ${range === null ? 'none (no tissue)' : (slideScore(scores) ?? 0).toFixed(3)} · ${regions.length} anomalous region${regions.length === 1 ? '' : 's'}`,
+    subtitle: `${spec.modelName}${spec.modelName === DEMO_MODEL_SPEC.name ? ' (demo model, random weights: not diagnostic)' : ''} · score ${scorer.method} · slide score ${range === null ? 'none (no tissue)' : (score ?? 0).toFixed(3)} · ${regions.length} anomalous region${regions.length === 1 ? '' : 's'}`,
   });
 
   const { anomalousCells } = countCells(scores, threshold);
@@ -265,7 +266,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
     slideId: spec.analysisId,
     slidePath: spec.slidePath,
     status: 'done',
-    slideScore: slideScore(scores),
+    slideScore: score,
     tissueCells: count,
     anomalousCells,
     regionsCount: regions.length,

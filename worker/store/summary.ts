@@ -2,6 +2,7 @@
  * summary.json: one small file per slide with the numbers a worklist needs (how anomalous, how
  * much tissue, how long it took). Its presence marks a complete result; see result-store.ts.
  */
+import { finiteValues, largestInPlace } from '../score/order-statistics.js';
 
 export interface SlideTimings {
   planMs?: number;
@@ -93,17 +94,13 @@ export const SLIDE_SCORE_TOP_FRACTION = 0.01;
 
 /** Mean of the top 1 % (at least one) of the finite scores; null without any. */
 export function slideScore(scores: ArrayLike<number>, topFraction = SLIDE_SCORE_TOP_FRACTION): number | null {
-  const finite: number[] = [];
-  for (let i = 0; i < scores.length; i++) {
-    const v = scores[i] as number;
-    if (Number.isFinite(v)) finite.push(v);
-  }
+  const finite = finiteValues(scores);
   if (finite.length === 0) return null;
-  const sorted = Float64Array.from(finite).sort();
-  const top = Math.max(1, Math.ceil(sorted.length * topFraction));
+  // The top values by selection, summed in ascending order as a full sort would give them.
+  const top = largestInPlace(finite, Math.max(1, Math.ceil(finite.length * topFraction)));
   let sum = 0;
-  for (let i = sorted.length - top; i < sorted.length; i++) sum += sorted[i] as number;
-  return sum / top;
+  for (const v of top) sum += v;
+  return sum / top.length;
 }
 
 /** Finite (tissue) cells and those at or above the threshold. */
