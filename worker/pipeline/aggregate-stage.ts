@@ -32,6 +32,7 @@ import { dropEmbeddings, partPath } from './embed-stage.js';
 import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
 import { gatherRows, tissueChunks } from './tissue-chunks.js';
+import type { CapturedFit } from './fit-capture.js';
 import { cachedTissueLayout } from './tissue-layout.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import { readAnalysisRecord, validationOf, type AnalysisRecord } from '../store/analysis-record.js';
@@ -113,6 +114,10 @@ async function analysisRecord(plan: SlidePlan, scoreMethod: string, createdAt: s
   };
 }
 
+function sameRows(a: Int32Array, b: Int32Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 /** Anomalous regions smaller than this many patches (2 x 2 = 16 x 16 µm at 8 µm patches) are noise. */
 export const MIN_REGION_CELLS = 4;
 
@@ -178,7 +183,7 @@ export async function readPartTimings(plan: SlidePlan, batches: readonly number[
  * batchesComputed: how many of the plan's batches the embed stage ran for this analysis (the
  * others' part files were already there, e.g. from an analysis with another score method).
  */
-export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal): Promise<SlideSummary> {
+export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, captured: CapturedFit | null = null): Promise<SlideSummary> {
   const scoringStarted = performance.now();
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
@@ -189,10 +194,13 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   const tLayout = performance.now();
 
   const scorer = await parseScoreMethod(spec.scoreMethod, { dim, model: spec.modelName, device: nearestNeighbourDevice(spec.device) });
-  // Pass 1: the fit sample and the sums over every tissue patch.
+  // Pass 1: the fit sample and the sums over every tissue patch; taken during embedding when
+  // the embed stage could (fit-capture.ts: the same numbers), else read from the part files.
   const sums = new RowSums(dim);
   const fitRows = scorer.fitRows(count);
-  const sample = await gatherRows(plan, layout, fitRows, sums);
+  const usable = captured !== null && captured.count === count && sameRows(captured.rows, fitRows) && captured.sample.length === fitRows.length * dim;
+  if (usable) sums.addTotals(captured.sums, captured.count);
+  const sample = usable ? captured.sample : await gatherRows(plan, layout, fitRows, sums);
   if (sums.count !== count) throw new PartFileError(`the part files hold ${sums.count} of the slide's ${count} tissue patches: a part is missing or stale`);
   const tPass1 = performance.now();
   signal?.throwIfAborted();

@@ -10,7 +10,7 @@ import { isSlideFailure } from './slide-failure.js';
 const input = workerData as AggregateThreadInput;
 let reply: AggregateThreadReply;
 try {
-  reply = { summary: await aggregateSlide(input.plan, input.timings, input.batchesComputed) };
+  reply = { summary: await aggregateSlide(input.plan, input.timings, input.batchesComputed, undefined, input.fit) };
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   reply = {

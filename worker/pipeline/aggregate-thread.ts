@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AggregateTimings } from './aggregate-stage.js';
+import type { CapturedFit } from './fit-capture.js';
 import { PartFileError, StorageError } from './errors.js';
 import type { SlidePlan } from './plan-stage.js';
 import type { SlideSummary } from '../store/summary.js';
@@ -21,6 +22,7 @@ export interface AggregateThreadInput {
   plan: SlidePlan;
   timings: AggregateTimings;
   batchesComputed: number;
+  fit: CapturedFit | null;
 }
 
 /** An error as it crosses the thread boundary: its class name and what the callers look at. */
@@ -79,14 +81,19 @@ function threadEntry(): URL {
 }
 
 /**
- * aggregateSlide on a new worker thread. `signal` ends the thread (its files are written
+ * aggregateSlide on a new worker thread (with `fit`, pass 1 taken during embedding: see
+ * fit-capture.ts; its sample buffer is handed over, unusable here afterwards). `signal` ends the thread (its files are written
  * atomically, summary.json last, so an abandoned scoring leaves no result) and rejects with the
  * signal's reason.
  */
-export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal): Promise<SlideSummary> {
+export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, fit: CapturedFit | null = null): Promise<SlideSummary> {
   return new Promise<SlideSummary>((resolve, reject) => {
     signal?.throwIfAborted();
-    const thread = new Worker(threadEntry(), { workerData: { plan, timings, batchesComputed } satisfies AggregateThreadInput });
+    // The fit sample (80 MB at dim 1024) moves to the thread rather than being copied.
+    const thread = new Worker(threadEntry(), {
+      workerData: { plan, timings, batchesComputed, fit } satisfies AggregateThreadInput,
+      transferList: fit === null ? [] : [fit.sample.buffer as ArrayBuffer],
+    });
     let settled = false;
     const settle = (fn: () => void): void => {
       if (settled) return;

@@ -15,6 +15,9 @@ import { planSlide, type SlidePlan } from './plan-stage.js';
 import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
 import { readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
 import { getEngine } from './engine-cache.js';
+import { FitCapture, type CapturedFit } from './fit-capture.js';
+import { cachedTissueLayout } from './tissue-layout.js';
+import { fitRowsOf } from '../score/parse-score-method.js';
 import type { ProgressListener } from './progress.js';
 import type { EngineIdle } from '../store/summary.js';
 
@@ -72,6 +75,8 @@ interface EmbeddedSlide {
   plan: SlidePlan;
   timings: AggregateTimings;
   batchesComputed: number;
+  /** Scoring's first pass, taken from the batches as they were embedded (null: some were not). */
+  fit: CapturedFit | null;
 }
 
 /**
@@ -128,6 +133,10 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
   progress('embed', done, total);
 
   const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
+  // Scoring's pass 1 (column sums, the fit sample's rows) taken from the batches as they come,
+  // when every batch is computed here: the scoring then fits without reading the parts back.
+  const layout = todo.length === plan.batches.length ? await cachedTissueLayout(plan) : null;
+  const capture = layout === null ? null : new FitCapture(layout, fitRowsOf(spec.scoreMethod, layout.count), plan.batches.length);
   // A pipeline over the batches still to embed: decoding runs READ_AHEAD batches ahead (thread
   // pool), two forwards are queued on the engine so that it starts the next the moment one ends,
   // and each finished batch's part file is written (this thread) while the engine works.
@@ -173,6 +182,7 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
       timings.inferenceMs += forwarded.inferMs;
       forwardMs[k] = forwarded.inferMs;
       timings.modelTokens = (timings.modelTokens ?? 0) + forwarded.modelTokens;
+      capture?.add(forwarded.batch.index, forwarded.cells, forwarded.embeddings, forwarded.sums);
       const write = writePart(plan, forwarded).then((ms) => {
         timings.writeMs = (timings.writeMs ?? 0) + ms;
         done += forwarded.batch.regions.length;
@@ -190,7 +200,7 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
     await source.close();
   }
   progress('aggregate', total, total);
-  return { plan, timings: { ...timings, startedAt: prepared.startedAt }, batchesComputed: todo.length };
+  return { plan, timings: { ...timings, startedAt: prepared.startedAt }, batchesComputed: todo.length, fit: capture?.result() ?? null };
 }
 
 /** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
@@ -200,9 +210,9 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
 
 /** Stage 3 for a slide embedded in this process, and its outcome. */
 async function aggregateEmbedded(spec: AnalysisSpec, embedded: EmbeddedSlide, options: EmbeddedRunOptions): Promise<SlideOutcome> {
-  const { plan, timings, batchesComputed } = embedded;
+  const { plan, timings, batchesComputed, fit } = embedded;
   const total = plan.regionPlan.regions.length;
-  const summary = await aggregateOffThread(plan, timings, batchesComputed);
+  const summary = await aggregateOffThread(plan, timings, batchesComputed, undefined, fit);
   options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage: 'done', regionsDone: total, regionsTotal: total });
   return {
     slidePath: spec.slidePath,
