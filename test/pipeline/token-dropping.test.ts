@@ -89,7 +89,7 @@ describe('token dropping (--tokens tissue)', () => {
     try {
       for (const [i, region] of plan.regionPlan.regions.entries()) {
         const mask = new Uint8Array(n * n);
-        for (const k of keptTissuePatches(plan, layout, i, plan.spec.tokenMargin ?? 0)) mask[k] = 1;
+        for (const k of keptTissuePatches(plan.regionPlan, layout.grid, i, plan.spec.tokenMargin ?? 0)) mask[k] = 1;
         const full = (await readPlannedRegion(source, plan.regionPlan, region)).data;
         const kept = (await readPlannedRegion(source, plan.regionPlan, region, mask)).data;
         const size = plan.regionPlan.regionSize;

@@ -73,7 +73,7 @@ export async function readBatch(plan: SlidePlan, source: SlideSource, batch: num
   let kept: Int32Array[] | undefined;
   if (plan.spec.tokens === 'tissue') {
     const layout = await cachedTissueLayout(plan);
-    kept = indices.map((i) => keptTissuePatches(plan, layout, i, plan.spec.tokenMargin ?? 0));
+    kept = indices.map((i) => keptTissuePatches(plan.regionPlan, layout.grid, i, plan.spec.tokenMargin ?? 0));
   }
   const n = size / plan.regionPlan.patchSize;
   const images = await Promise.all(
@@ -140,7 +140,7 @@ export async function forwardBatch(plan: SlidePlan, engine: VitEngine, batch: Re
   }
   // Token dropping: each region enters the model as its tissue (plus a margin) alone; its owned
   // tissue patches are among the kept ones, found in the kept output by their list position.
-  const kept = batch.kept ?? batch.regions.map((r) => keptTissuePatches(plan, layout, r, plan.spec.tokenMargin ?? 0));
+  const kept = batch.kept ?? batch.regions.map((r) => keptTissuePatches(plan.regionPlan, layout.grid, r, plan.spec.tokenMargin ?? 0));
   const offsets = new Int32Array(kept.length + 1);
   kept.forEach((k, b) => (offsets[b + 1] = (offsets[b] as number) + k.length));
   const patches = new Int32Array(offsets[kept.length] as number);

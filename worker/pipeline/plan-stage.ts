@@ -12,6 +12,8 @@ import { openSlide } from '../slide/open-slide.js';
 import { OVERLAY_DEFAULTS } from '../store/overlay.js';
 import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, type RegionPlan } from '../regions/region-plan.js';
+import { buildPatchGrid } from './patch-grid.js';
+import { keptTissuePatches } from './tissue-layout.js';
 import { writeFileAtomic, writeFileAtomicIfAbsent } from '../util/atomic-write.js';
 import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
 import type { MppSource, SlideLevel } from '../slide/slide-source.js';
@@ -78,10 +80,22 @@ export async function planSlide(spec: AnalysisSpec, model: ModelArch | Promise<M
       overlap: spec.overlap,
       patchSize: arch.patchSize,
     });
-    // With token dropping a batch is padded to its largest region: batch regions of similar
-    // tissue together (most tissue first). Otherwise in plan order (reads stay local).
+    // With token dropping a batch is padded to its longest region: batch regions that keep
+    // about as many tokens together (most first). Sorting by kept tokens rather than by tissue
+    // fraction cut the padding on the 40000 px mosaic from 9.6 % to 0.8 % of the tokens run
+    // (bench/NOTES.md). Otherwise in plan order (reads stay local).
     const order = regionPlan.regions.map((_, i) => i);
-    if (spec.tokens === 'tissue') order.sort((a, b) => (regionPlan.regions[b]?.tissueFraction ?? 0) - (regionPlan.regions[a]?.tissueFraction ?? 0) || a - b);
+    if (spec.tokens === 'tissue') {
+      const grid = buildPatchGrid(regionPlan, tissue);
+      const kept: number[] = [];
+      for (const i of order) {
+        kept.push(keptTissuePatches(regionPlan, grid, i, spec.tokenMargin ?? 0).length);
+        // ~0.15 ms a region: yield now and then, since the previous slide's batches are fed
+        // to the engine from this thread meanwhile.
+        if (i % 64 === 63) await new Promise<void>((r) => setImmediate(r));
+      }
+      order.sort((a, b) => (kept[b] as number) - (kept[a] as number) || a - b);
+    }
     const batches: number[][] = [];
     for (let i = 0; i < order.length; i += spec.batchSize) batches.push(order.slice(i, i + spec.batchSize));
     const mpp = source.mpp as { x: number; y: number }; // planRegions has thrown if it were null

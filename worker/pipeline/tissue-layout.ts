@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { TissueMap } from '../tissue/tissue-map.js';
 import { buildPatchGrid, cellOf, type PatchGrid } from './patch-grid.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
+import type { RegionPlan } from '../regions/region-plan.js';
 
 export interface TissueLayout {
   grid: PatchGrid;
@@ -55,11 +56,10 @@ export function cachedTissueLayout(plan: SlidePlan): Promise<TissueLayout> {
  * neighbourhood) so that tissue at the edge keeps some of its surroundings. Patch indices
  * pr * n + pc, increasing; never empty (a region without a tissue cell keeps its first patch).
  */
-export function keptTissuePatches(plan: SlidePlan, layout: TissueLayout, region: number, margin: number): Int32Array {
-  const { grid } = layout;
+export function keptTissuePatches(regionPlan: RegionPlan, grid: PatchGrid, region: number, margin: number): Int32Array {
   const n = grid.regionPatches;
   const tissue = new Uint8Array(n * n);
-  for (let pr = 0; pr < n; pr++) for (let pc = 0; pc < n; pc++) tissue[pr * n + pc] = grid.tissue[cellOf(plan.regionPlan, grid, region, pr, pc)] === 1 ? 1 : 0;
+  for (let pr = 0; pr < n; pr++) for (let pc = 0; pc < n; pc++) tissue[pr * n + pc] = grid.tissue[cellOf(regionPlan, grid, region, pr, pc)] === 1 ? 1 : 0;
   // Separable dilation: rows, then columns.
   const rowsGrown = new Uint8Array(n * n);
   for (let pr = 0; pr < n; pr++) {
