@@ -1,22 +1,20 @@
 /**
- * Stage 3: once every batch is embedded, assemble the patch grid, score the tissue cells and write
- * the slide's result folder (heatmap.npy/json, tissue.png, overlay.png, regions.geojson,
- * analysis.json, summary.json last). See worker/store/result-store.ts for the layout.
+ * Stage 3: score the tissue cells (scoring-run.ts) and write the slide's result folder
+ * (heatmap.npy/json, tissue.png, overlay.png, regions.geojson, analysis.json, summary.json last).
+ * See worker/store/result-store.ts for the layout.
  *
- * Scoring reads the part files twice (tissue-chunks.ts): pass 1 adds up the parts' column sums
- * (the mean the `self` scorer centres on) and reads only the rows of the scorer's fit sample (at
- * most maxFitPatches); pass 2 streams every part and scores its patches straight into the heatmap. Memory is the fit sample
- * (20k x dim x 4 bytes: 80 MB for a 1024-dim model) plus per-cell arrays the size of the heatmap
- * plus one part file; it does not grow with the tissue area's embeddings, and regions are never
- * held. Before, all tissue embeddings were gathered at once (1.5 M x 192 floats on a 40000^2 px
- * slide: 1977 MiB peak RSS).
+ * The scorer fits on the fit batches (fit-batches.ts: their column sums and a sample of their
+ * rows) and then scores every part straight into the heatmap. In the queue's aggregate job both
+ * come from the part files; in embedded mode the scoring thread is fed each batch as it is
+ * embedded, so that only the last batches and the store are left when the engine is done.
+ * Memory is the fit sample (20k x dim x 4 bytes: 80 MB for a 1024-dim model) plus per-cell
+ * arrays the size of the heatmap plus a part or a few held batches; it does not grow with the
+ * tissue area's embeddings. Before streaming, all tissue embeddings were gathered at once (1.5 M
+ * x 192 floats on a 40000^2 px slide: 1977 MiB peak RSS).
  */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { readSafetensorsMetadata } from '../infer/safetensors.js';
-import { parseScoreMethod } from '../score/parse-score-method.js';
-import { nearestNeighbourDevice } from '../score/native-nearest-neighbour.js';
-import { RowSums } from '../score/score-embeddings.js';
 import { anomalousRegions } from '../store/contours.js';
 import { toQuPathGeoJson } from '../store/geojson.js';
 import { OVERLAY_DEFAULTS, renderOverlay } from '../store/overlay.js';
@@ -29,11 +27,8 @@ import { scoreRange, type HeatmapMeta } from '../store/heatmap-json.js';
 import { countCells, slideScore, type EngineIdle, type SlideFailure, type SlideSummary } from '../store/summary.js';
 import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
 import { dropEmbeddings, partPath } from './embed-stage.js';
-import { PartFileError } from './errors.js';
 import { workDir, type SlidePlan } from './plan-stage.js';
-import { gatherRows, tissueChunks } from './tissue-chunks.js';
-import type { CapturedFit } from './fit-capture.js';
-import { cachedTissueLayout } from './tissue-layout.js';
+import { ScoringRun } from './scoring-run.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import { readAnalysisRecord, validationOf, type AnalysisRecord } from '../store/analysis-record.js';
 import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
@@ -114,10 +109,6 @@ async function analysisRecord(plan: SlidePlan, scoreMethod: string, createdAt: s
   };
 }
 
-function sameRows(a: Int32Array, b: Int32Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
 /** Anomalous regions smaller than this many patches (2 x 2 = 16 x 16 µm at 8 µm patches) are noise. */
 export const MIN_REGION_CELLS = 4;
 
@@ -179,49 +170,29 @@ export async function readPartTimings(plan: SlidePlan, batches: readonly number[
   return { readMs, inferenceMs, modelTokens };
 }
 
+/** A scoring that ran alongside the embedding (embedded mode's scoring thread). */
+export interface StreamedScoring {
+  run: ScoringRun;
+  /** When it started (performance.now() of this thread), for scoringMs. */
+  startedAt: number;
+}
+
 /**
- * batchesComputed: how many of the plan's batches the embed stage ran for this analysis (the
- * others' part files were already there, e.g. from an analysis with another score method).
+ * Scores the slide and writes its result folder. batchesComputed: how many of the plan's batches
+ * the embed stage ran for this analysis (the others' part files were already there, e.g. from an
+ * analysis with another score method). `streamed`: the scoring that has been fed the batches as
+ * they were embedded; without it every part file is read (the queue's aggregate job).
  */
-export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, captured: CapturedFit | null = null): Promise<SlideSummary> {
-  const scoringStarted = performance.now();
+export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, streamed?: StreamedScoring): Promise<SlideSummary> {
+  const tailStarted = performance.now();
+  const scoringStarted = streamed?.startedAt ?? tailStarted;
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
   const tissuePng = await readFile(join(dir, 'tissue.png'));
-  // The embed stage built it in this process already (embedded mode, or a worker that ran batches).
-  const layout = await cachedTissueLayout(plan);
-  const { grid, count, dim } = layout;
-  const tLayout = performance.now();
-
-  const scorer = await parseScoreMethod(spec.scoreMethod, { dim, model: spec.modelName, device: nearestNeighbourDevice(spec.device) });
-  // Pass 1: the fit sample and the sums over every tissue patch; taken during embedding when
-  // the embed stage could (fit-capture.ts: the same numbers), else read from the part files.
-  const sums = new RowSums(dim);
-  const fitRows = scorer.fitRows(count);
-  const usable = captured !== null && captured.count === count && sameRows(captured.rows, fitRows) && captured.sample.length === fitRows.length * dim;
-  if (usable) sums.addTotals(captured.sums, captured.count);
-  const sample = usable ? captured.sample : await gatherRows(plan, layout, fitRows, sums);
-  if (sums.count !== count) throw new PartFileError(`the part files hold ${sums.count} of the slide's ${count} tissue patches: a part is missing or stale`);
-  const tPass1 = performance.now();
-  signal?.throwIfAborted();
-  const fitted = await scorer.fit({ count: fitRows.length, dim, data: sample }, sums.statistics());
-  const tFit = performance.now();
-  // Pass 2: score part by part, straight into the heatmap; scores[row] keeps the cell order.
-  const heatmap = new Float32Array(grid.rows * grid.cols).fill(Number.NaN);
-  const scores = new Float32Array(count);
-  try {
-    for await (const chunk of tissueChunks(plan, layout)) {
-      signal?.throwIfAborted();
-      const s = await fitted.scoreChunk(chunk);
-      for (let i = 0; i < chunk.count; i++) {
-        heatmap[chunk.cells[i] as number] = s[i] as number;
-        scores[chunk.rows[i] as number] = s[i] as number;
-      }
-    }
-  } finally {
-    fitted.close();
-  }
-  const tPass2 = performance.now();
+  const run = streamed?.run ?? (await ScoringRun.start(plan));
+  const { scorer, layout, heatmap, scores, steps } = await run.complete(signal);
+  const { grid, count } = layout;
+  const tScored = performance.now();
   const range = scoreRange(scores);
   const score = slideScore(scores);
   const threshold = count === 0 ? Infinity : scorer.defaultThreshold(scores);
@@ -298,11 +269,9 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
       ...(timings.engineIdle === undefined ? {} : { engineIdle: timings.engineIdle }),
       scoringMs,
       scoringSteps: {
-        layoutMs: tLayout - scoringStarted,
-        pass1Ms: tPass1 - tLayout,
-        fitMs: tFit - tPass1,
-        pass2Ms: tPass2 - tFit,
-        storeMs: performance.now() - tPass2,
+        ...steps,
+        storeMs: performance.now() - tScored,
+        ...(streamed === undefined ? {} : { afterEmbedMs: performance.now() - tailStarted }),
       },
       totalMs: timings.startedAt === undefined ? scoringMs : Math.max(0, (timings.startedAt > 1e12 ? Date.now() : performance.now()) - timings.startedAt),
     },

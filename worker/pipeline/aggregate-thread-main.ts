@@ -1,19 +1,20 @@
 /**
- * The scoring thread's entry (aggregate-thread.ts starts it): runs stage 3 for the slide it is
- * given and replies once, with the summary or the error.
+ * The scoring thread's entry (aggregate-thread.ts starts it): scores one slide, from its part
+ * files or fed batch by batch, and replies once, with the summary or the error.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { aggregateSlide } from './aggregate-stage.js';
-import type { AggregateThreadInput, AggregateThreadReply } from './aggregate-thread.js';
+import type { AggregateThreadInput, AggregateThreadReply, ScoringStreamMessage } from './aggregate-thread.js';
+import { ScoringRun } from './scoring-run.js';
 import { isSlideFailure } from './slide-failure.js';
+import type { SlideSummary } from '../store/summary.js';
 
 const input = workerData as AggregateThreadInput;
-let reply: AggregateThreadReply;
-try {
-  reply = { summary: await aggregateSlide(input.plan, input.timings, input.batchesComputed, undefined, input.fit) };
-} catch (err) {
+const port = parentPort;
+
+function errorReply(err: unknown): AggregateThreadReply {
   const e = err as NodeJS.ErrnoException;
-  reply = {
+  return {
     error: {
       name: e?.name ?? 'Error',
       message: e?.message ?? String(err),
@@ -25,4 +26,39 @@ try {
     },
   };
 }
-parentPort?.postMessage(reply);
+
+/** Replies once and lets the thread end. */
+function reply(r: AggregateThreadReply): void {
+  port?.postMessage(r);
+  port?.close();
+}
+
+if (input.mode === 'parts') {
+  aggregateSlide(input.plan, input.timings, input.batchesComputed).then(
+    (summary: SlideSummary) => reply({ summary }),
+    (err: unknown) => reply(errorReply(err)),
+  );
+} else {
+  const startedAt = performance.now();
+  const { plan } = input;
+  const run = ScoringRun.start(plan);
+  run.catch(() => undefined); // reported with the first message handled
+  // Messages are handled one after another; the first error ends the scoring.
+  let chain: Promise<unknown> = run;
+  let failed = false;
+  port?.on('message', (m: ScoringStreamMessage) => {
+    chain = chain
+      .then(async () => {
+        if (failed) return;
+        const r = await run;
+        if (m.type === 'batch') await r.addBatch(m.batch, m.cells, m.embeddings, m.sums);
+        else reply({ summary: await aggregateSlide(plan, m.timings, m.batchesComputed, undefined, { run: r, startedAt }) });
+      })
+      .catch((err: unknown) => {
+        if (failed) return;
+        failed = true;
+        void run.then((r) => r.close(), () => undefined);
+        reply(errorReply(err));
+      });
+  });
+}

@@ -12,18 +12,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AggregateTimings } from './aggregate-stage.js';
-import type { CapturedFit } from './fit-capture.js';
 import { PartFileError, StorageError } from './errors.js';
 import type { SlidePlan } from './plan-stage.js';
 import type { SlideSummary } from '../store/summary.js';
 
-/** What the thread receives. */
-export interface AggregateThreadInput {
-  plan: SlidePlan;
-  timings: AggregateTimings;
-  batchesComputed: number;
-  fit: CapturedFit | null;
-}
+/** What the thread receives: a slide to score from its part files, or one to be fed batch by batch. */
+export type AggregateThreadInput =
+  | { mode: 'parts'; plan: SlidePlan; timings: AggregateTimings; batchesComputed: number }
+  | { mode: 'stream'; plan: SlidePlan };
+
+/** Messages of a streamed scoring: each batch once its part file is written, then the end. */
+export type ScoringStreamMessage =
+  | { type: 'batch'; batch: number; cells: Int32Array; embeddings: Uint16Array; sums: Float64Array }
+  | { type: 'end'; timings: AggregateTimings; batchesComputed: number };
 
 /** An error as it crosses the thread boundary: its class name and what the callers look at. */
 export interface ThreadError {
@@ -80,20 +81,11 @@ function threadEntry(): URL {
   return pathToFileURL(entry);
 }
 
-/**
- * aggregateSlide on a new worker thread (with `fit`, pass 1 taken during embedding: see
- * fit-capture.ts; its sample buffer is handed over, unusable here afterwards). `signal` ends the thread (its files are written
- * atomically, summary.json last, so an abandoned scoring leaves no result) and rejects with the
- * signal's reason.
- */
-export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, fit: CapturedFit | null = null): Promise<SlideSummary> {
-  return new Promise<SlideSummary>((resolve, reject) => {
-    signal?.throwIfAborted();
-    // The fit sample (80 MB at dim 1024) moves to the thread rather than being copied.
-    const thread = new Worker(threadEntry(), {
-      workerData: { plan, timings, batchesComputed, fit } satisfies AggregateThreadInput,
-      transferList: fit === null ? [] : [fit.sample.buffer as ArrayBuffer],
-    });
+/** A scoring thread and its one reply. */
+function spawn(input: AggregateThreadInput, signal?: AbortSignal): { thread: Worker; reply: Promise<SlideSummary> } {
+  signal?.throwIfAborted();
+  const thread = new Worker(threadEntry(), { workerData: input });
+  const reply = new Promise<SlideSummary>((resolve, reject) => {
     let settled = false;
     const settle = (fn: () => void): void => {
       if (settled) return;
@@ -106,8 +98,59 @@ export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, b
       void thread.terminate();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    thread.once('message', (reply: AggregateThreadReply) => settle(() => ('summary' in reply ? resolve(reply.summary) : reject(errorFromThread(reply.error)))));
+    thread.once('message', (r: AggregateThreadReply) => settle(() => ('summary' in r ? resolve(r.summary) : reject(errorFromThread(r.error)))));
     thread.once('error', (err) => settle(() => reject(err)));
-    thread.once('exit', (code) => settle(() => reject(new Error(`the scoring thread of ${plan.spec.slideName} exited (code ${code}) without a result`))));
+    thread.once('exit', (code) => settle(() => reject(new Error(`the scoring thread of ${input.plan.spec.slideName} exited (code ${code}) without a result`))));
   });
+  reply.catch(() => undefined); // surfaces where it is awaited
+  return { thread, reply };
+}
+
+/**
+ * aggregateSlide on a new worker thread, reading every part file (the queue's aggregate job).
+ * `signal` ends the thread (its files are written atomically, summary.json last, so an
+ * abandoned scoring leaves no result) and rejects with the signal's reason.
+ */
+export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal): Promise<SlideSummary> {
+  try {
+    return spawn({ mode: 'parts', plan, timings, batchesComputed }, signal).reply;
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * Embedded mode's scoring, on its thread while the slide is embedded: each batch is handed over
+ * once its part file is written; the scorer fits as soon as the fit batches are in, and scores
+ * every later batch as it comes. After the last batch only the rest (and the store) remains.
+ */
+export class ScoringStream {
+  private constructor(
+    private readonly thread: Worker,
+    private readonly reply: Promise<SlideSummary>,
+  ) {}
+
+  static open(plan: SlidePlan): ScoringStream {
+    const { thread, reply } = spawn({ mode: 'stream', plan });
+    return new ScoringStream(thread, reply);
+  }
+
+  /** A batch whose part file is written. Its embeddings move to the thread when they own their buffer (unusable here afterwards). */
+  add(batch: number, cells: Int32Array, embeddings: Uint16Array, sums: Float64Array): void {
+    const whole = embeddings.byteOffset === 0 && embeddings.byteLength === embeddings.buffer.byteLength;
+    const message: ScoringStreamMessage = { type: 'batch', batch, cells, embeddings, sums };
+    this.thread.postMessage(message, whole ? [embeddings.buffer as ArrayBuffer] : []);
+  }
+
+  /** Every batch is in: the scoring finishes, stores the result and resolves with its summary. */
+  finish(timings: AggregateTimings, batchesComputed: number): Promise<SlideSummary> {
+    const message: ScoringStreamMessage = { type: 'end', timings, batchesComputed };
+    this.thread.postMessage(message);
+    return this.reply;
+  }
+
+  /** The slide failed before its end: the thread is stopped, nothing is filed. */
+  async abandon(): Promise<void> {
+    await this.thread.terminate();
+  }
 }

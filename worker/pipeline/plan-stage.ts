@@ -14,6 +14,7 @@ import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, type RegionPlan } from '../regions/region-plan.js';
 import { buildPatchGrid } from './patch-grid.js';
 import { keptTissuePatches } from './tissue-layout.js';
+import { chooseFitBatches } from './fit-batches.js';
 import { writeFileAtomic, writeFileAtomicIfAbsent } from '../util/atomic-write.js';
 import { slideOpenOptions, verifySlideUnchanged, type AnalysisSpec } from './analysis-spec.js';
 import type { MppSource, SlideLevel } from '../slide/slide-source.js';
@@ -39,6 +40,11 @@ export interface SlidePlan {
   regionPlan: RegionPlan;
   /** Indices into regionPlan.regions, one array per inference batch. */
   batches: number[][];
+  /**
+   * Batches the scorer fits on (fit-batches.ts), embedded first; absent in plans written before
+   * they existed: all batches.
+   */
+  fitBatches?: number[];
   planMs: number;
 }
 
@@ -122,6 +128,7 @@ export async function planSlide(spec: AnalysisSpec, model: ModelArch | Promise<M
       },
       regionPlan,
       batches,
+      fitBatches: chooseFitBatches(batches.length),
       planMs: 0,
     };
     signal?.throwIfAborted(); // an abandoned plan writes nothing

@@ -10,14 +10,12 @@ import type { SlideSource } from '../slide/slide-source.js';
 import { DEFAULT_ANALYSIS_OPTIONS, checkDataFolders, describeAnalysis, slideOpenOptions, type AnalysisOptions, type AnalysisSpec } from './analysis-spec.js';
 import { storageFailure } from './errors.js';
 import { isSlideFailure } from './slide-failure.js';
-import { aggregateOffThread } from './aggregate-thread.js';
+import { aggregateOffThread, ScoringStream } from './aggregate-thread.js';
 import { planSlide, type SlidePlan } from './plan-stage.js';
 import { forwardBatch, partExists, readBatch, writePart, type ForwardedBatch, type RegionBatch } from './embed-stage.js';
 import { readResultSummary, writeFailure, type AggregateTimings } from './aggregate-stage.js';
 import { getEngine } from './engine-cache.js';
-import { FitCapture, type CapturedFit } from './fit-capture.js';
-import { cachedTissueLayout } from './tissue-layout.js';
-import { fitRowsOf } from '../score/parse-score-method.js';
+import { fitBatchesOf } from './fit-batches.js';
 import type { ProgressListener } from './progress.js';
 import type { EngineIdle } from '../store/summary.js';
 
@@ -75,8 +73,8 @@ interface EmbeddedSlide {
   plan: SlidePlan;
   timings: AggregateTimings;
   batchesComputed: number;
-  /** Scoring's first pass, taken from the batches as they were embedded (null: some were not). */
-  fit: CapturedFit | null;
+  /** The scoring fed the batches as they were embedded (analyzeEmbedded), or null. */
+  scoring: ScoringStream | null;
 }
 
 /**
@@ -88,7 +86,7 @@ interface PreparedSlide {
   spec: AnalysisSpec;
   plan: SlidePlan;
   source: SlideSource;
-  /** Batches without a part file yet, in plan order. */
+  /** Batches without a part file yet: the fit batches first (fit-batches.ts), then in plan order. */
   todo: number[];
   /** Reads started ahead, indexed like todo. */
   reads: (Promise<RegionBatch> | undefined)[];
@@ -106,7 +104,10 @@ async function prepareSlide(spec: AnalysisSpec, options: EmbeddedRunOptions): Pr
   progressOf(spec, options)('plan', 0, 0);
   // The first slide's tissue is found while the model loads.
   const plan = await planSlide(spec, getEngine(spec.modelWeights, spec.modelConfig, spec.device).then((e) => e.arch));
-  const todo = plan.batches.map((_, i) => i).filter((i) => !partExists(plan, i));
+  // The fit batches first: the scoring can fit while the rest is in the engine.
+  const fitFirst = fitBatchesOf(plan);
+  const inFit = new Set(fitFirst);
+  const todo = [...fitFirst, ...plan.batches.map((_, i) => i).filter((i) => !inFit.has(i))].filter((i) => !partExists(plan, i));
   const source = await openSlide(spec.slidePath, slideOpenOptions(spec));
   const reads: (Promise<RegionBatch> | undefined)[] = [];
   for (let j = 0; j < Math.min(todo.length, READ_AHEAD); j++) {
@@ -123,8 +124,11 @@ async function discardPrepared(p: PreparedSlide): Promise<void> {
   await p.source.close();
 }
 
-/** Stage 2 of a prepared slide: embed every batch not yet on disk. Closes the slide. */
-async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOptions): Promise<EmbeddedSlide> {
+/**
+ * Stage 2 of a prepared slide: embed every batch not yet on disk, handing each to `scoring` once
+ * its part file is written. Closes the slide.
+ */
+async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOptions, scoring: ScoringStream | null = null): Promise<EmbeddedSlide> {
   const { spec, plan, source, todo, reads } = prepared;
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
   const progress = progressOf(spec, options);
@@ -133,10 +137,6 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
   progress('embed', done, total);
 
   const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
-  // Scoring's pass 1 (column sums, the fit sample's rows) taken from the batches as they come,
-  // when every batch is computed here: the scoring then fits without reading the parts back.
-  const layout = todo.length === plan.batches.length ? await cachedTissueLayout(plan) : null;
-  const capture = layout === null ? null : new FitCapture(layout, fitRowsOf(spec.scoreMethod, layout.count), plan.batches.length);
   // A pipeline over the batches still to embed: decoding runs READ_AHEAD batches ahead (thread
   // pool), two forwards are queued on the engine so that it starts the next the moment one ends,
   // and each finished batch's part file is written (this thread) while the engine works.
@@ -182,11 +182,12 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
       timings.inferenceMs += forwarded.inferMs;
       forwardMs[k] = forwarded.inferMs;
       timings.modelTokens = (timings.modelTokens ?? 0) + forwarded.modelTokens;
-      capture?.add(forwarded.batch.index, forwarded.cells, forwarded.embeddings, forwarded.sums);
       const write = writePart(plan, forwarded).then((ms) => {
         timings.writeMs = (timings.writeMs ?? 0) + ms;
         done += forwarded.batch.regions.length;
         progress('embed', done, total);
+        // Written: the scoring may read it back, so it can take the batch now.
+        scoring?.add(forwarded.batch.index, forwarded.cells, forwarded.embeddings, forwarded.sums);
       });
       write.catch(() => undefined); // surfaces where it is awaited
       writes.push(write);
@@ -200,7 +201,7 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
     await source.close();
   }
   progress('aggregate', total, total);
-  return { plan, timings: { ...timings, startedAt: prepared.startedAt }, batchesComputed: todo.length, fit: capture?.result() ?? null };
+  return { plan, timings: { ...timings, startedAt: prepared.startedAt }, batchesComputed: todo.length, scoring };
 }
 
 /** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
@@ -210,9 +211,9 @@ export async function embedSlide(spec: AnalysisSpec, options: EmbeddedRunOptions
 
 /** Stage 3 for a slide embedded in this process, and its outcome. */
 async function aggregateEmbedded(spec: AnalysisSpec, embedded: EmbeddedSlide, options: EmbeddedRunOptions): Promise<SlideOutcome> {
-  const { plan, timings, batchesComputed, fit } = embedded;
+  const { plan, timings, batchesComputed, scoring } = embedded;
   const total = plan.regionPlan.regions.length;
-  const summary = await aggregateOffThread(plan, timings, batchesComputed, undefined, fit);
+  const summary = scoring === null ? await aggregateOffThread(plan, timings, batchesComputed) : await scoring.finish(timings, batchesComputed);
   options.onProgress?.({ analysisId: spec.analysisId, slideName: spec.slideName, stage: 'done', regionsDone: total, regionsTotal: total });
   return {
     slidePath: spec.slidePath,
@@ -285,7 +286,16 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
       }
       const { spec } = current.ready;
       const slidePath = slides[index] as string;
-      const embedding = embedPrepared(current.ready, options);
+      // Scored on its own thread while it is embedded.
+      let stream: ScoringStream;
+      try {
+        stream = ScoringStream.open(current.ready.plan);
+      } catch (err) {
+        await discardPrepared(current.ready);
+        throw err;
+      }
+      const embedding = embedPrepared(current.ready, options, stream);
+      embedding.catch(() => void stream.abandon());
       embedding.catch(() => undefined); // awaited below
       if (index + 1 < slides.length) next = prepare(index + 1, { workDir: spec.workDir, embedded: embedding });
       try {

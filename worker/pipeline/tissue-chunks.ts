@@ -77,23 +77,36 @@ function partRows(path: string, embeddings: TensorInfo, cells: Int32Array, layou
  * Reads the part files in order and yields each one's tissue cells. Each chunk is new memory
  * (the consumer may keep it); only one part file is read at a time.
  */
-export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout): AsyncGenerator<TissueChunk> {
-  for (let b = 0; b < plan.batches.length; b++) {
+export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout, batches: readonly number[] = plan.batches.map((_, i) => i)): AsyncGenerator<TissueChunk & { batch: number }> {
+  for (const b of batches) {
     const path = partPath(plan, b);
     const part = await readPart(path);
     checkPartFormat(path, part.metadata);
     const cells = part.int32('cells');
     const rows = partRows(path, part.info('embeddings'), cells, layout);
-    yield { count: cells.length, dim: layout.dim, data: part.float32('embeddings'), rows, cells };
+    yield { batch: b, count: cells.length, dim: layout.dim, data: part.float32('embeddings'), rows, cells };
   }
 }
 
 /**
- * The embeddings of `wanted` rows (any order), in that order, reading only those rows of each part
- * file. `sums`, when given, receives every part's column sums (the `sums` tensor the embed stage
- * wrote), i.e. the sums over all the slide's tissue patches.
+ * A batch's tissue cells as the engine returned them (embedded mode streams them to the scoring
+ * before, or instead of, reading its part file back): the chunk its part file would give.
  */
-export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: Int32Array, sums?: RowSums): Promise<Float32Array> {
+export function chunkOfBatch(label: string, cells: Int32Array, embeddings: Uint16Array, layout: TissueLayout): TissueChunk {
+  const { dim } = layout;
+  const info: TensorInfo = { name: 'embeddings', dtype: 'BF16', shape: [embeddings.length / dim, dim], begin: 0, end: embeddings.byteLength };
+  const rows = partRows(label, info, cells, layout);
+  const data = new Float32Array(cells.length * dim);
+  decodeBf16(embeddings, data);
+  return { count: cells.length, dim, data, rows, cells };
+}
+
+/**
+ * The embeddings of `wanted` rows (any order), in that order, reading only those rows of the part
+ * files of `batches` (default: all, in order). `sums`, when given, receives those parts' column
+ * sums (the `sums` tensor the embed stage wrote), added in the order of `batches`.
+ */
+export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: Int32Array, sums?: RowSums, batches: readonly number[] = plan.batches.map((_, i) => i)): Promise<Float32Array> {
   const { dim, count } = layout;
   const slot = new Int32Array(count).fill(-1);
   wanted.forEach((r, i) => {
@@ -102,7 +115,7 @@ export async function gatherRows(plan: SlidePlan, layout: TissueLayout, wanted: 
   });
   const out = new Float32Array(wanted.length * dim);
   let found = 0;
-  for (let b = 0; b < plan.batches.length; b++) {
+  for (const b of batches) {
     const path = partPath(plan, b);
     const part = await openPart(path);
     try {

@@ -22,13 +22,18 @@ export interface SlideTimings {
 export interface ScoringSteps {
   /** Patch grid and tissue rows. */
   layoutMs: number;
-  /** Pass 1 over the part files: sums and the fit sample. */
+  /** Gathering the fit's input (sums and sample of the fit batches): from the batches as they came, or from their part files. */
   pass1Ms: number;
   fitMs: number;
-  /** Pass 2: every part scored into the heatmap. */
+  /** Scoring every batch into the heatmap. */
   pass2Ms: number;
   /** Threshold, regions, overlay and the result files. */
   storeMs: number;
+  /**
+   * Embedded mode scores batches while the slide is still embedded: the part of the scoring
+   * left after the last batch (the rest overlapped the engine). Absent when nothing overlapped.
+   */
+  afterEmbedMs?: number;
 }
 
 export interface SlideSummary {
