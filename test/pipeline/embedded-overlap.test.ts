@@ -19,8 +19,19 @@ describe('embedded mode overlaps slides', () => {
       return path;
     });
     const events: SlideProgress[] = [];
+    const started = Date.now();
     const outcomes = await analyzeEmbedded(slides, { dataDir, regionSize: 512, device: 'cpu', onProgress: (p) => void events.push({ ...p }) });
+    const wall = Date.now() - started;
     expect(outcomes.map((o) => o.status)).toEqual(['done', 'done', 'done']);
+    // Each slide's own total and scoring time are real durations within the run (the scoring
+    // thread has its own clock: the start crosses as epoch time).
+    for (const o of outcomes) {
+      const { timings } = JSON.parse(readFileSync(join(o.resultDir as string, 'summary.json'), 'utf8')) as { timings: { totalMs: number; scoringMs: number; inferenceMs: number } };
+      expect(timings.totalMs).toBeGreaterThan(timings.inferenceMs);
+      expect(timings.totalMs).toBeLessThanOrEqual(wall);
+      expect(timings.scoringMs).toBeGreaterThan(0);
+      expect(timings.scoringMs).toBeLessThan(timings.totalMs);
+    }
     const order = (name: string, stage: SlideProgress['stage']): number => events.findIndex((e) => e.slideName === name && e.stage === stage);
     for (const [k, next] of [['first', 'second'], ['second', 'third']] as const) {
       // The next slide's plan started after this one's embedding began and before it ended.

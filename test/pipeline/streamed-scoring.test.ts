@@ -78,7 +78,7 @@ describe('streamed scoring', () => {
       const sums = new Float64Array(sumsRaw.buffer.slice(sumsRaw.byteOffset, sumsRaw.byteOffset + sumsRaw.byteLength));
       await run.addBatch(b, part.int32('cells'), bf16, sums);
     }
-    const shuffled = await aggregateSlide(plan!, { planMs: 0, readMs: 0, inferenceMs: 0 }, 0, undefined, { run, startedAt: performance.now() });
+    const shuffled = await aggregateSlide(plan!, { planMs: 0, readMs: 0, inferenceMs: 0 }, 0, undefined, run);
     expect(Buffer.compare(readFileSync(join(resultDir, 'heatmap.npy')), streamedHeatmap)).toBe(0);
     expect(shuffled.threshold).toBe(streamed.threshold);
   }, 180_000);

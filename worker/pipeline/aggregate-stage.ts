@@ -170,26 +170,19 @@ export async function readPartTimings(plan: SlidePlan, batches: readonly number[
   return { readMs, inferenceMs, modelTokens };
 }
 
-/** A scoring that ran alongside the embedding (embedded mode's scoring thread). */
-export interface StreamedScoring {
-  run: ScoringRun;
-  /** When it started (performance.now() of this thread), for scoringMs. */
-  startedAt: number;
-}
-
 /**
  * Scores the slide and writes its result folder. batchesComputed: how many of the plan's batches
  * the embed stage ran for this analysis (the others' part files were already there, e.g. from an
  * analysis with another score method). `streamed`: the scoring that has been fed the batches as
- * they were embedded; without it every part file is read (the queue's aggregate job).
+ * they were embedded (what is left of it runs now); without it every part file is read (the
+ * queue's aggregate job).
  */
-export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, streamed?: StreamedScoring): Promise<SlideSummary> {
-  const tailStarted = performance.now();
-  const scoringStarted = streamed?.startedAt ?? tailStarted;
+export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings, batchesComputed: number, signal?: AbortSignal, streamed?: ScoringRun): Promise<SlideSummary> {
+  const scoringStarted = performance.now();
   const { spec, regionPlan } = plan;
   const dir = workDir(spec);
   const tissuePng = await readFile(join(dir, 'tissue.png'));
-  const run = streamed?.run ?? (await ScoringRun.start(plan));
+  const run = streamed ?? (await ScoringRun.start(plan));
   const { scorer, layout, heatmap, scores, steps } = await run.complete(signal);
   const { grid, count } = layout;
   const tScored = performance.now();
@@ -240,7 +233,9 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
   });
 
   const { anomalousCells } = countCells(scores, threshold);
-  const scoringMs = performance.now() - scoringStarted;
+  // Streamed, the scoring idled between batches while the engine worked: count its own work.
+  const storeMs = performance.now() - tScored;
+  const scoringMs = streamed === undefined ? performance.now() - scoringStarted : steps.layoutMs + steps.pass1Ms + steps.fitMs + steps.pass2Ms + storeMs;
   const summary: SlideSummary = {
     slideId: spec.analysisId,
     slidePath: spec.slidePath,
@@ -270,8 +265,8 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
       scoringMs,
       scoringSteps: {
         ...steps,
-        storeMs: performance.now() - tScored,
-        ...(streamed === undefined ? {} : { afterEmbedMs: performance.now() - tailStarted }),
+        storeMs,
+        ...(streamed === undefined ? {} : { afterEmbedMs: performance.now() - scoringStarted }),
       },
       totalMs: timings.startedAt === undefined ? scoringMs : Math.max(0, (timings.startedAt > 1e12 ? Date.now() : performance.now()) - timings.startedAt),
     },

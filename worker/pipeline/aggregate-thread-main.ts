@@ -39,7 +39,6 @@ if (input.mode === 'parts') {
     (err: unknown) => reply(errorReply(err)),
   );
 } else {
-  const startedAt = performance.now();
   const { plan } = input;
   const run = ScoringRun.start(plan);
   run.catch(() => undefined); // reported with the first message handled
@@ -52,7 +51,7 @@ if (input.mode === 'parts') {
         if (failed) return;
         const r = await run;
         if (m.type === 'batch') await r.addBatch(m.batch, m.cells, m.embeddings, m.sums);
-        else reply({ summary: await aggregateSlide(plan, m.timings, m.batchesComputed, undefined, { run: r, startedAt }) });
+        else reply({ summary: await aggregateSlide(plan, m.timings, m.batchesComputed, undefined, r) });
       })
       .catch((err: unknown) => {
         if (failed) return;

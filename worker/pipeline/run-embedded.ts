@@ -201,7 +201,7 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
     await source.close();
   }
   progress('aggregate', total, total);
-  return { plan, timings: { ...timings, startedAt: prepared.startedAt }, batchesComputed: todo.length, scoring };
+  return { plan, timings: { ...timings, startedAt: performance.timeOrigin + prepared.startedAt }, batchesComputed: todo.length, scoring };
 }
 
 /** Stages 1 and 2 in this process: plan the slide and embed every batch not yet on disk. */
