@@ -4,7 +4,7 @@
 //   node bench/e2e-analyze.mjs [--size 40000] [--device cpu|cuda|auto] [--region-size 1024] [--keep]
 //                              [--model demo|W.safetensors] [--slide PATH (reused if it exists)]
 //                              [--copies N] [--tokens all|tissue] [--token-margin N] [--result-to DIR]
-//                              [--data-in DIR]
+//                              [--data-in DIR] [--embeddings keep|drop]
 //
 // The slide is a mosaic of real tissue (test/fixtures/slides/CMU-1-Small-Region.svs, with flips)
 // separated by glass gaps, written by libvips as a tiled JPEG pyramidal TIFF with the original
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     // Where the --data folder is made (default: beside the slide in a temporary folder), e.g.
     // /dev/shm to take the disk out of the comparison.
     'data-in': { type: 'string' },
+    // drop: parts of batches the streamed scoring took as they came are never written.
+    'embeddings': { type: 'string', default: 'keep' },
   },
 });
 const size = Number(values.size);
@@ -91,7 +93,7 @@ const slides = copies === 1 ? [slide] : Array.from({ length: copies }, (_, i) =>
 const args = [
   join(root, 'bin', 'flashslide.js'), 'analyze', ...slides, '--data', data, '--json',
   '--device', values.device, '--region-size', values['region-size'], '--batch-size', values['batch-size'],
-  '--model', values.model, '--tokens', values.tokens,
+  '--model', values.model, '--tokens', values.tokens, '--embeddings', values.embeddings,
   ...(values['token-margin'] === undefined ? [] : ['--token-margin', values['token-margin']]),
 ];
 // Extra flags for the analysing node process, e.g. FLASHSLIDE_E2E_NODE_FLAGS="--cpu-prof
@@ -114,7 +116,8 @@ if (outcomes.some((o) => o.status !== 'done')) throw new Error(`not every slide 
 const summary = JSON.parse(readFileSync(join(outcome.resultDir, 'summary.json'), 'utf8'));
 const embeddingsDir = summary.embeddings.dir;
 const plan = JSON.parse(readFileSync(join(embeddingsDir, 'plan.json'), 'utf8'));
-const partsBytes = readdirSync(join(embeddingsDir, 'parts')).reduce((a, f) => a + statSync(join(embeddingsDir, 'parts', f)).size, 0);
+const partsDir = join(embeddingsDir, 'parts');
+const partsBytes = existsSync(partsDir) ? readdirSync(partsDir).reduce((a, f) => a + statSync(join(partsDir, f)).size, 0) : 0;
 
 const tissueMpx = (plan.tissue.fraction * size * size) / 1e6;
 const s = (ms) => (ms / 1000).toFixed(1);
@@ -134,7 +137,7 @@ const rows = [
     const pc = (v) => `${((100 * v) / e.phaseMs).toFixed(0)} %`;
     return `${s(e.phaseMs)} s: busy ${pc(e.busyMs)}; idle before the first forward ${s(e.firstMs)} s, waiting for reads ${s(e.readMs)} s, waiting otherwise ${s(e.otherMs)} s, after the last ${s(e.tailMs)} s`;
   })()],
-  ['part files written', summary.timings.writeMs === undefined ? 'n/a' : `${s(summary.timings.writeMs)} s (overlapped with the next forward)`],
+  ['part files written', summary.timings.writeMs === undefined ? 'n/a' : `${summary.embeddings.partsWritten ?? '?'} of ${summary.embeddings.batches} in ${s(summary.timings.writeMs)} s (overlapped with the next forward)`],
   ['scoring + store', `${s(summary.timings.scoringMs)} s${summary.timings.scoringSteps ? ` (${Object.entries(summary.timings.scoringSteps).map(([k, v]) => `${k.replace(/Ms$/, '')} ${s(v)}`).join(', ')})` : ''}`],
   ...(copies === 1
     ? [['total (wall)', `${wallS.toFixed(1)} s`]]
@@ -150,7 +153,7 @@ const rows = [
       ]),
   ['throughput', `${((copies * tissueMpx) / wallS).toFixed(2)} tissue Mpx/s, ${((copies * plan.regionPlan.regions.length) / wallS).toFixed(2)} regions/s`],
   ['peak RSS', Number.isFinite(peakKb) ? `${(peakKb / 1024).toFixed(0)} MiB` : 'n/a (no /usr/bin/time)'],
-  ['embeddings on disk', `${(partsBytes / 2 ** 20).toFixed(0)} MiB (BF16) in ${data}`],
+  ['embeddings on disk', summary.embeddings.dropped ? `none (--embeddings drop; ${data})` : `${(partsBytes / 2 ** 20).toFixed(0)} MiB (BF16) in ${data}`],
 ];
 console.log('| measure | value |\n|---|---|');
 for (const [a, b] of rows) console.log(`| ${a} | ${b} |`);

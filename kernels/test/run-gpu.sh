@@ -190,7 +190,8 @@ analyze_cuda() {
 #   tokens  token dropping: the mosaic with the ViT-L/16, --tokens all then tissue (timings), and
 #           the agreement of the two heatmaps there and on the real slides (bench/token-agreement.mjs)
 #   wall    where the single-slide wall goes: the mosaic (ViT-L/16, --tokens tissue) with its
-#           --data on the disk and on /dev/shm, then a batch of three on /dev/shm (engine share)
+#           --data on the disk and on /dev/shm, with --embeddings drop, then a batch of three on
+#           /dev/shm (engine share)
 #   all-e2e tests,bench,e2e
 # Groups can run in separate calls on the same (still warm) machine, so that each call stays
 # inside the device tool's 10 minutes.
@@ -276,6 +277,9 @@ wall_e2e() {
     node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
       --model /tmp/vit_l16.safetensors --tokens tissue --data-in $d || return 1
   done
+  echo "--data in /tmp, --embeddings drop (only the parts written before the scoring is fitted)"
+  node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
+    --model /tmp/vit_l16.safetensors --tokens tissue --embeddings drop || return 1
   echo "batch of 3, --data in /dev/shm"
   node bench/e2e-analyze.mjs --size 40000 --device cuda --batch-size 8 --slide /tmp/mosaic-40000.tif \
     --model /tmp/vit_l16.safetensors --tokens tissue --data-in /dev/shm --copies 3

@@ -82,4 +82,23 @@ describe('streamed scoring', () => {
     expect(Buffer.compare(readFileSync(join(resultDir, 'heatmap.npy')), streamedHeatmap)).toBe(0);
     expect(shuffled.threshold).toBe(streamed.threshold);
   }, 180_000);
+
+  it('with --embeddings drop, batches scored as they came are never written, and the result is the same', async () => {
+    const slide = join(tempDir(), 'dropped.svs');
+    copyFileSync(CMU, slide);
+    const base = { regionSize: 224, batchSize: 1, device: 'cpu' as const };
+    const [kept] = await analyzeEmbedded([slide], { ...base, dataDir: tempDir() });
+    const [dropped] = await analyzeEmbedded([slide], { ...base, dataDir: tempDir(), embeddings: 'drop' });
+    expect(dropped?.status).toBe('done');
+    const summary = (dir: string): { embeddings: { batches: number; partsWritten?: number; dropped?: boolean } } => JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    const k = summary(kept?.resultDir as string);
+    const d = summary(dropped?.resultDir as string);
+    expect(k.embeddings.partsWritten).toBe(k.embeddings.batches);
+    expect(d.embeddings.dropped).toBe(true);
+    // The fit batches and whatever came before the fit were written; most of the rest not.
+    expect(d.embeddings.partsWritten).toBeGreaterThanOrEqual(MIN_FIT_BATCHES);
+    expect(d.embeddings.partsWritten).toBeLessThan(d.embeddings.batches);
+    const heat = (dir: string): Buffer => readFileSync(join(dir, 'heatmap.npy'));
+    expect(Buffer.compare(heat(dropped?.resultDir as string), heat(kept?.resultDir as string))).toBe(0);
+  }, 180_000);
 });

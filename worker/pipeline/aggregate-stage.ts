@@ -120,6 +120,8 @@ export interface AggregateTimings {
   writeMs?: number;
   /** Tokens the model computed (padding included), over the batches this analysis ran. */
   modelTokens?: number;
+  /** Part files this analysis wrote (embedded mode). */
+  partsWritten?: number;
   /** Where the engine waited during the embed phase (embedded mode). */
   engineIdle?: EngineIdle;
   /** performance.now() or epoch ms when the analysis started, for the total. */
@@ -254,6 +256,7 @@ export async function aggregateSlide(plan: SlidePlan, timings: AggregateTimings,
       batches: plan.batches.length,
       batchesComputed,
       ...(timings.modelTokens === undefined ? {} : { modelTokens: timings.modelTokens }),
+      ...(timings.partsWritten === undefined ? {} : { partsWritten: timings.partsWritten }),
       ...(spec.embeddings === 'drop' ? { dropped: true } : {}),
     },
     timings: {

@@ -40,7 +40,7 @@ if (input.mode === 'parts') {
   );
 } else {
   const { plan } = input;
-  const run = ScoringRun.start(plan);
+  const run = ScoringRun.start(plan, { onFitted: () => port?.postMessage({ fitted: true }) });
   run.catch(() => undefined); // reported with the first message handled
   // Messages are handled one after another; the first error ends the scoring.
   let chain: Promise<unknown> = run;

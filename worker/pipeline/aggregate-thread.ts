@@ -41,6 +41,11 @@ export interface ThreadError {
 
 export type AggregateThreadReply = { summary: SlideSummary } | { error: ThreadError };
 
+/** Told by a streamed scoring before its reply: the scorer is fitted, later batches are scored as they come. */
+export interface ScoringFittedNotice {
+  fitted: true;
+}
+
 /**
  * A failure of the slide raised in the scoring thread (a stale part file, an unreadable slide,
  * a bank that does not fit), with the thread's message. isSlideFailure counts it as one.
@@ -82,7 +87,7 @@ function threadEntry(): URL {
 }
 
 /** A scoring thread and its one reply. */
-function spawn(input: AggregateThreadInput, signal?: AbortSignal): { thread: Worker; reply: Promise<SlideSummary> } {
+function spawn(input: AggregateThreadInput, signal?: AbortSignal, onFitted: () => void = () => undefined): { thread: Worker; reply: Promise<SlideSummary> } {
   signal?.throwIfAborted();
   const thread = new Worker(threadEntry(), { workerData: input });
   const reply = new Promise<SlideSummary>((resolve, reject) => {
@@ -98,7 +103,10 @@ function spawn(input: AggregateThreadInput, signal?: AbortSignal): { thread: Wor
       void thread.terminate();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    thread.once('message', (r: AggregateThreadReply) => settle(() => ('summary' in r ? resolve(r.summary) : reject(errorFromThread(r.error)))));
+    thread.on('message', (r: AggregateThreadReply | ScoringFittedNotice) => {
+      if ('fitted' in r) onFitted();
+      else settle(() => ('summary' in r ? resolve(r.summary) : reject(errorFromThread(r.error))));
+    });
     thread.once('error', (err) => settle(() => reject(err)));
     thread.once('exit', (code) => settle(() => reject(new Error(`the scoring thread of ${input.plan.spec.slideName} exited (code ${code}) without a result`))));
   });
@@ -125,14 +133,28 @@ export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, b
  * every later batch as it comes. After the last batch only the rest (and the store) remains.
  */
 export class ScoringStream {
-  private constructor(
-    private readonly thread: Worker,
-    private readonly reply: Promise<SlideSummary>,
-  ) {}
+  private fittedNow = false;
+  private thread!: Worker;
+  private reply!: Promise<SlideSummary>;
+
+  private constructor() {}
 
   static open(plan: SlidePlan): ScoringStream {
-    const { thread, reply } = spawn({ mode: 'stream', plan });
-    return new ScoringStream(thread, reply);
+    const stream = new ScoringStream();
+    const { thread, reply } = spawn({ mode: 'stream', plan }, undefined, () => {
+      stream.fittedNow = true;
+    });
+    stream.thread = thread;
+    stream.reply = reply;
+    return stream;
+  }
+
+  /**
+   * Whether the scorer is fitted: every batch handed over from now on is scored as it arrives,
+   * never read back from its part file. (With `--embeddings drop` those parts are not written.)
+   */
+  get fitted(): boolean {
+    return this.fittedNow;
   }
 
   /** A batch whose part file is written. Its embeddings move to the thread when they own their buffer (unusable here afterwards). */

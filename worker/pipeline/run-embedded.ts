@@ -136,7 +136,7 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
   let done = total - todo.reduce((acc, i) => acc + (plan.batches[i]?.length ?? 0), 0);
   progress('embed', done, total);
 
-  const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0 };
+  const timings: AggregateTimings = { planMs: plan.planMs, readMs: 0, inferenceMs: 0, partsWritten: 0 };
   // A pipeline over the batches still to embed: decoding runs READ_AHEAD batches ahead (thread
   // pool), two forwards are queued on the engine so that it starts the next the moment one ends,
   // and each finished batch's part file is written (this thread) while the engine works.
@@ -182,11 +182,15 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
       timings.inferenceMs += forwarded.inferMs;
       forwardMs[k] = forwarded.inferMs;
       timings.modelTokens = (timings.modelTokens ?? 0) + forwarded.modelTokens;
-      const write = writePart(plan, forwarded).then((ms) => {
+      // With --embeddings drop, a batch the fitted scoring takes as it comes needs no part file:
+      // nothing would read it (a crash recomputes it). Before the fit, and with keep, it is
+      // written first, so that the scoring may read it back.
+      const skipPart = spec.embeddings === 'drop' && scoring !== null && scoring.fitted;
+      const write = (skipPart ? Promise.resolve(0) : writePart(plan, forwarded)).then((ms) => {
         timings.writeMs = (timings.writeMs ?? 0) + ms;
+        if (!skipPart) timings.partsWritten = (timings.partsWritten ?? 0) + 1;
         done += forwarded.batch.regions.length;
         progress('embed', done, total);
-        // Written: the scoring may read it back, so it can take the batch now.
         scoring?.add(forwarded.batch.index, forwarded.cells, forwarded.embeddings, forwarded.sums);
       });
       write.catch(() => undefined); // surfaces where it is awaited

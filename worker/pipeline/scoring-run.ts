@@ -26,9 +26,11 @@ import { partPath } from './embed-stage.js';
 export interface ScoringRunOptions {
   /** BF16 bytes of batches held until the scorer is fitted; later ones are read back from their parts. */
   heldBytes: number;
+  /** Called once the scorer is fitted while batches still come: every later batch is scored as it arrives. */
+  onFitted: () => void;
 }
 
-const DEFAULTS: ScoringRunOptions = { heldBytes: 256 * 2 ** 20 };
+const DEFAULTS: ScoringRunOptions = { heldBytes: 256 * 2 ** 20, onFitted: () => undefined };
 
 /** Where the scoring's time went (summary.json's scoringSteps). */
 export interface ScoringRunSteps {
@@ -119,7 +121,10 @@ export class ScoringRun {
     } else {
       this.readBack.push(batch);
     }
-    if (this.capture.complete) await this.fitAndCatchUp(signal);
+    if (this.capture.complete) {
+      await this.fitAndCatchUp(signal);
+      this.options.onFitted();
+    }
   }
 
   /** Fits (from the captured batches, else from the fit batches' part files), then scores what waited. */

@@ -79,6 +79,11 @@ export interface EmbeddingsReport {
   modelTokens?: number;
   /** The part files were deleted once the result was stored (--embeddings drop). */
   dropped?: boolean;
+  /**
+   * Part files written by this analysis (embedded mode). With --embeddings drop, batches the
+   * scoring took as they came out of the engine were never written.
+   */
+  partsWritten?: number;
 }
 
 /** failure.json: why a slide has no result. */
