@@ -79,7 +79,7 @@ describe('embedded mode (analyze) on real slides', () => {
     // ViT does not run again and the part files are not rewritten.
     // Every patch of every region went through the ViT (--tokens all), and the summary says how many.
     const modelTokens = plan!.regionPlan.regions.length * (plan!.model.prefixTokens + (plan!.regionPlan.regionSize / plan!.model.patchSize) ** 2);
-    expect(summary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: plan!.batches.length, modelTokens });
+    expect(summary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: plan!.batches.length, modelTokens, partsWritten: plan!.batches.length });
     const partTimes = plan!.batches.map((_, b) => statSync(partPath(plan!, b)).mtimeMs);
     const probe = join(tempDir(), 'probe.safetensors');
     const weight = Float32Array.from({ length: 2 * layout.dim }, (_, i) => Math.sin(i * 12.9898) * 0.05);
@@ -88,7 +88,7 @@ describe('embedded mode (analyze) on real slides', () => {
     expect(probed?.status, probed?.reason).toBe('done');
     expect(probed?.resultDir).not.toBe(dir);
     const probedSummary = JSON.parse(readFileSync(join(probed!.resultDir!, 'summary.json'), 'utf8')) as typeof summary;
-    expect(probedSummary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: 0 });
+    expect(probedSummary.embeddings).toEqual({ dir: spec.workDir, batches: plan!.batches.length, batchesComputed: 0, partsWritten: 0 });
     expect(probedSummary.timings['inferenceMs']).toBe(0);
     expect(probedSummary.tissueCells).toBe(layout.count);
     expect(plan!.batches.map((_, b) => statSync(partPath(plan!, b)).mtimeMs)).toEqual(partTimes);

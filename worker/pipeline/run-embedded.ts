@@ -235,11 +235,12 @@ export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions
 }
 
 /**
- * Analyses slides one after another in this process, three deep: while slide k is in the engine,
- * slide k+1 is planned and its first batches decoded, and slide k-1 is scored (CPU: reads,
- * BLAS). So the engine waits neither for a plan nor for a scoring between slides. At most one
- * slide is scored and one prepared at a time: memory stays that of one embed stage, one plan
- * and one aggregate stage. Outcomes come back in the order of `slides`.
+ * Analyses slides one after another in this process, three deep: while slide k is in the engine
+ * (and scored on its thread as its batches come out), slide k+1 is planned and its first batches
+ * decoded, and what is left of slide k-1's scoring finishes. So the engine waits neither for a
+ * plan nor for a scoring between slides. Memory: one embed stage, one prepared slide and two
+ * scoring threads. A slide listed twice is analysed once. Outcomes come back in the order of
+ * `slides`.
  */
 export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOptions = {}): Promise<SlideOutcome[]> {
   const outcomes: SlideOutcome[] = [];
@@ -253,20 +254,23 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
     if (spec !== null) await writeFailure(spec, failure.message).catch(() => undefined);
     return { slidePath, analysisId: spec?.analysisId ?? null, resultDir: spec?.resultDir ?? null, status: 'failed', reason: failure.message };
   };
-  type Prepared = { ready: PreparedSlide } | { outcome: SlideOutcome };
+  type Prepared = { ready: PreparedSlide } | { outcome: SlideOutcome } | { duplicateOf: number };
+  // The first index of each analysis in this run: a slide listed twice (the same content under
+  // the same name, with the run's one set of options) is the same analysis, analysed once.
+  const firstOf = new Map<string, number>();
   /**
    * Slide `index` described, checked and prepared, or its outcome when there is nothing to embed
-   * (a finished result, a failure). `inEngine` is the slide embedding meanwhile: the same work
-   * folder twice in one batch (one slide listed twice) waits for it, so that its parts are
-   * found, not computed a second time alongside.
+   * (a finished result, a failure, an analysis already in this run). Called in index order.
    */
-  const prepare = async (index: number, inEngine: { workDir: string; embedded: Promise<unknown> } | null): Promise<Prepared> => {
+  const prepare = async (index: number): Promise<Prepared> => {
     const slidePath = slides[index] as string;
     let spec: AnalysisSpec | null = null;
     try {
       spec = await describeAnalysis(slidePath, options);
+      const first = firstOf.get(spec.resultDir);
+      if (first !== undefined) return { duplicateOf: first };
+      firstOf.set(spec.resultDir, index);
       await checkDataFolders(spec, options.dataDir ?? DEFAULT_ANALYSIS_OPTIONS.dataDir);
-      if (inEngine !== null && inEngine.workDir === spec.workDir) await inEngine.embedded.catch(() => undefined);
       const existing = options.force ? null : await readResultSummary(spec);
       if (existing !== null) {
         return { outcome: { slidePath: spec.slidePath, analysisId: spec.analysisId, resultDir: spec.resultDir, status: 'cached', slideScore: existing.slideScore, anomalousRegions: existing.regionsCount } };
@@ -278,14 +282,16 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
       return { outcome: await recordFailure(slidePath, spec, err) };
     }
   };
-  let next: Promise<Prepared> | null = slides.length > 0 ? prepare(0, null) : null;
+  const duplicates: [number, number][] = [];
+  let next: Promise<Prepared> | null = slides.length > 0 ? prepare(0) : null;
   try {
     for (let index = 0; index < slides.length; index++) {
       const current: Prepared = await (next as Promise<Prepared>);
       next = null;
-      if ('outcome' in current) {
-        outcomes[index] = current.outcome;
-        if (index + 1 < slides.length) next = prepare(index + 1, null);
+      if ('outcome' in current || 'duplicateOf' in current) {
+        if ('outcome' in current) outcomes[index] = current.outcome;
+        else duplicates.push([index, current.duplicateOf]);
+        if (index + 1 < slides.length) next = prepare(index + 1);
         continue;
       }
       const { spec } = current.ready;
@@ -301,7 +307,7 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
       const embedding = embedPrepared(current.ready, options, stream);
       embedding.catch(() => void stream.abandon());
       embedding.catch(() => undefined); // awaited below
-      if (index + 1 < slides.length) next = prepare(index + 1, { workDir: spec.workDir, embedded: embedding });
+      if (index + 1 < slides.length) next = prepare(index + 1);
       try {
         const embedded = await embedding;
         await scoring; // the previous slide's scoring: one at a time
@@ -316,6 +322,11 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
       }
     }
     await scoring;
+    // A slide listed again gets the outcome of its first listing (a result is then 'cached').
+    for (const [index, first] of duplicates) {
+      const o = outcomes[first] as SlideOutcome;
+      outcomes[index] = { ...o, slidePath: resolve(slides[index] as string), status: o.status === 'failed' ? 'failed' : 'cached' };
+    }
   } finally {
     // A bug ended the run early: close the slide prepared ahead.
     const pending = await (next as Promise<Prepared> | null)?.catch(() => null);
