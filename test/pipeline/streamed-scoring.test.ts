@@ -101,4 +101,17 @@ describe('streamed scoring', () => {
     const heat = (dir: string): Buffer => readFileSync(join(dir, 'heatmap.npy'));
     expect(Buffer.compare(heat(dropped?.resultDir as string), heat(kept?.resultDir as string))).toBe(0);
   }, 180_000);
+
+  it('a scoring with no room is sent nothing: every part is written and read back, the result the same', async () => {
+    const slide = join(tempDir(), 'backlog.svs');
+    copyFileSync(CMU, slide);
+    const base = { regionSize: 224, batchSize: 1, device: 'cpu' as const, embeddings: 'drop' as const };
+    const [free] = await analyzeEmbedded([slide], { ...base, dataDir: tempDir() });
+    const [full] = await analyzeEmbedded([slide], { ...base, dataDir: tempDir(), scoringBacklogBytes: 1 });
+    expect(full?.status).toBe('done');
+    const summary = JSON.parse(readFileSync(join(full?.resultDir as string, 'summary.json'), 'utf8')) as { embeddings: { batches: number; partsWritten: number }; timings: { scoringSteps: { pass2Ms: number } } };
+    expect(summary.embeddings.partsWritten).toBe(summary.embeddings.batches);
+    const heat = (dir: string): Buffer => readFileSync(join(dir, 'heatmap.npy'));
+    expect(Buffer.compare(heat(full?.resultDir as string), heat(free?.resultDir as string))).toBe(0);
+  }, 180_000);
 });

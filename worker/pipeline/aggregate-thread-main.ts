@@ -50,7 +50,10 @@ if (input.mode === 'parts') {
       .then(async () => {
         if (failed) return;
         const r = await run;
-        if (m.type === 'batch') await r.addBatch(m.batch, m.cells, m.embeddings, m.sums);
+        if (m.type === 'batch') {
+          await r.addBatch(m.batch, m.cells, m.embeddings, m.sums);
+          port?.postMessage({ took: m.embeddings.byteLength });
+        }
         else reply({ summary: await aggregateSlide(plan, m.timings, m.batchesComputed, undefined, r) });
       })
       .catch((err: unknown) => {

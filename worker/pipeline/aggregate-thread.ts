@@ -41,10 +41,11 @@ export interface ThreadError {
 
 export type AggregateThreadReply = { summary: SlideSummary } | { error: ThreadError };
 
-/** Told by a streamed scoring before its reply: the scorer is fitted, later batches are scored as they come. */
-export interface ScoringFittedNotice {
-  fitted: true;
-}
+/**
+ * Told by a streamed scoring before its reply: the scorer is fitted (later batches are scored as
+ * they come), or it is done with a batch of `took` bytes (it may be sent more).
+ */
+export type ScoringNotice = { fitted: true } | { took: number };
 
 /**
  * A failure of the slide raised in the scoring thread (a stale part file, an unreadable slide,
@@ -87,7 +88,7 @@ function threadEntry(): URL {
 }
 
 /** A scoring thread and its one reply. */
-function spawn(input: AggregateThreadInput, signal?: AbortSignal, onFitted: () => void = () => undefined): { thread: Worker; reply: Promise<SlideSummary> } {
+function spawn(input: AggregateThreadInput, signal?: AbortSignal, onNotice: (n: ScoringNotice) => void = () => undefined): { thread: Worker; reply: Promise<SlideSummary> } {
   signal?.throwIfAborted();
   const thread = new Worker(threadEntry(), { workerData: input });
   const reply = new Promise<SlideSummary>((resolve, reject) => {
@@ -103,8 +104,8 @@ function spawn(input: AggregateThreadInput, signal?: AbortSignal, onFitted: () =
       void thread.terminate();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    thread.on('message', (r: AggregateThreadReply | ScoringFittedNotice) => {
-      if ('fitted' in r) onFitted();
+    thread.on('message', (r: AggregateThreadReply | ScoringNotice) => {
+      if ('fitted' in r || 'took' in r) onNotice(r);
       else settle(() => ('summary' in r ? resolve(r.summary) : reject(errorFromThread(r.error))));
     });
     thread.once('error', (err) => settle(() => reject(err)));
@@ -134,15 +135,23 @@ export function aggregateOffThread(plan: SlidePlan, timings: AggregateTimings, b
  */
 export class ScoringStream {
   private fittedNow = false;
+  /** Bytes handed over and not yet taken: the thread's backlog. */
+  private inFlight = 0;
   private thread!: Worker;
   private reply!: Promise<SlideSummary>;
 
-  private constructor() {}
+  private constructor(private readonly maxInFlight: number) {}
 
-  static open(plan: SlidePlan): ScoringStream {
-    const stream = new ScoringStream();
-    const { thread, reply } = spawn({ mode: 'stream', plan }, undefined, () => {
-      stream.fittedNow = true;
+  /**
+   * `maxInFlight`: bytes of batches the thread may have waiting. A scoring slower than the engine
+   * (a large reference bank on the CPU, say) is sent no more beyond it: those batches are read
+   * back from their part files at the end, and memory stays bounded.
+   */
+  static open(plan: SlidePlan, maxInFlight = 512 * 2 ** 20): ScoringStream {
+    const stream = new ScoringStream(maxInFlight);
+    const { thread, reply } = spawn({ mode: 'stream', plan }, undefined, (n) => {
+      if ('fitted' in n) stream.fittedNow = true;
+      else stream.inFlight -= n.took;
     });
     stream.thread = thread;
     stream.reply = reply;
@@ -157,8 +166,17 @@ export class ScoringStream {
     return this.fittedNow;
   }
 
-  /** A batch whose part file is written. Its embeddings move to the thread when they own their buffer (unusable here afterwards). */
+  /** Whether the thread has room for `bytes` more: if not, write the batch's part and do not add it. */
+  hasRoom(bytes: number): boolean {
+    return this.inFlight + bytes <= this.maxInFlight;
+  }
+
+  /**
+   * A batch whose part file is written (or, once fitted with --embeddings drop, not needed). Its
+   * embeddings move to the thread when they own their buffer (unusable here afterwards).
+   */
   add(batch: number, cells: Int32Array, embeddings: Uint16Array, sums: Float64Array): void {
+    this.inFlight += embeddings.byteLength;
     const whole = embeddings.byteOffset === 0 && embeddings.byteLength === embeddings.buffer.byteLength;
     const message: ScoringStreamMessage = { type: 'batch', batch, cells, embeddings, sums };
     this.thread.postMessage(message, whole ? [embeddings.buffer as ArrayBuffer] : []);

@@ -35,6 +35,12 @@ export interface EmbeddedRunOptions extends Partial<AnalysisOptions> {
   /** Recompute even when a finished result exists. */
   force?: boolean;
   onProgress?: ProgressListener;
+  /**
+   * Bytes of embedded batches a slide's scoring thread may have waiting (default 512 MiB). When
+   * the scoring lags behind the engine, later batches are not handed over but read back from
+   * their part files at the end, so memory stays bounded.
+   */
+  scoringBacklogBytes?: number;
 }
 
 /** Batches decoded ahead of the engine in embedded mode (each is batch x regionSize^2 x 3 bytes). */
@@ -185,13 +191,15 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
       // With --embeddings drop, a batch the fitted scoring takes as it comes needs no part file:
       // nothing would read it (a crash recomputes it). Before the fit, and with keep, it is
       // written first, so that the scoring may read it back.
-      const skipPart = spec.embeddings === 'drop' && scoring !== null && scoring.fitted;
+      // A scoring that lags behind is sent nothing more: it reads those parts back at the end.
+      const handOver = scoring !== null && scoring.hasRoom(forwarded.embeddings.byteLength);
+      const skipPart = spec.embeddings === 'drop' && handOver && scoring.fitted;
       const write = (skipPart ? Promise.resolve(0) : writePart(plan, forwarded)).then((ms) => {
         timings.writeMs = (timings.writeMs ?? 0) + ms;
         if (!skipPart) timings.partsWritten = (timings.partsWritten ?? 0) + 1;
         done += forwarded.batch.regions.length;
         progress('embed', done, total);
-        scoring?.add(forwarded.batch.index, forwarded.cells, forwarded.embeddings, forwarded.sums);
+        if (handOver) scoring.add(forwarded.batch.index, forwarded.cells, forwarded.embeddings, forwarded.sums);
       });
       write.catch(() => undefined); // surfaces where it is awaited
       writes.push(write);
@@ -299,7 +307,7 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
       // Scored on its own thread while it is embedded.
       let stream: ScoringStream;
       try {
-        stream = ScoringStream.open(current.ready.plan);
+        stream = ScoringStream.open(current.ready.plan, options.scoringBacklogBytes);
       } catch (err) {
         await discardPrepared(current.ready);
         throw err;
