@@ -13,10 +13,22 @@ export interface TiffImageSpec {
 
 const TILE = 64;
 
-class Out {
-  private chunks: Buffer[] = [];
-  length = 0;
+/**
+ * The file being built, chunk by chunk: push returns the offset a chunk lands at. `start` bytes
+ * are left for a header written last; `wordAligned` pads each chunk to an even offset, as the
+ * TIFF specification asks of values and directories.
+ */
+export class TiffBytes {
+  private readonly chunks: Buffer[] = [];
+  length: number;
+  constructor(private readonly options: { start?: number; wordAligned?: boolean } = {}) {
+    this.length = options.start ?? 0;
+  }
   push(b: Buffer): number {
+    if (this.options.wordAligned && this.length % 2) {
+      this.chunks.push(Buffer.alloc(1));
+      this.length += 1;
+    }
     const at = this.length;
     this.chunks.push(b);
     this.length += b.length;
@@ -45,7 +57,7 @@ function tiles(img: RgbImage): Buffer[] {
 type Entry = { tag: number; type: number; values: number[] | Buffer };
 
 export function writeTiff(pages: TiffImageSpec[], bigTiff = false): Buffer {
-  const out = new Out();
+  const out = new TiffBytes();
   const header = Buffer.alloc(bigTiff ? 16 : 8);
   header.write('II', 0, 'latin1');
   header.writeUInt16LE(bigTiff ? 43 : 42, 2);

@@ -15,6 +15,8 @@
 //   firstNonFinite(data: Float32Array): number                     index, or -1 when all finite
 #include "array_binding.h"
 
+#include "binding_util.h"
+
 #include "engine/bf16.h"
 
 #include <cstdint>
@@ -27,10 +29,6 @@ namespace {
 
 // Below this many values one thread is faster than waking the OpenMP team.
 constexpr int64_t kParallelMin = 1 << 16;
-
-bool typedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
-}
 
 Napi::Value Bf16ToFloat32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -66,14 +64,6 @@ Napi::Value Float32ToBf16(const Napi::CallbackInfo& info) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) d[i] = toBf16(s[i]);
   return env.Undefined();
-}
-
-int64_t checkedInt(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d)))
-    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return static_cast<int64_t>(d);
 }
 
 Napi::Value AddColumnSums(const Napi::CallbackInfo& info) {

@@ -4,6 +4,7 @@
 
 #include <napi.h>
 
+#include <cstdint>
 #include <exception>
 #include <new>
 #include <string>
@@ -45,6 +46,20 @@ inline Napi::Promise rejected(Napi::Env env, const std::string& code, const std:
   auto d = Napi::Promise::Deferred::New(env);
   d.Reject(toJsError(env, {code, message}).Value());
   return d.Promise();
+}
+
+// Argument checks shared by the synchronous kernels (arrays, tissue).
+inline bool typedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
+// An integer argument in [lo, hi], or a TypeError/RangeError naming it.
+inline int64_t checkedInt(const Napi::Value& v, const std::string& what, int64_t lo, int64_t hi) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d)))
+    throw Napi::RangeError::New(v.Env(), what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return static_cast<int64_t>(d);
 }
 
 }  // namespace flashslide

@@ -228,18 +228,6 @@ MaskResult detectMask(const uint8_t* rgb, int w, int h, const MaskParams& p) {
   return out;
 }
 
-bool typedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
-}
-
-int64_t intArg(const Napi::Value& v, const std::string& what, int64_t lo, int64_t hi) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d)))
-    throw Napi::RangeError::New(v.Env(), what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return static_cast<int64_t>(d);
-}
-
 class MaskWorker : public Napi::AsyncWorker {
  public:
   MaskWorker(Napi::Env env, Napi::Uint8Array rgb, int w, int h, MaskParams params)
@@ -287,12 +275,12 @@ Napi::Value DetectTissueMask(const Napi::CallbackInfo& info) {
   if (info.Length() != 4 || !typedArrayOf(info[0], napi_uint8_array) || !info[3].IsObject())
     throw Napi::TypeError::New(env, "detectTissueMask(rgb: Uint8Array, width: number, height: number, params: object)");
   auto rgb = info[0].As<Napi::Uint8Array>();
-  const int w = static_cast<int>(intArg(info[1], "width", 1, 1 << 20));
-  const int h = static_cast<int>(intArg(info[2], "height", 1, 1 << 20));
+  const int w = static_cast<int>(checkedInt(info[1], "width", 1, 1 << 20));
+  const int h = static_cast<int>(checkedInt(info[2], "height", 1, 1 << 20));
   if (static_cast<int64_t>(rgb.ElementLength()) < int64_t(3) * w * h)
     throw Napi::RangeError::New(env, "detectTissueMask: rgb must hold width x height x 3 bytes");
   auto o = info[3].As<Napi::Object>();
-  auto field = [&](const char* name, int64_t lo, int64_t hi) { return intArg(o.Get(name), std::string("params.") + name, lo, hi); };
+  auto field = [&](const char* name, int64_t lo, int64_t hi) { return checkedInt(o.Get(name), std::string("params.") + name, lo, hi); };
   MaskParams p;
   p.mode = static_cast<int>(field("mode", 0, 2));
   p.fluorescenceMedian = static_cast<int>(field("fluorescenceMedian", 0, 256));
@@ -317,13 +305,13 @@ Napi::Value AccumulateBins(const Napi::CallbackInfo& info) {
                                "accumulateBins(tile: Uint8Array, width, height, colBin: Int32Array, colOffset, rowBin: Int32Array, "
                                "rowOffset, rowBase, outWidth, sums: Float64Array, counts: Uint32Array)");
   auto tile = info[0].As<Napi::Uint8Array>();
-  const int64_t w = intArg(info[1], "width", 0, 1 << 24), h = intArg(info[2], "height", 0, 1 << 24);
+  const int64_t w = checkedInt(info[1], "width", 0, 1 << 24), h = checkedInt(info[2], "height", 0, 1 << 24);
   auto colBin = info[3].As<Napi::Int32Array>();
-  const int64_t colOffset = intArg(info[4], "colOffset", 0, int64_t(1) << 32);
+  const int64_t colOffset = checkedInt(info[4], "colOffset", 0, int64_t(1) << 32);
   auto rowBin = info[5].As<Napi::Int32Array>();
-  const int64_t rowOffset = intArg(info[6], "rowOffset", 0, int64_t(1) << 32);
-  const int64_t rowBase = intArg(info[7], "rowBase", 0, int64_t(1) << 32);
-  const int64_t outW = intArg(info[8], "outWidth", 1, int64_t(1) << 24);
+  const int64_t rowOffset = checkedInt(info[6], "rowOffset", 0, int64_t(1) << 32);
+  const int64_t rowBase = checkedInt(info[7], "rowBase", 0, int64_t(1) << 32);
+  const int64_t outW = checkedInt(info[8], "outWidth", 1, int64_t(1) << 24);
   auto sums = info[9].As<Napi::Float64Array>();
   auto counts = info[10].As<Napi::Uint32Array>();
   if (static_cast<int64_t>(tile.ElementLength()) < w * h * 3 || static_cast<int64_t>(colBin.ElementLength()) < colOffset + w ||

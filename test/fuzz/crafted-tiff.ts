@@ -5,6 +5,7 @@
  * one writes what an attacker or a broken converter would, and stays synchronous and small.
  */
 import { deflateSync } from 'node:zlib';
+import { TiffBytes } from '../tiff-writer.js';
 
 export interface CraftedPage {
   width: number;
@@ -59,27 +60,10 @@ function rawBlock(cols: number, rows: number, fill: readonly [number, number, nu
   return out;
 }
 
-class Out {
-  private readonly chunks: Buffer[] = [];
-  length = 8;
-  push(b: Buffer): number {
-    if (this.length % 2) {
-      this.chunks.push(Buffer.alloc(1));
-      this.length += 1;
-    }
-    const at = this.length;
-    this.chunks.push(b);
-    this.length += b.length;
-    return at;
-  }
-  bytes(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-}
-
 /** A classic little-endian TIFF of `pages` (page 0 first), every page RGB 8 bits. */
 export function craftTiff(pages: readonly CraftedPage[]): Buffer {
-  const out = new Out();
+  // The 8-byte header is written last, in front of the rest.
+  const out = new TiffBytes({ start: 8, wordAligned: true });
   const ifds: { at: number; nextAt: number }[] = [];
   for (const p of pages) {
     const compression = p.compression ?? 8;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HeadScorer, readLinearHead } from '../../worker/score/head-scorer.js';
-import { fitRowsOf, parseScoreMethod } from '../../worker/score/parse-score-method.js';
+import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
 import { ModelMismatchError, ScoreFileError, ScoreInputError } from '../../worker/score/errors.js';
 import { writeSafetensors, type TensorToWrite } from '../../worker/infer/safetensors.js';
 import { scoreEmbeddings } from '../../worker/score/score-embeddings.js';
@@ -34,12 +34,6 @@ describe('head scorer', () => {
     expect(s[0]).toBeCloseTo(0.5, 6);
     expect(s[1]).toBeCloseTo(1 / 3, 6);
     expect(scorer.defaultThreshold(s)).toBe(0.5);
-  });
-
-  it('needs no fit rows, as fitRowsOf (which the embed stage uses without reading the file) says', async () => {
-    const path = await writeHead(standard(), { classes: CLASSES });
-    const scorer = await parseScoreMethod(`head:${path}`, { dim: 4, model: 'demo' });
-    for (const count of [0, 5, 100_000]) expect(Array.from(fitRowsOf(`head:${path}`, count))).toEqual(Array.from(scorer.fitRows(count)));
   });
 
   it('scores the target class named in the metadata, from F16 weights', async () => {

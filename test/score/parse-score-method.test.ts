@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitRowsOf, parseScoreMethod } from '../../worker/score/parse-score-method.js';
+import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
 import { SelfScorer } from '../../worker/score/self-scorer.js';
 import { ScoreConfigError, ScoreFileError } from '../../worker/score/errors.js';
 
@@ -11,11 +11,6 @@ describe('parseScoreMethod', () => {
     expect(s).toBeInstanceOf(SelfScorer);
     expect(s.method).toBe('self');
     expect(s.params).toMatchObject({ trimFraction: 0.1 });
-  });
-
-  it("fitRowsOf('self') gives the self scorer's fit rows (a seeded sample above 20 000 patches)", async () => {
-    const s = await parseScoreMethod('self', ctx);
-    for (const count of [0, 3, 20_000, 20_001, 1_500_000]) expect(Array.from(fitRowsOf(' self ', count))).toEqual(Array.from(s.fitRows(count)));
   });
 
   it('rejects bad specs with a typed error saying what is expected', async () => {

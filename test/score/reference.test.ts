@@ -4,7 +4,7 @@ import { buildReferenceBank, readReferenceBank, writeReferenceBank } from '../..
 import { calibrateReferenceBank } from '../../worker/score/reference-calibration.js';
 import { ReferenceScorer } from '../../worker/score/reference-scorer.js';
 import { JsNearestNeighbour } from '../../worker/score/nearest-neighbour.js';
-import { fitRowsOf, parseScoreMethod } from '../../worker/score/parse-score-method.js';
+import { parseScoreMethod } from '../../worker/score/parse-score-method.js';
 import { ModelMismatchError, ScoreConfigError, ScoreFileError, ScoreInputError } from '../../worker/score/errors.js';
 import { SafetensorsFile, writeSafetensors } from '../../worker/infer/safetensors.js';
 import { seededRng } from '../../worker/util/random.js';
@@ -140,8 +140,6 @@ describe('reference scorer', () => {
     expect(scorer).toBeInstanceOf(ReferenceScorer);
     expect(scorer.method).toBe(`reference:${bankPath}`);
     expect(scorer.params).toMatchObject({ bankSize: 200, k: 1 });
-    // The embed stage asks fitRowsOf without reading the bank: the same (no) rows.
-    for (const count of [0, 5, 100_000]) expect(Array.from(fitRowsOf(`reference:${bankPath}`, count))).toEqual(Array.from(scorer.fitRows(count)));
 
     const cloud = makeCloud(DIM, 4, 21);
     cloud.rng = seededRng(777);

@@ -180,3 +180,14 @@ export function loadNativeAddon(): NativeAddon | Error {
   }
   return cached;
 }
+
+/**
+ * The addon as `T` when it has every function in `names`, else null (no addon, or one built
+ * before those functions existed): for kernels whose callers keep a JavaScript twin.
+ */
+export function addonFunctions<T>(names: readonly string[]): T | null {
+  const addon = loadNativeAddon();
+  if (addon instanceof Error) return null;
+  const fns = addon as unknown as Record<string, unknown>;
+  return names.every((n) => typeof fns[n] === 'function') ? (addon as unknown as T) : null;
+}

@@ -3,7 +3,7 @@
  * Every caller keeps a JavaScript twin that gives the same bits, so a checkout without the addon
  * (or with one built before these kernels existed) still works, only slower.
  */
-import { loadNativeAddon } from './addon.js';
+import { addonFunctions } from './addon.js';
 
 export interface ArrayKernels {
   bf16ToFloat32(src: Uint16Array, dst: Float32Array): void;
@@ -19,10 +19,6 @@ const NAMES = ['bf16ToFloat32', 'float32ToBf16', 'addColumnSums', 'firstNonFinit
 let kernels: ArrayKernels | null | undefined;
 
 export function arrayKernels(): ArrayKernels | null {
-  if (kernels === undefined) {
-    const addon = loadNativeAddon();
-    const k = addon instanceof Error ? null : (addon as unknown as Partial<Record<(typeof NAMES)[number], unknown>>);
-    kernels = k !== null && NAMES.every((n) => typeof k[n] === 'function') ? (k as unknown as ArrayKernels) : null;
-  }
+  if (kernels === undefined) kernels = addonFunctions<ArrayKernels>(NAMES);
   return kernels;
 }

@@ -3,7 +3,7 @@
  * worker/tissue/tissue-mask.ts and overview.ts keep the JavaScript twins, which give the same
  * bits; tests compare the two on real slides.
  */
-import { loadNativeAddon } from './addon.js';
+import { addonFunctions } from './addon.js';
 
 /** Integer parameters, computed once in JavaScript so that both implementations agree exactly. */
 export interface TissueMaskParams {
@@ -53,10 +53,6 @@ let kernels: TissueKernels | null | undefined;
 
 /** The native kernels, or null (no addon, or one built before they existed). */
 export function tissueKernels(): TissueKernels | null {
-  if (kernels === undefined) {
-    const addon = loadNativeAddon();
-    const k = addon instanceof Error ? null : (addon as unknown as Partial<Record<(typeof NAMES)[number], unknown>>);
-    kernels = k !== null && NAMES.every((n) => typeof k[n] === 'function') ? (k as unknown as TissueKernels) : null;
-  }
+  if (kernels === undefined) kernels = addonFunctions<TissueKernels>(NAMES);
   return kernels;
 }

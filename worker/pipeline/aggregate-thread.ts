@@ -137,10 +137,20 @@ export class ScoringStream {
   private fittedNow = false;
   /** Bytes handed over and not yet taken: the thread's backlog. */
   private inFlight = 0;
-  private thread!: Worker;
-  private reply!: Promise<SlideSummary>;
+  private readonly thread: Worker;
+  private readonly reply: Promise<SlideSummary>;
 
-  private constructor(private readonly maxInFlight: number) {}
+  private constructor(
+    plan: SlidePlan,
+    private readonly maxInFlight: number,
+  ) {
+    const { thread, reply } = spawn({ mode: 'stream', plan }, undefined, (n) => {
+      if ('fitted' in n) this.fittedNow = true;
+      else this.inFlight -= n.took;
+    });
+    this.thread = thread;
+    this.reply = reply;
+  }
 
   /**
    * `maxInFlight`: bytes of batches the thread may have waiting. A scoring slower than the engine
@@ -148,14 +158,7 @@ export class ScoringStream {
    * back from their part files at the end, and memory stays bounded.
    */
   static open(plan: SlidePlan, maxInFlight = 512 * 2 ** 20): ScoringStream {
-    const stream = new ScoringStream(maxInFlight);
-    const { thread, reply } = spawn({ mode: 'stream', plan }, undefined, (n) => {
-      if ('fitted' in n) stream.fittedNow = true;
-      else stream.inFlight -= n.took;
-    });
-    stream.thread = thread;
-    stream.reply = reply;
-    return stream;
+    return new ScoringStream(plan, maxInFlight);
   }
 
   /**

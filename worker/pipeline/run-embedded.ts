@@ -313,8 +313,7 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
         throw err;
       }
       const embedding = embedPrepared(current.ready, options, stream);
-      embedding.catch(() => void stream.abandon());
-      embedding.catch(() => undefined); // awaited below
+      embedding.catch(() => void stream.abandon()); // the failure itself is awaited below
       if (index + 1 < slides.length) next = prepare(index + 1);
       try {
         const embedded = await embedding;

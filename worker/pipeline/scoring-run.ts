@@ -97,11 +97,6 @@ export class ScoringRun {
     return new ScoringRun(plan, layout, scorer, fitRows, fitBatches, universe.length, new FitCapture(layout, fitRows, fitBatches), layoutMs, { ...DEFAULTS, ...options });
   }
 
-  /** Batches to embed first so that the fit is ready early: the fit batches, in plan order. */
-  get fitBatchList(): readonly number[] {
-    return this.fitBatches;
-  }
-
   /**
    * A batch as the engine returned it (its part file is written): captured for the fit, then
    * scored at once when the scorer is fitted, else held or left to be read back.

@@ -58,7 +58,7 @@ function checkPartFormat(path: string, metadata: Readonly<Record<string, string>
 }
 
 /** Checks a part file against the plan and maps its cells to tissue rows. */
-function partRows(path: string, embeddings: TensorInfo, cells: Int32Array, layout: TissueLayout): Int32Array {
+function partRows(path: string, embeddings: Pick<TensorInfo, 'dtype' | 'shape'>, cells: Int32Array, layout: TissueLayout): Int32Array {
   const { grid, row, dim } = layout;
   if (embeddings.dtype !== 'BF16' || embeddings.shape.length !== 2 || embeddings.shape[0] !== cells.length || embeddings.shape[1] !== dim) {
     throw new PartFileError(`${path}: embeddings are ${embeddings.dtype}${JSON.stringify(embeddings.shape)}, expected BF16[${cells.length}, ${dim}] for this plan`);
@@ -94,8 +94,7 @@ export async function* tissueChunks(plan: SlidePlan, layout: TissueLayout, batch
  */
 export function chunkOfBatch(label: string, cells: Int32Array, embeddings: Uint16Array, layout: TissueLayout): TissueChunk {
   const { dim } = layout;
-  const info: TensorInfo = { name: 'embeddings', dtype: 'BF16', shape: [embeddings.length / dim, dim], begin: 0, end: embeddings.byteLength };
-  const rows = partRows(label, info, cells, layout);
+  const rows = partRows(label, { dtype: 'BF16', shape: [embeddings.length / dim, dim] }, cells, layout);
   const data = new Float32Array(cells.length * dim);
   decodeBf16(embeddings, data);
   return { count: cells.length, dim, data, rows, cells };

@@ -52,14 +52,3 @@ export async function parseScoreMethod(spec: string, ctx: ScoreMethodContext): P
       throw new ScoreConfigError(`unknown score method '${name}' in '${trimmed}'; ${USAGE}`);
   }
 }
-
-/**
- * The rows `parseScoreMethod(spec).fitRows(count)` returns, without reading a bank or a head:
- * the embed stage picks them out of its batches for the scoring (pipeline/fit-capture.ts).
- * Banks and heads come fitted; they need no rows (test/score/parse-score-method.test.ts checks
- * that this agrees with the scorers).
- */
-export function fitRowsOf(spec: string, count: number): Int32Array {
-  const trimmed = spec.trim();
-  return trimmed === 'self' ? new SelfScorer().fitRows(count) : new Int32Array(0);
-}
