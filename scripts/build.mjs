@@ -10,6 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkBuildPackages } from './system-packages.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -75,6 +76,8 @@ function hasBlas() {
 const only = ['--native-only', '--ts-only', '--app-only'].find((a) => args.has(a));
 if (only === undefined || only === '--native-only') {
   const cuda = cudaToolkit();
+  // Where CUDA is built, a missing OpenBLAS is not fatal: the CPU backend links the shim below.
+  if (!checkBuildPackages({ skip: cuda ? ['libopenblas-dev'] : [] })) process.exit(1);
   if (cuda) {
     const makeArgs = ['-C', join(root, 'kernels'), `-j${cpus().length}`, 'cuda', `NVCC=${cuda.nvcc}`, `CUDA_HOME=${cuda.home}`];
     if (process.env.FLASHSLIDE_BLAS_SHIM === '1' || !hasBlas()) {

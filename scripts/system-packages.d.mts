@@ -35,7 +35,7 @@ export interface Decision {
   stop: boolean;
 }
 export const SYSTEM_PACKAGES: readonly SystemPackage[];
-export function packagesFor(purpose: 'start' | 'test'): CheckedPackage[];
+export function packagesFor(purpose: 'start' | 'test' | 'build'): CheckedPackage[];
 export function installCommand(names: readonly string[], isRoot: boolean): string;
 export function decide(facts: Facts): Decision;
 export function message(decision: Decision, facts?: { hasApt?: boolean }): string;
@@ -46,3 +46,5 @@ export function ensureSystemPackages(
   purpose: 'start' | 'test',
   options?: { log?: (line: string) => void; installOk?: boolean },
 ): { ok: boolean; installed: string[] };
+/** The addon build's check: true when it can compile; else it logged the message. Never installs. */
+export function checkBuildPackages(options?: { skip?: readonly string[]; log?: (line: string) => void }): boolean;

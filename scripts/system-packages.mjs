@@ -41,9 +41,11 @@ export const SYSTEM_PACKAGES = [
 
 /**
  * The packages a purpose checks, each with `required`: 'start' checks build and runtime-optional
- * packages (only the build ones required), 'test' checks all and requires all.
+ * packages (only the build ones required), 'test' checks all and requires all, 'build' (the
+ * addon build itself, e.g. `npm ci`'s prepare) only the build ones.
  */
 export function packagesFor(purpose) {
+  if (purpose === 'build') return SYSTEM_PACKAGES.filter((p) => p.neededFor === 'build').map((p) => ({ ...p, required: true }));
   if (purpose !== 'start' && purpose !== 'test') throw new Error(`--for must be start or test, got ${purpose}`);
   return SYSTEM_PACKAGES.filter((p) => purpose === 'test' || p.neededFor !== 'test').map((p) => ({ ...p, required: purpose === 'test' || p.neededFor === 'build' }));
 }
@@ -199,6 +201,21 @@ export function ensureSystemPackages(purpose, { log = (line) => process.stderr.w
   }
   log(message(d, facts));
   return { ok: !d.stop, installed: [] };
+}
+
+/**
+ * The addon build's own check (scripts/build.mjs, which `npm ci`/`npm install` run as prepare):
+ * it never installs (a package install should not hide inside `npm ci`), it only stops before
+ * the compiler with the one message, instead of a raw `cblas.h: No such file` error. `skip`:
+ * names the build can do without here (OpenBLAS where the CUDA build links its shim).
+ */
+export function checkBuildPackages({ skip = [], log = (line) => process.stderr.write(`${line}\n`) } = {}) {
+  const packages = packagesFor('build').filter((p) => !skip.includes(p.name));
+  const facts = survey(packages);
+  const d = decide({ ...facts, noApt: true });
+  if (!d.stop) return true;
+  log(message({ ...d, reason: 'the build only checks; `npm start` or `npm test` installs them when apt-get needs no password' }, facts));
+  return false;
 }
 
 const isMain = () => {

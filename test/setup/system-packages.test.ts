@@ -187,6 +187,27 @@ describe("system packages: this machine's real check", () => {
     expect(said).toHaveLength(2);
   });
 
+  it('the addon build (npm ci\'s prepare) stops before the compiler with the one message, and installs nothing', () => {
+    // A copy of the two scripts in a bare root: were the check missing, node-gyp would run there
+    // (and fail on a raw compiler or Python error), not in the checkout's native/.
+    const root = tempDir();
+    mkdirSync(join(root, 'scripts'));
+    for (const f of ['build.mjs', 'system-packages.mjs']) writeFileSync(join(root, 'scripts', f), readFileSync(join(ROOT, 'scripts', f)));
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    const apt = join(root, 'apt.log');
+    writeFileSync(join(bin, 'apt-get'), `#!/bin/sh\necho "$*" >> '${apt}'\n`);
+    chmodSync(join(bin, 'apt-get'), 0o755);
+    const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--native-only'], { encoding: 'utf8', env: { ...process.env, PATH: bin, FLASHSLIDE_CUDA: '0' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^flashslide: missing system packages \(the build only checks/);
+    for (const name of ['g++', 'make', 'python3', 'pkg-config']) expect(r.stderr).toContain(name);
+    expect(r.stderr).toMatch(/apt-get install -y --no-install-recommends g\+\+ make python3 pkg-config/);
+    expect(r.stderr + r.stdout).not.toMatch(/gyp (ERR|info)|No such file/);
+    expect(() => readFileSync(apt)).toThrow();
+    expect(packagesFor('build').map((p) => p.name)).toEqual(SYSTEM_PACKAGES.filter((p) => p.neededFor === 'build').map((p) => p.name));
+  });
+
   it.skipIf(spawnSync('/bin/sh', ['-c', 'command -v apt-cache']).status !== 0)('apt-cache tells a package the apt sources have from one they lack (read-only)', () => {
     expect([...withoutCandidate(['redis-server', 'flashslide-no-such-package'])]).toEqual(['flashslide-no-such-package']);
   });
