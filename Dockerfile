@@ -18,17 +18,21 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends ca-cert
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
+# FLASHSLIDE_CUDA=1: a toolkit the build cannot use fails the image, not a CPU-only one quietly.
 RUN node scripts/system-packages.mjs ensure --for start \
- && node scripts/ensure-ready.mjs --for start \
+ && FLASHSLIDE_CUDA=1 node scripts/ensure-ready.mjs --for start \
  && npm prune --omit=dev
 
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-${UBUNTU} AS runtime
 ARG NODE_MAJOR
 ENV DEBIAN_FRONTEND=noninteractive NODE_ENV=production
+# The run-time libraries come from the same list as the build's packages (system-packages.mjs runtime).
+COPY scripts/system-packages.mjs /tmp/system-packages.mjs
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends ca-certificates curl gnupg \
  && curl -fsSL https://deb.nodesource.com/setup_${NODE_MAJOR}.x | bash - \
- && apt-get install -y -qq --no-install-recommends nodejs libopenblas0 libopenslide0 fonts-dejavu-core libgomp1 \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y -qq --no-install-recommends nodejs \
+ && apt-get install -y -qq --no-install-recommends $(node /tmp/system-packages.mjs runtime) \
+ && rm -rf /var/lib/apt/lists/* /tmp/system-packages.mjs
 WORKDIR /app
 COPY --from=build /app /app
 # Not root: a worker reads slides and writes results, nothing else.

@@ -11,6 +11,8 @@ export interface SystemPackage {
   neededFor: NeededFor;
   why: string;
   probe: Probe;
+  /** What a machine that only runs the build needs in its place (the image's runtime stage). */
+  runtime?: string[];
 }
 /** A package as one purpose checks it: `required` (else missing it only warns). */
 export interface CheckedPackage extends SystemPackage {
@@ -48,3 +50,4 @@ export function ensureSystemPackages(
 ): { ok: boolean; installed: string[] };
 /** The addon build's check: true when it can compile; else it logged the message. Never installs. */
 export function checkBuildPackages(options?: { skip?: readonly string[]; log?: (line: string) => void }): boolean;
+export function runtimePackages(): string[];

@@ -6,6 +6,8 @@
 //   node scripts/system-packages.mjs ensure --for start|test   install what is missing, or say how
 //   node scripts/system-packages.mjs check --for start|test    only report (never installs)
 //   node scripts/system-packages.mjs list --for start|test     print the package names
+//   node scripts/system-packages.mjs runtime                    the run-time libraries of the
+//                                                              start packages (the image's last stage)
 //
 // A missing package is installed with apt-get when that can happen without a question (root, or
 // sudo without a password) and FLASHSLIDE_NO_APT is not set; otherwise the check stops with one
@@ -21,17 +23,20 @@ import { pathToFileURL } from 'node:url';
  *                      installs it along with the others when it can, and otherwise goes on with a
  *                      warning giving the command; `npm test` requires it (tests use the feature).
  *   'test'             only the tests use it: `npm test` requires it, `npm start` never asks.
+ * `runtime`: what a machine that only runs a built flashslide needs in its place (the Dockerfile's
+ * runtime stage: the shared library of a -dev package, the OpenMP runtime g++ links).
  * `probe` says how to tell the package is there where dpkg does not know it (no dpkg, or installed
  * another way): a command on PATH, one of some files, a pkg-config module, a Python module.
  */
 export const SYSTEM_PACKAGES = [
-  { name: 'g++', neededFor: 'build', why: 'node-gyp compiles the native addon (native/)', probe: { command: 'g++' } },
+  { name: 'g++', neededFor: 'build', runtime: ['libgomp1'], why: 'node-gyp compiles the native addon (native/)', probe: { command: 'g++' } },
   { name: 'make', neededFor: 'build', why: 'node-gyp drives the addon build with make', probe: { command: 'make' } },
   { name: 'python3', neededFor: 'build', why: 'node-gyp is written in Python', probe: { command: 'python3' } },
   { name: 'pkg-config', neededFor: 'build', why: 'the addon build finds OpenSlide with it', probe: { command: 'pkg-config' } },
-  { name: 'libopenblas-dev', neededFor: 'build', why: "the engine's CPU matrix multiplies (cblas.h, -lopenblas)", probe: { file: ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h', '/usr/include/openblas/cblas.h'] } },
-  { name: 'libopenslide-dev', neededFor: 'runtime-optional', why: 'the OpenSlide formats: NDPI, MRXS, SCN, BIF, JPEG 2000/ZSTD SVS (without it: JPEG SVS and TIFF only)', probe: { pkgConfig: 'openslide' } },
-  { name: 'fonts-dejavu-core', neededFor: 'runtime-optional', why: 'the PDF report font (µ, ², notes in any European script; else Helvetica, ? for what it lacks)', probe: { file: ['/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'] } },
+  { name: 'libopenblas-dev', neededFor: 'build', runtime: ['libopenblas0'], why: "the engine's CPU matrix multiplies (cblas.h, -lopenblas)", probe: { file: ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h', '/usr/include/openblas/cblas.h'] } },
+  { name: 'libopenslide-dev', neededFor: 'runtime-optional', runtime: ['libopenslide0'], why: 'the OpenSlide formats: NDPI, MRXS, SCN, BIF, JPEG 2000/ZSTD SVS (without it: JPEG SVS and TIFF only)', probe: { pkgConfig: 'openslide' } },
+  { name: 'fonts-dejavu-core', neededFor: 'runtime-optional', runtime: ['fonts-dejavu-core'], why: 'the PDF report font (µ, ², notes in any European script; else Helvetica, ? for what it lacks)', probe: { file: ['/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'] } },
+  { name: 'fonts-noto-cjk', neededFor: 'runtime-optional', runtime: ['fonts-noto-cjk'], why: 'the PDF report font for Chinese, Japanese and Korean notes (without it they print as ?)', probe: { file: ['/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc'] } },
   { name: 'redis-server', neededFor: 'test', why: 'the queue tests start their own Redis (queue mode, submit/worker, needs a Redis too)', probe: { command: 'redis-server' } },
   { name: 'chromium', neededFor: 'test', why: "the review page's browser test drives /usr/bin/chromium headless", probe: { file: ['/usr/bin/chromium'] } },
   { name: 'poppler-utils', neededFor: 'test', why: 'the PDF report tests read reports back (pdftotext, pdfimages, pdfinfo)', probe: { command: 'pdftotext' } },
@@ -48,6 +53,11 @@ export function packagesFor(purpose) {
   if (purpose === 'build') return SYSTEM_PACKAGES.filter((p) => p.neededFor === 'build').map((p) => ({ ...p, required: true }));
   if (purpose !== 'start' && purpose !== 'test') throw new Error(`--for must be start or test, got ${purpose}`);
   return SYSTEM_PACKAGES.filter((p) => purpose === 'test' || p.neededFor !== 'test').map((p) => ({ ...p, required: purpose === 'test' || p.neededFor === 'build' }));
+}
+
+/** The run-time libraries of the packages `npm start` checks, for an image that only runs the build. */
+export function runtimePackages() {
+  return packagesFor('start').flatMap((p) => p.runtime ?? []);
 }
 
 /** The command a person runs (a fresh machine has no package lists yet, hence the update). */
@@ -230,12 +240,14 @@ if (isMain()) {
   const argv = process.argv.slice(2);
   const cmd = argv[0];
   const forWhat = argv.includes('--for') ? argv[argv.indexOf('--for') + 1] : 'test';
-  if (cmd === 'list') {
+  if (cmd === 'runtime') {
+    process.stdout.write(`${runtimePackages().join(' ')}\n`);
+  } else if (cmd === 'list') {
     process.stdout.write(`${packagesFor(forWhat).map((p) => p.name).join(' ')}\n`);
   } else if (cmd === 'ensure' || cmd === 'check') {
     process.exit(ensureSystemPackages(forWhat, { installOk: cmd === 'ensure' }).ok ? 0 : 1);
   } else {
-    process.stderr.write('usage: node scripts/system-packages.mjs ensure|check|list [--for start|test]\n');
+    process.stderr.write('usage: node scripts/system-packages.mjs ensure|check|list [--for start|test] | runtime\n');
     process.exit(2);
   }
 }

@@ -84,7 +84,12 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/FROM nvidia\/cuda:\$\{CUDA_VERSION\}-devel-\$\{UBUNTU\} AS build/);
     expect(text).toMatch(/FROM nvidia\/cuda:\$\{CUDA_VERSION\}-runtime-\$\{UBUNTU\} AS runtime/);
     expect(text).toContain('node scripts/system-packages.mjs ensure --for start');
-    expect(text).toContain('node scripts/ensure-ready.mjs --for start');
+    expect(text).toContain('FLASHSLIDE_CUDA=1 node scripts/ensure-ready.mjs --for start');
+    // The runtime stage's libraries come from the one list, not typed by hand.
+    expect(text).toContain('$(node /tmp/system-packages.mjs runtime)');
+    expect(text).not.toMatch(/libopenblas0|libopenslide0|libgomp1/);
+    const runtime = spawnSync(process.execPath, [join(ROOT, 'scripts', 'system-packages.mjs'), 'runtime'], { encoding: 'utf8' });
+    expect(runtime.stdout.trim().split(' ')).toEqual(['libgomp1', 'libopenblas0', 'libopenslide0', 'fonts-dejavu-core', 'fonts-noto-cjk']);
     expect(text).toMatch(/^USER flashslide$/m);
     const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
     expect(ignore).toEqual(expect.arrayContaining(['node_modules', 'dist', 'native/build', 'data', '.env', '.git']));

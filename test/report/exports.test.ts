@@ -128,7 +128,7 @@ describe('report exports of reviewed real results', () => {
 
   it('CSV: one row per region that a real CSV parser reads back exactly, hostile notes included, scores as in regions.geojson', () => {
     const text = regionsCsv(planted);
-    expect(text.split('\r\n')[0]).toBe('slide,analysis_id,rank,region_id,name,score_max,score_mean,area_um2,area_mm2,cells,centroid_x_px,centroid_y_px,centroid_x_um,centroid_y_um,bbox_x_px,bbox_y_px,bbox_width_px,bbox_height_px,verdict,note,reviewer,reviewed_at');
+    expect(text.split('\r\n')[0]).toBe('slide,analysis_id,rank,region_id,name,score_max,score_mean,area_um2,area_mm2,cells,centroid_x_px,centroid_y_px,centroid_x_um,centroid_y_um,bbox_x_px,bbox_y_px,bbox_width_px,bbox_height_px,bbox_x_um,bbox_y_um,bbox_width_um,bbox_height_um,verdict,note,reviewer,reviewed_at');
     const rows = parseCsv(text, { columns: true, bom: true }) as Record<string, string>[];
     const geo = regionsGeo(plantedDir);
     expect(rows).toHaveLength(geo.features.length);
@@ -140,6 +140,8 @@ describe('report exports of reviewed real results', () => {
       expect(Number(row['score_max'])).toBe(f?.properties.measurements['Score max']);
       expect(Number(row['area_um2'])).toBeCloseTo(f?.properties.measurements['Area µm^2'] as number, 2);
       expect(Number(row['centroid_x_um'])).toBeCloseTo(Number(row['centroid_x_px']) * 0.499, 0);
+      expect(Number(row['bbox_width_um'])).toBeCloseTo(Number(row['bbox_width_px']) * 0.499, 0);
+      expect(Number(row['bbox_y_um'])).toBeCloseTo(Number(row['bbox_y_px']) * 0.499, 0);
     }
     expect(rows.map((r) => r['note']).filter((n) => n !== '')).toEqual(expect.arrayContaining(HOSTILE_NOTES));
     expect(rows.filter((r) => r['verdict'] === 'rejected')).toHaveLength(1);
@@ -217,6 +219,13 @@ describe('report exports of reviewed real results', () => {
     const failedJson = cli(['report', brokenDir, '--data', data, '--format', 'json', '--out', '-']);
     expect(failedJson.code).toBe(0);
     expect(JSON.parse(failedJson.stdout)).toMatchObject({ status: 'failed', failure: { reason: expect.stringMatching(/not a slide format/) } });
+    // Its CSV too: the slide's batch row (status and reason), not a header-only region table
+    // that would read as "analysed, nothing found".
+    const failedCsv = cli(['report', brokenDir, '--data', data, '--format', 'csv', '--out', '-']);
+    expect(failedCsv.code).toBe(0);
+    const failedRows = parseCsv(failedCsv.stdout, { columns: true }) as Record<string, string>[];
+    expect(failedRows).toHaveLength(1);
+    expect(failedRows[0]).toMatchObject({ slide: 'broken.svs', status: 'failed', reason: expect.stringMatching(/not a slide format/) });
   });
 
   it('names a slide that has no report: unfinished, never analysed, unknown; exit 3, nothing written', () => {

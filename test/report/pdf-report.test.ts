@@ -49,6 +49,15 @@ function manyRegions(report: SlideReport): SlideReport {
   return { ...report, regions, result: report.result === null ? null : { ...report.result, regionsCount: regions.length } };
 }
 
+// Notes as pathologists in Japan, Korea and China write them (mixed with Latin), and a character
+// no font here has (an emoji), which must show as '?', never as an empty box.
+const CJK_NOTES = ['核異型あり、Ki-67 高値 (要再検)', '종양 세포 의심 — 재검토 필요', '疑似肿瘤细胞 😀 复查'];
+
+function withNotes(report: SlideReport, notes: readonly string[]): SlideReport {
+  const regions = report.regions.map((r, i) => (i < notes.length ? { ...r, review: { verdict: 'unsure' as const, note: notes[i] as string, reviewer: '山田 太郎', at: '2026-01-01T00:00:00.000Z', history: [] } } : r));
+  return { ...report, regions };
+}
+
 async function writePdf(path: string, report: SlideReport, options: PdfReportOptions, tuning: Partial<PdfTuning> = {}): Promise<string> {
   const out = createWriteStream(path);
   await writePdfReport(report, options, out, tuning);
@@ -61,7 +70,7 @@ describe('PDF anomaly report of analysed slides', () => {
   let dir: string;
   let plantedDir: string;
   let planted: SlideReport;
-  const pdf = { full: '', top3: '', letter: '', failed: '', noRegions: '', missing: '', changed: '', builtinFonts: '', many: '', validated: '', unvalidated: '' };
+  const pdf = { full: '', top3: '', letter: '', failed: '', noRegions: '', missing: '', changed: '', builtinFonts: '', many: '', validated: '', unvalidated: '', cjk: '' };
 
   beforeAll(async () => {
     dir = tempDir('flashslide-pdf-');
@@ -103,6 +112,7 @@ describe('PDF anomaly report of analysed slides', () => {
     pdf.unvalidated = await writePdf(join(dir, 'unvalidated.pdf'), { ...planted, model: { ...model, name: 'skin-vit-b16', demo: false } }, { ...A4, topRegions: 0 });
     pdf.many = await writePdf(join(dir, 'many.pdf'), manyRegions(planted), { ...A4, topRegions: 2 });
     pdf.builtinFonts = await writePdf(join(dir, 'builtin.pdf'), planted, { ...A4, topRegions: 1 }, { fonts: findReportFonts(['/nonexistent-font-dir']) });
+    pdf.cjk = await writePdf(join(dir, 'cjk.pdf'), withNotes(planted, CJK_NOTES), { ...A4, topRegions: 2 });
   }, 180_000);
 
   afterAll(() => {
@@ -121,6 +131,17 @@ describe('PDF anomaly report of analysed slides', () => {
     const t = text(pdf.full);
     for (let i = 1; i <= n; i++) expect(t).toContain(`Page ${i} of ${n}`);
     expect(t).not.toContain(`Page ${n + 1} of`);
+  });
+
+  it('sets Chinese, Japanese and Korean notes in Noto Sans CJK (not as empty boxes), and what no font has as ?', () => {
+    const fonts = run('pdffonts', [pdf.cjk]);
+    expect(fonts).toMatch(/NotoSansCJK/);
+    const t = text(pdf.cjk).replace(/\s+/g, '');
+    for (const note of CJK_NOTES.slice(0, 2)) expect(t).toContain(note.replace(/\s+/g, ''));
+    expect(t).toContain('疑似肿瘤细胞?复查');
+    expect(t).toContain('山田太郎');
+    // A report without such text embeds no CJK face.
+    expect(run('pdffonts', [pdf.full])).not.toMatch(/NotoSansCJK/);
   });
 
   it('uses US Letter when asked', () => {

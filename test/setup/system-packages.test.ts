@@ -44,7 +44,7 @@ describe('system packages: one list', () => {
     expect(ALL).toEqual(expect.arrayContaining(['g++', 'make', 'python3', 'pkg-config', 'libopenslide-dev', 'libopenblas-dev', 'redis-server', 'chromium', 'poppler-utils', 'fonts-dejavu-core']));
     const start = packagesFor('start');
     expect(names(start.filter((p) => p.required)).sort()).toEqual(['g++', 'libopenblas-dev', 'make', 'pkg-config', 'python3']);
-    expect(names(start.filter((p) => !p.required)).sort()).toEqual(['fonts-dejavu-core', 'libopenslide-dev']);
+    expect(names(start.filter((p) => !p.required)).sort()).toEqual(['fonts-dejavu-core', 'fonts-noto-cjk', 'libopenslide-dev']);
     expect(names(start)).not.toContain('redis-server');
     const test = packagesFor('test');
     expect(names(test).sort()).toEqual([...ALL].sort());

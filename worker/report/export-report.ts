@@ -43,8 +43,14 @@ export function reportFileName(resultDir: string, format: ReportFormat): string 
   return `${basename(resultDir)}.${FILE_EXTENSION[format]}`;
 }
 
-/** A slide's regions as CSV (header only when it has none). */
+/**
+ * A slide's regions as CSV (header only when it has none). A failed slide has no regions to list,
+ * and a header-only region table would read as "analysed, nothing found": its CSV is the slide's
+ * row of batch.csv instead (status `failed` and the reason), so a script sees the difference in
+ * the header and a person in the reason.
+ */
 export function regionsCsv(report: SlideReport): string {
+  if (report.status === 'failed') return batchCsv([batchRow(report, null)]);
   return csvTable(csvColumns(REGION_COLUMNS), regionRows(report));
 }
 

@@ -2,7 +2,9 @@
  * The regions with the pathologist's verdicts as a GeoJSON FeatureCollection for QuPath
  * (File > Import objects), checked against QuPath's reader (qupath-core PathObjectTypeAdapters)
  * as well as RFC 7946:
- * - `id` is a UUID, so QuPath keeps it as the object's id and a re-import replaces, not doubles;
+ * - `id` is a UUID (the region's, stable across exports), which QuPath keeps as the object's id:
+ *   importing the same file twice gives duplicate ids, which QuPath offers to renumber (it does
+ *   not replace the objects it has);
  * - `properties.objectType: "annotation"`; level-0 pixel coordinates, closed rings;
  * - `classification: { name, color: [r, g, b] }` names the verdict: "Anomaly" while open,
  *   "Anomaly (confirmed)", "Anomaly (rejected)", "Anomaly (unsure)" (no ':' in the names, which

@@ -27,6 +27,11 @@ export interface RegionRow {
   bbox_y_px: number;
   bbox_width_px: number;
   bbox_height_px: number;
+  /** The same bounds in µm from the slide's top-left corner (pixels x mpp). */
+  bbox_x_um: number;
+  bbox_y_um: number;
+  bbox_width_um: number;
+  bbox_height_um: number;
   /** Empty while the region is open (not reviewed). */
   verdict: Verdict | null;
   note: string | null;
@@ -38,6 +43,8 @@ export interface RegionRow {
 const round = (v: number, digits: number): number => Number(v.toFixed(digits));
 
 export function regionRows(report: SlideReport): RegionRow[] {
+  // A done slide always has its mpp (analysis needs it); the µm bounds follow the centroid's.
+  const mpp = report.slide.mpp ?? Number.NaN;
   return report.regions.map((r) => ({
     slide: report.name,
     analysis_id: report.analysisId,
@@ -57,6 +64,10 @@ export function regionRows(report: SlideReport): RegionRow[] {
     bbox_y_px: r.bbox[1],
     bbox_width_px: r.bbox[2],
     bbox_height_px: r.bbox[3],
+    bbox_x_um: round(r.bbox[0] * mpp, 1),
+    bbox_y_um: round(r.bbox[1] * mpp, 1),
+    bbox_width_um: round(r.bbox[2] * mpp, 1),
+    bbox_height_um: round(r.bbox[3] * mpp, 1),
     verdict: r.review?.verdict ?? null,
     note: r.review?.note ?? null,
     reviewer: r.review?.reviewer ?? null,
@@ -155,7 +166,7 @@ const columns = <Row>() => <const Keys extends readonly (keyof Row)[]>(keys: All
 export const REGION_COLUMNS = columns<RegionRow>()([
   'slide', 'analysis_id', 'rank', 'region_id', 'name', 'score_max', 'score_mean', 'area_um2', 'area_mm2', 'cells',
   'centroid_x_px', 'centroid_y_px', 'centroid_x_um', 'centroid_y_um', 'bbox_x_px', 'bbox_y_px', 'bbox_width_px', 'bbox_height_px',
-  'verdict', 'note', 'reviewer', 'reviewed_at',
+  'bbox_x_um', 'bbox_y_um', 'bbox_width_um', 'bbox_height_um', 'verdict', 'note', 'reviewer', 'reviewed_at',
 ]);
 
 export const BATCH_COLUMNS = columns<BatchRow>()([

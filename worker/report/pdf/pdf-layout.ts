@@ -73,6 +73,14 @@ function applyFont(pdf: Pdf, style: TextStyle): void {
   pdf.doc.font(style.font ?? 'body').fontSize(style.size ?? STYLE.size.body);
 }
 
+/** Sets the face `text` needs (its role's, or the CJK one of the same weight) and returns the text as it can be set. */
+function applyFontFor(pdf: Pdf, text: string, style: TextStyle): string {
+  const role = style.font ?? 'body';
+  const fitted = fitText(pdf.fonts, text, role === 'bold');
+  pdf.doc.font(fitted.face === 'wide' ? (role === 'bold' ? 'wide-bold' : 'wide-body') : role).fontSize(style.size ?? STYLE.size.body);
+  return fitted.text;
+}
+
 /**
  * Draws text at (x, y), top-aligned. With a width, pdfkit always wraps (its lineBreak option only
  * matters without one) and starts a new page when a line passes the bottom margin, unless it has
@@ -80,12 +88,11 @@ function applyFont(pdf: Pdf, style: TextStyle): void {
  */
 export function put(pdf: Pdf, text: string, x: number, y: number, style: TextStyle = {}): void {
   const wrap = style.wrap === true && style.width !== undefined;
-  const content = fitText(pdf.fonts, wrap ? text : text.replace(/\s*\n\s*/g, ' '));
   let height = style.height;
   if (style.width !== undefined && height === undefined) {
     height = wrap ? measure(pdf, text, style.width, style) + 1 : lineHeight(pdf, style) + 0.5;
   }
-  applyFont(pdf, style);
+  const content = applyFontFor(pdf, wrap ? text : text.replace(/\s*\n\s*/g, ' '), style);
   pdf.doc.fillColor(style.colour ?? STYLE.ink).text(content, x, y, {
     lineBreak: wrap,
     ...(style.width !== undefined ? { width: style.width } : {}),
@@ -98,13 +105,13 @@ export function put(pdf: Pdf, text: string, x: number, y: number, style: TextSty
 
 /** Height `text` takes wrapped at `width`. */
 export function measure(pdf: Pdf, text: string, width: number, style: TextStyle = {}): number {
-  applyFont(pdf, style);
-  return pdf.doc.heightOfString(fitText(pdf.fonts, text), { width, lineGap: style.lineGap ?? 0 });
+  const content = applyFontFor(pdf, text, style);
+  return pdf.doc.heightOfString(content, { width, lineGap: style.lineGap ?? 0 });
 }
 
 export function widthOf(pdf: Pdf, text: string, style: TextStyle = {}): number {
-  applyFont(pdf, style);
-  return pdf.doc.widthOfString(fitText(pdf.fonts, text));
+  const content = applyFontFor(pdf, text, style);
+  return pdf.doc.widthOfString(content);
 }
 
 export function lineHeight(pdf: Pdf, style: TextStyle = {}): number {

@@ -86,6 +86,11 @@ function newDocument(report: SlideReport, options: PdfReportOptions, fonts: Repo
   doc.registerFont('body', fonts.regular);
   doc.registerFont('bold', fonts.bold);
   doc.registerFont('mono', fonts.mono);
+  // Registered only: pdfkit reads a collection when a text first needs it.
+  if (fonts.wide !== null) {
+    doc.registerFont('wide-body', fonts.wide.regular.file, fonts.wide.regular.face);
+    doc.registerFont('wide-bold', fonts.wide.bold.file, fonts.wide.bold.face);
+  }
   return { doc, fonts, chrome, pages: { count: 0, total: null } };
 }
 
