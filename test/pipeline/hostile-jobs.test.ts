@@ -6,13 +6,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { startRedis, type RedisHandle } from '../redis-server.js';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
 import { jobIds, QUEUES } from '../../worker/queue/queues.js';
+import { slideStatuses, type SlideStatus } from '../../worker/queue/submit.js';
+import { craftTiff } from '../fuzz/crafted-tiff.js';
 import { BIN, CMU, TINY, cli, tempDir } from '../helpers.js';
 
 let redis: RedisHandle;
@@ -216,4 +219,129 @@ describe('time limits', () => {
       if (b !== null) await stop(b);
     }
   }, 120_000);
+});
+
+/** A PNG whose header says width x height px and whose pixel data is a few bytes. */
+function headerOnlyPng(width: number, height: number): Buffer {
+  const chunk = (type: string, body: Buffer): Buffer => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(body.length);
+    const typed = Buffer.concat([Buffer.from(type, 'latin1'), body]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(typed));
+    return Buffer.concat([len, typed, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('input that cannot hold a worker hostage (the original queue-mode repro)', () => {
+  /*
+   * Before the fixes, the first of these files a worker planned kept its plan stage busy for
+   * minutes (`inspect` ran over 300 s on them; the default stage budget is 600 s), plan jobs run one
+   * at a time, so the normal slide queued behind them waited (120 s in the report) and SIGTERM
+   * was not honoured for 30 s+. Here every crafted file must fail in seconds with its reason, the
+   * normal slide submitted with them (last, so behind all of them) must finish well within 60 s,
+   * and the worker must then end within --grace. No --stage-timeout is given: the decode bounds,
+   * not a budget, must be what ends them.
+   */
+  it('crafted files fail in seconds with the reason, the normal slide behind them finishes, SIGTERM ends the worker within --grace', async () => {
+    const slides = tempDir();
+    const data = tempDir();
+    const PINK = [230, 160, 200] as const;
+    const tile1k = { kind: 'tile', tileWidth: 1024, tileHeight: 1024 } as const;
+    // name -> [file, what its failure must say]
+    const crafted: Record<string, [Buffer, RegExp]> = {
+      // 1e6^2 px whose tiles all alias one stored tile (a few MB).
+      'terapixel.tif': [craftTiff([{ width: 1_000_000, height: 1_000_000, layout: { kind: 'tile', tileWidth: 2048, tileHeight: 2048 }, alias: true, fill: PINK, mpp: 0.5 }]), /claims 1000000 x 1000000 px at full resolution, more than any scanner writes/],
+      // 2e5^2 px in one level, aliased tiles.
+      'flat.tif': [craftTiff([{ width: 200_000, height: 200_000, layout: tile1k, alias: true, fill: PINK, mpp: 0.5 }]), /single level \(no pyramid\).*convert it to a tiled pyramidal TIFF/],
+      // A plausible pyramid whose tiles alias one stored tile: 48 GiB from 3 KiB.
+      'aliased-pyramid.tif': [
+        craftTiff([
+          { width: 131072, height: 131072, layout: tile1k, mpp: 0.5, alias: true, fill: PINK },
+          { width: 8192, height: 8192, layout: tile1k, alias: true, fill: PINK, reduced: true },
+          { width: 2048, height: 2048, layout: tile1k, alias: true, fill: PINK, reduced: true },
+        ]),
+        /would decode to 48 GiB from 3\.0 KiB of distinct stored data/,
+      ],
+      // A Deflate strip bomb: 24576^2 px of black in 1.8 MB, a thumbnail-sized second page.
+      'strip-bomb.tif': [
+        craftTiff([
+          { width: 24576, height: 24576, layout: { kind: 'strip', rowsPerStrip: 64 }, mpp: 0.5 },
+          { width: 512, height: 512, layout: { kind: 'strip', rowsPerStrip: 64 } },
+        ]),
+        /its pyramid stops too early: level 0 \(24576 x 24576 px\)/,
+      ],
+      // 40000^2 px PNG of a few hundred bytes.
+      'huge.png': [headerOnlyPng(40_000, 40_000), /40000 x 40000 px in a single level \(no pyramid\)/],
+    };
+    const names = Object.keys(crafted);
+    for (const name of names) writeFileSync(join(slides, name), (crafted[name] as [Buffer, RegExp])[0]);
+    const normal = join(slides, 'normal.svs');
+    copyFileSync(CMU, normal);
+    const paths = [...names.map((n) => join(slides, n)), normal];
+    const opts = { dataDir: data, regionSize: 512, batchSize: 4, device: 'cpu' as const };
+    const specs = await Promise.all(paths.map((p) => describeAnalysis(p, opts)));
+
+    const grace = 3;
+    const w = startWorker(['--data', data, '--slides', slides, '--grace', String(grace)]);
+    const queue = new Queue(QUEUES.plan, { connection: { host: '127.0.0.1', port: redis.port } });
+    try {
+      await until(() => /listening on/.test(w.log()), 30_000, w.log);
+      const submitted = Date.now();
+      const sub = await cli(['submit', ...paths, '--redis', redis.url, ...analysisFlags, '--data', data]);
+      expect(sub.code, sub.stderr).toBe(0);
+      // When each slide settled (done or failed), in ms after submit.
+      const settled = new Map<string, number>();
+      let last: SlideStatus[] = [];
+      await until(
+        async () => {
+          last = await slideStatuses(specs, redis.url);
+          for (const s of last) if ((s.state === 'done' || s.state === 'failed') && !settled.has(s.slidePath)) settled.set(s.slidePath, Date.now() - submitted);
+          return settled.size === paths.length;
+        },
+        75_000,
+        () => `${JSON.stringify(last.map((s) => [s.slidePath, s.state, s.reason]))}; worker log: ${w.log()}`,
+      );
+      const timings: Record<string, number> = {};
+      for (const [k, name] of names.entries()) {
+        const st = last[k] as SlideStatus;
+        expect(st.state, `${name}: ${st.reason ?? ''}`).toBe('failed');
+        const pattern = (crafted[name] as [Buffer, RegExp])[1];
+        expect(st.reason).toMatch(pattern);
+        // The reason is on disk too, where `status` and the viewer read it.
+        const failure = JSON.parse(readFileSync(join((specs[k] as { resultDir: string }).resultDir, 'failure.json'), 'utf8')) as { reason: string };
+        expect(failure.reason).toMatch(pattern);
+        // Each one's plan job, as the worker ran it: seconds at most (the first also loads the model).
+        const job = await queue.getJob(jobIds.plan(specs[k]!));
+        const ran = (job?.finishedOn ?? Infinity) - (job?.processedOn ?? 0);
+        timings[name] = ran;
+        expect(ran, name).toBeLessThan(5000);
+        expect(job?.attemptsMade, `${name} is not retried`).toBe(1);
+      }
+      const done = last[names.length] as SlideStatus;
+      expect(done.state, `${done.reason ?? ''} ${w.log()}`).toBe('done');
+      timings['normal (from submit)'] = settled.get(normal) as number;
+      expect(settled.get(normal)).toBeLessThan(60_000);
+      console.log('hostile queue timings (ms):', JSON.stringify(timings));
+
+      // SIGTERM: the worker ends within its grace period, cleanly (nothing was left running).
+      const signalled = Date.now();
+      w.proc.kill('SIGTERM');
+      const code = await w.exited;
+      const took = Date.now() - signalled;
+      console.log(`hostile queue: worker exited ${took} ms after SIGTERM`);
+      expect(took, w.log()).toBeLessThan(grace * 1000 + 2000);
+      expect(code, w.log()).toBe(0);
+      expect(w.log()).toMatch(/SIGTERM: finishing the running jobs for up to 3 s/);
+      expect(w.log()).not.toMatch(/^\s+at /m);
+    } finally {
+      await queue.close();
+      await stop(w);
+    }
+  }, 90_000);
 });

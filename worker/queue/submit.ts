@@ -42,7 +42,12 @@ export interface SubmitOptions extends Partial<AnalysisOptions> {
   redisUrl: string;
   priority?: number | undefined;
   force?: boolean | undefined;
+  /** How long a resubmission waits for old jobs still held by a worker before it reports them (default SUBMIT_DEFAULTS). */
+  oldJobsWaitMs?: number | undefined;
 }
+
+/** The defaults of SubmitOptions' optional settings, in one place. */
+export const SUBMIT_DEFAULTS = { oldJobsWaitMs: 30_000 } as const;
 
 /** The two queues a slide's state is read from; open once and reuse for many lookups (the review server does). */
 export interface Queues {
@@ -108,7 +113,7 @@ export async function statusOf(q: Queues, spec: AnalysisSpec): Promise<SlideStat
  * worker (a sibling batch retrying) cannot be removed yet: wait for it, up to `waitMs`, and say
  * so if it does not let go; never report a resubmission that did not happen.
  */
-async function removeOldJobs(q: Queues, spec: AnalysisSpec, waitMs = 30_000): Promise<void> {
+async function removeOldJobs(q: Queues, spec: AnalysisSpec, waitMs: number): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
@@ -160,7 +165,7 @@ export async function submitSlides(slides: readonly string[], options: SubmitOpt
       // A forced or failed analysis starts clean: old jobs and files would otherwise short-circuit it.
       const requeue = current.state !== 'unknown';
       if (requeue) {
-        await removeOldJobs(q, spec);
+        await removeOldJobs(q, spec, options.oldJobsWaitMs ?? SUBMIT_DEFAULTS.oldJobsWaitMs);
         await clearResult(spec.resultDir);
       }
       await q.plan.add('plan', { request: requestOf(spec) } satisfies PlanJobData, {
