@@ -5,6 +5,7 @@ import type { HeatmapMeta } from '../../worker/store/heatmap-json.js';
 import type { RankedRegion } from '../../worker/store/result-types.js';
 import { colormapLut, colourRange, lutIndex, COLORMAPS } from '../../worker/store/colormap.js';
 import { rankLabel } from '../../worker/store/region-outline.js';
+import { regionAnchor } from '../../worker/store/region-labels.js';
 import { ticks, formatTick } from '../../worker/store/overlay-legend.js';
 import { colourTable } from '../../viewer/app/src/heatmap-colour.js';
 import type { RgbImage } from '../../worker/slide/slide-source.js';
@@ -189,19 +190,19 @@ describe('overlay.png, a figure', () => {
     expect(countNear(out, cx - 40, cy + 20, cx - 20, cy + 40, CYAN, 50)).toBe(0);
   });
 
-  it('numbers the regions by rank beside their rings; regions that touch share one label', async () => {
+  it('numbers each region by its own rank beside it, also where regions touch and share a ring', async () => {
     const regions = [square(2, 1, 1, 2, 2, 1000), square(1, 5, 8, 6, 10, 1000), square(3, 3, 3, 3, 3, 1000) /* touches 2 at a corner */];
     const { png, labels, layout } = await overlayFigure(input({ thumbnail: await hne(), regions }));
     const out = await decode(png);
-    expect(labels.map((l) => l.text).sort()).toEqual(['1', '2, 3']);
+    expect(labels.map((l) => l.text).sort()).toEqual(['1', '2', '3']);
     const scale = layout.image.width / W;
     for (const l of labels) {
-      // Beside its regions: the label box within a few units of their box.
-      const own = regions.filter((r) => l.ranks.includes(r.rank));
-      const x0 = layout.image.left + Math.min(...own.map((r) => r.bbox[0])) * scale;
-      const x1 = layout.image.left + Math.max(...own.map((r) => r.bbox[0] + r.bbox[2])) * scale;
-      const y0 = layout.image.top + Math.min(...own.map((r) => r.bbox[1])) * scale;
-      const y1 = layout.image.top + Math.max(...own.map((r) => r.bbox[1] + r.bbox[3])) * scale;
+      // Beside its region: the label box within a few units of the region's box.
+      const r = regions.find((g) => g.rank === l.rank) as RankedRegion;
+      const x0 = layout.image.left + r.bbox[0] * scale;
+      const x1 = x0 + r.bbox[2] * scale;
+      const y0 = layout.image.top + r.bbox[1] * scale;
+      const y1 = y0 + r.bbox[3] * scale;
       const gapX = Math.max(0, x0 - (l.x + l.width), l.x - x1);
       const gapY = Math.max(0, y0 - (l.y + l.height), l.y - y1);
       expect(Math.hypot(gapX, gapY)).toBeLessThan(layout.unit * 6);
@@ -219,8 +220,89 @@ describe('overlay.png, a figure', () => {
       expect(white).toBeGreaterThan(15 * l.text.replace(/\D/g, '').length);
     }
     // Labels do not cover one another.
-    const [a, b] = labels as [(typeof labels)[0], (typeof labels)[0]];
-    expect(a.x + a.width <= b.x || b.x + b.width <= a.x || a.y + a.height <= b.y || b.y + b.height <= a.y).toBe(true);
+    for (const [i, a] of labels.entries()) for (const b of labels.slice(i + 1)) expect(a.x + a.width <= b.x || b.x + b.width <= a.x || a.y + a.height <= b.y || b.y + b.height <= a.y).toBe(true);
+  });
+
+  /**
+   * 36 one-cell regions 1 cell apart in a 11 x 11 cell block (cells of 100 level-0 px, 16.7 px on
+   * the figure): their rings merge into one. Ranks shuffled, so rank is not position.
+   */
+  const crowd = (): RankedRegion[] => {
+    const out: RankedRegion[] = [];
+    const ranks = Array.from({ length: 36 }, (_, i) => ((i * 17) % 36) + 1);
+    for (let k = 0; k < 36; k++) {
+      const r = 30 + 2 * Math.floor(k / 6);
+      const c = 50 + 2 * (k % 6);
+      out.push(square(ranks[k] as number, r, c, r, c, 100));
+    }
+    return out;
+  };
+
+  it('numbers every region of a crowd whose rings merge on its own, at a dot in it, with a leader when the number sits away', async () => {
+    const regions = crowd();
+    const { png, labels, layout, unnumbered } = await overlayFigure(input({ thumbnail: await hne(), regions }));
+    const out = await decode(png);
+    const scale = layout.image.width / W;
+    const u = layout.unit;
+    // Every rank is on the figure, each in a label of its own (the old figure had one: '1–36').
+    expect(labels.map((l) => l.text)).toEqual(labels.map((l) => String(l.rank)));
+    expect([...labels.map((l) => l.rank), ...unnumbered].sort((a, b) => a - b)).toEqual(Array.from({ length: 36 }, (_, i) => i + 1));
+    for (let rank = 1; rank <= 10; rank++) expect(labels.some((l) => l.rank === rank)).toBe(true);
+    expect(labels.length).toBeGreaterThanOrEqual(30);
+    for (const l of labels) {
+      const r = regions.find((g) => g.rank === l.rank) as RankedRegion;
+      // The anchor is in its own region.
+      const rx0 = layout.image.left + r.bbox[0] * scale;
+      const ry0 = layout.image.top + r.bbox[1] * scale;
+      expect(l.anchor.x).toBeGreaterThanOrEqual(rx0 - 1);
+      expect(l.anchor.x).toBeLessThanOrEqual(rx0 + r.bbox[2] * scale + 1);
+      expect(l.anchor.y).toBeGreaterThanOrEqual(ry0 - 1);
+      expect(l.anchor.y).toBeLessThanOrEqual(ry0 + r.bbox[3] * scale + 1);
+      // A number not on its anchor has a leader from the anchor to the number's box, and a dot there.
+      const gap = Math.hypot(Math.max(0, l.x - l.anchor.x, l.anchor.x - l.x - l.width), Math.max(0, l.y - l.anchor.y, l.anchor.y - l.y - l.height));
+      if (gap > 0) {
+        expect(l.leader).not.toBeNull();
+        if (l.leader === null) continue;
+        expect([l.leader.x1, l.leader.y1]).toEqual([l.anchor.x, l.anchor.y]);
+        expect(Math.hypot(l.leader.x2 - l.leader.x1, l.leader.y2 - l.leader.y1)).toBeCloseTo(gap, 3);
+        expect(l.leader.x2 >= l.x - 0.5 && l.leader.x2 <= l.x + l.width + 0.5 && l.leader.y2 >= l.y - 0.5 && l.leader.y2 <= l.y + l.height + 0.5).toBe(true);
+        expect(Math.min(...at(out, l.anchor.x, l.anchor.y))).toBeGreaterThan(200); // the white dot
+      }
+      // Near its region: no number is parked far away (over glass) even with a leader.
+      expect(gap).toBeLessThan(u * 60);
+      // It covers no other region's anchor.
+      for (const m of labels) if (m !== l) expect(m.anchor.x > l.x && m.anchor.x < l.x + l.width && m.anchor.y > l.y && m.anchor.y < l.y + l.height).toBe(false);
+    }
+    // Numbers do not cover one another.
+    for (const [i, a] of labels.entries()) for (const b of labels.slice(i + 1)) expect(a.x + a.width <= b.x || b.x + b.width <= a.x || a.y + a.height <= b.y || b.y + b.height <= a.y).toBe(true);
+  });
+
+  it('numbers the best ranks when it may number only some, and says which are not', async () => {
+    const regions = crowd();
+    const full = await overlayFigure(input({ regions }));
+    const some = await overlayFigure(input({ regions }), { maxLabels: 10 });
+    expect(some.labels.map((l) => l.rank).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(some.unnumbered).toEqual(Array.from({ length: 26 }, (_, i) => i + 11));
+    // The legend has a line more for them (overlayLayout places the labels as the figure does).
+    expect(full.unnumbered).toEqual([]);
+    expect(some.layout.canvas.height).toBeGreaterThan(full.layout.canvas.height);
+    expect(overlayLayout(input({ regions }), { maxLabels: 10 })).toEqual(some.layout);
+  });
+
+  it("marks a region at a point of its own, not at its box's middle (an L)", () => {
+    // Cells (0..9, 0..1) and (8..9, 2..9) of 100 px: the box's middle (500, 500) is not on it.
+    const l: RankedRegion = {
+      ...square(1, 0, 0, 9, 9, 100),
+      outline: [[[0, 0], [1000, 0], [1000, 1000], [800, 1000], [800, 200], [0, 200], [0, 0]]],
+    };
+    const a = regionAnchor(l, 0.5);
+    const [x, y] = [a.x / 0.5, a.y / 0.5];
+    expect((y >= 0 && y <= 200 && x >= 0 && x <= 1000) || (x >= 800 && x <= 1000 && y >= 0 && y <= 1000)).toBe(true);
+    expect(a.radius).toBeGreaterThan(30);
+    // A region smaller than a pixel: its middle.
+    const dot = regionAnchor(square(2, 10, 10, 10, 10, 1), 0.01);
+    expect(dot.x).toBeCloseTo(0.105, 3);
+    expect(dot.y).toBeCloseTo(0.105, 3);
   });
 
   it('keeps its numbers short and its ticks readable', () => {

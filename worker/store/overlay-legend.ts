@@ -7,6 +7,7 @@
  */
 import type { ColormapName } from './colormap.js';
 import { colormapLut } from './colormap.js';
+import { rankLabel } from './region-outline.js';
 
 export const FONT = 'DejaVu Sans, sans-serif';
 export const INK = '#15202b';
@@ -105,7 +106,8 @@ export interface LegendLook {
   outlineHalo: string;
   tissueOutline: string;
   regions: number;
-  labelled: number;
+  /** Ranks of the regions not numbered on the figure (crowded out), ascending. */
+  unnumbered: readonly number[];
 }
 
 export interface Footer {
@@ -202,14 +204,14 @@ export function footer(scale: ScaleInput, look: LegendLook, width: number, top: 
   // Legend: swatches as things look on tissue, flowed into as many lines as the width needs.
   const sw = unit * 9;
   const sh = unit * 3.4;
-  const items: { swatch: (x: number, y: number) => string; label: string }[] = [
+  const items: { swatch: (x: number, y: number) => string; label: string; own?: boolean }[] = [
     {
       swatch: (x, y) => `<rect x="${x}" y="${y}" width="${sw}" height="${sh}" fill="url(#faint)" stroke="${INK_SOFT}" stroke-width="0.5"/>`,
       label: 'below the threshold: faint, fading out towards the lowest scores',
     },
     {
       swatch: (x, y) => `<rect x="${x}" y="${y}" width="${sw}" height="${sh}" fill="url(#strong)" stroke="${INK_SOFT}" stroke-width="0.5"/>`,
-      label: 'at or above the threshold: strong',
+      label: 'at or above the threshold: strong, the tissue showing through',
     },
     {
       swatch: (x, y) => {
@@ -220,20 +222,52 @@ export function footer(scale: ScaleInput, look: LegendLook, width: number, top: 
           `<rect x="${x + unit * 0.4}" y="${y - unit * 0.5}" width="${sw - unit * 0.8}" height="${h}" rx="${r}" fill="none" stroke="${look.outline}" stroke-width="${unit * 0.6}"/>`
         );
       },
-      label:
-        look.regions === 0
-          ? 'anomalous region (none on this slide)'
-          : `anomalous region, numbered by rank as in the viewer and the reports (${look.regions}${look.labelled < look.regions ? `, ${look.labelled} numbered` : ''})`,
+      label: look.regions === 0 ? 'anomalous region (none on this slide)' : `anomalous region (${look.regions}; regions that touch share a ring)`,
     },
+    ...(look.regions === 0
+      ? []
+      : [
+          {
+            swatch: (x: number, y: number): string => {
+              const cy = y + sh / 2;
+              const ph = unit * 4.4;
+              const pw = unit * 5;
+              const px = x + sw - pw;
+              return (
+                `<line x1="${x + unit * 1.2}" y1="${cy}" x2="${px}" y2="${cy}" stroke="${look.outlineHalo}" stroke-width="${unit * 1.1}" stroke-linecap="round"/>` +
+                `<line x1="${x + unit * 1.2}" y1="${cy}" x2="${px}" y2="${cy}" stroke="#ffffff" stroke-width="${unit * 0.45}"/>` +
+                `<circle cx="${x + unit * 1.2}" cy="${cy}" r="${unit * 0.75}" fill="#ffffff" stroke="${look.outlineHalo}" stroke-width="${unit * 0.4}"/>` +
+                `<rect x="${px}" y="${cy - ph / 2}" width="${pw}" height="${ph}" rx="${ph / 2}" fill="${look.outlineHalo}" stroke="${look.outline}" stroke-width="${unit * 0.35}"/>` +
+                `<text x="${px + pw / 2}" y="${cy + unit * 1.1}" font-family="${FONT}" font-size="${unit * 3}" font-weight="bold" fill="#ffffff" text-anchor="middle">1</text>`
+              );
+            },
+            label: `its rank as in the viewer and the reports (1: highest score), on the region or led to a dot in it`,
+          },
+        ]),
     {
       swatch: (x, y) => `<line x1="${x}" y1="${y + sh / 2}" x2="${x + sw}" y2="${y + sh / 2}" stroke="${look.tissueOutline}" stroke-width="${Math.max(2, unit * 0.5)}"/>`,
       label: 'tissue boundary',
     },
   ];
+  if (look.unnumbered.length > 0) {
+    const n = look.unnumbered.length;
+    items.push({
+      swatch: () => '',
+      label: `${n} region${n === 1 ? '' : 's'} not numbered here (rank${n === 1 ? '' : 's'} ${rankLabel(look.unnumbered, 4)}: too many or too crowded to number at this scale); the viewer's region list and the PDF report list every region`,
+      own: true,
+    });
+  }
   const lineH = unit * 5.4;
   let x = bar.x;
   y += small;
   for (const item of items) {
+    if (item.own === true) {
+      // A note on its own line, in the ring's ink, without a swatch.
+      y += lineH;
+      svg += `<text x="${bar.x}" y="${y}" font-family="${FONT}" font-size="${small}" font-weight="bold" fill="${INK}">${esc(fitText(item.label, small, width - pad - bar.x, true))}</text>`;
+      x = width;
+      continue;
+    }
     const w = sw + unit * 1.6 + textWidth(item.label, small) + unit * 5;
     if (x > bar.x && x + w > width - pad) {
       x = bar.x;

@@ -5,8 +5,10 @@
  *   image    the slide (default 2000 px on its long side, colours muted a little) with the
  *            heatmap over the tissue: strong where cells are at or above the threshold, faint
  *            and fading to nothing below it (a slide without anomalies stays H&E), the tissue
- *            boundary, the anomalous regions ringed and numbered by rank (the numbers of the
- *            viewer's region list and the reports; regions whose rings merge share one label)
+ *            boundary, the anomalous regions ringed (regions closer than a few pixels share a
+ *            ring) and each numbered by its rank (the numbers of the viewer's region list and
+ *            the reports) on its own innermost point, or beside it with a leader to a dot there
+ *            (region-labels.ts); regions too crowded to number are listed in the legend
  *   footer   colour bar with the score scale and the threshold marked, legend
  *
  * Colours are the viewer's default: the same ramp (colormap.ts) over the same [min, max] of the
@@ -21,7 +23,8 @@ import type { ColormapName } from './colormap.js';
 import { StoreArgumentError } from './errors.js';
 import { FIGURE_DEFAULTS, heatmapColouring, overviewPixels, type Heatmap } from './heatmap-figure.js';
 import { esc, fitText, FONT, footer, INK, INK_SOFT, textWidth, wrapParts } from './overlay-legend.js';
-import { outlineRegions, rankLabel, type RegionGroup } from './region-outline.js';
+import { placeRegionLabels, type LabelPlan } from './region-labels.js';
+import { outlineRegions } from './region-outline.js';
 import type { RankedRegion } from './result-types.js';
 
 export interface OverlayInput {
@@ -58,7 +61,7 @@ export interface OverlayOptions {
   outlineHalo: string;
   /** Regions closer than twice this (in units, 1/400 of the long side) are ringed as one area. */
   mergeUnits: number;
-  /** Groups of regions numbered on the figure (all are ringed). */
+  /** Regions numbered on the figure at most, best ranks first (all are ringed; the legend lists the others). */
   maxLabels: number;
 }
 
@@ -66,7 +69,7 @@ export interface OverlayOptions {
 export const OVERLAY_DEFAULTS: Readonly<OverlayOptions> = {
   longSide: 2000,
   colormap: 'inferno', // the viewer's default ramp (viewer/app/src/settings.ts)
-  opacityHot: 0.85,
+  opacityHot: 0.6,
   opacityCold: 0.4,
   coldFade: 3,
   underlaySaturation: 0.55,
@@ -90,14 +93,19 @@ export interface OverlayLayout {
   bar: { x: number; y: number; width: number; height: number } | null;
 }
 
-/** A numbered label on the figure, canvas pixels. */
+/** A region's number on the figure, canvas pixels. */
 export interface OverlayLabel {
   text: string;
-  ranks: number[];
+  rank: number;
+  /** The label's box. */
   x: number;
   y: number;
   width: number;
   height: number;
+  /** The region's innermost point, which the label marks. */
+  anchor: { x: number; y: number };
+  /** The line from a dot at the anchor to the label, when the label sits beside its region; null when it sits on it. */
+  leader: { x1: number; y1: number; x2: number; y2: number } | null;
 }
 
 const hex = (c: string): [number, number, number] => [parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16)];
@@ -138,7 +146,7 @@ interface Plan {
   footerSvg: string;
 }
 
-function plan(input: OverlayInput, o: OverlayOptions, labelled: number): Plan {
+function plan(input: OverlayInput, o: OverlayOptions, unnumbered: readonly number[]): Plan {
   const { width, height } = thumbnailSize(input.slideWidth, input.slideHeight, o.longSide);
   const unit = Math.max(width, height, 1000) / 400;
   const canvasW = Math.max(width, Math.round(unit * 240));
@@ -155,7 +163,7 @@ function plan(input: OverlayInput, o: OverlayOptions, labelled: number): Plan {
       outlineHalo: o.outlineHalo,
       tissueOutline: `rgb(${FIGURE_DEFAULTS.tissueOutline.join(',')})`,
       regions: input.regions.length,
-      labelled,
+      unnumbered,
     },
     canvasW,
     image.top + height,
@@ -170,76 +178,48 @@ function plan(input: OverlayInput, o: OverlayOptions, labelled: number): Plan {
 
 /** The figure's layout for a slide and its texts (the same as renderOverlay's). */
 export function overlayLayout(input: OverlayInput, options: Partial<OverlayOptions> = {}): OverlayLayout {
-  return plan(input, checkOptions(options), input.regions.length).layout;
+  const o = checkOptions(options);
+  return plan(input, o, labelPlan(input, o).unnumbered).layout;
 }
 
 /** Region labels: pill height and font size, in units. */
 const LABEL_HEIGHT = 6.2;
 const LABEL_FONT = 4.2;
 
-interface Rect {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-const overlap = (a: Rect, b: Rect): number =>
-  Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x)) * Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
-
-/**
- * A label per group of regions (best rank first), beside its ring: the first of a few places
- * around it that covers no earlier label and no other ring, else the least bad one. Image pixels.
- */
-function placeLabels(groups: readonly RegionGroup[], width: number, height: number, unit: number, maxLabels: number): OverlayLabel[] {
+/** Where the regions' numbers go, image pixels. */
+function labelPlan(input: OverlayInput, o: OverlayOptions): LabelPlan {
+  const { width, height } = thumbnailSize(input.slideWidth, input.slideHeight, o.longSide);
+  const unit = Math.max(width, height, 1000) / 400;
   const h = Math.round(unit * LABEL_HEIGHT);
-  const font = unit * LABEL_FONT;
-  const placed: OverlayLabel[] = [];
-  const boxes = groups.map((g) => ({ x: g.x0, y: g.y0, width: g.x1 - g.x0, height: g.y1 - g.y0 }));
-  for (const [gi, g] of groups.slice(0, maxLabels).entries()) {
-    const text = rankLabel(g.ranks);
-    const w = Math.max(h, Math.round(textWidth(text, font, true) + unit * 2.8));
-    const lift = h * 0.8;
-    const cy = (g.y0 + g.y1) / 2 - h / 2;
-    const candidates: [number, number][] = [
-      [g.x1 - h * 0.35, g.y0 - lift], // above right
-      [g.x0 - w + h * 0.35, g.y0 - lift], // above left
-      [g.x1 - h * 0.35, g.y1 - h + lift], // below right
-      [g.x0 - w + h * 0.35, g.y1 - h + lift], // below left
-      [g.x1 + unit, cy], // right
-      [g.x0 - w - unit, cy], // left
-      [(g.x0 + g.x1) / 2 - w / 2, g.y0 - h - unit * 0.5], // above
-      [(g.x0 + g.x1) / 2 - w / 2, g.y1 + unit * 0.5], // below
-    ];
-    let best: { rect: Rect; score: number } | null = null;
-    for (const [cx, cyy] of candidates) {
-      const rect = { x: Math.round(Math.max(0, Math.min(width - w, cx))), y: Math.round(Math.max(0, Math.min(height - h, cyy))), width: w, height: h };
-      const margin = { x: rect.x - unit * 0.6, y: rect.y - unit * 0.6, width: rect.width + unit * 1.2, height: rect.height + unit * 1.2 };
-      let score = 0;
-      for (const p of placed) score += 20 * overlap(margin, p);
-      for (const [bi, b] of boxes.entries()) if (bi !== gi) score += overlap(rect, b);
-      // Clamped away from its ring (at the image's edge): acceptable, but after the others.
-      const moved = Math.hypot(rect.x - cx, rect.y - cyy);
-      if (moved > 1) score += 0.01 * moved;
-      if (best === null || score < best.score) best = { rect, score };
-      if (score === 0) break;
-    }
-    if (best !== null) placed.push({ text, ranks: g.ranks, ...best.rect });
-  }
-  return placed;
+  return placeRegionLabels(input.regions, width / input.slideWidth, width, height, {
+    unit,
+    height: h,
+    width: (text) => Math.max(h, Math.round(textWidth(text, unit * LABEL_FONT, true) + unit * 2.8)),
+    maxLabels: o.maxLabels,
+  });
 }
 
-function labelsSvg(labels: readonly OverlayLabel[], unit: number, o: OverlayOptions): string {
+/** Leaders and dots first, then the labels over them. Image pixels. */
+function labelsSvg(labels: LabelPlan['labels'], unit: number, o: OverlayOptions): string {
   const font = unit * LABEL_FONT;
-  return labels
-    .map((l) => {
-      const r = l.height / 2;
-      return (
-        `<rect x="${l.x}" y="${l.y}" width="${l.width}" height="${l.height}" rx="${r}" fill="${o.outlineHalo}" fill-opacity="0.9" stroke="${o.outline}" stroke-width="${(unit * 0.45).toFixed(1)}"/>` +
-        `<text x="${(l.x + l.width / 2).toFixed(1)}" y="${(l.y + l.height / 2 + font * 0.36).toFixed(1)}" font-family="${FONT}" font-size="${font.toFixed(1)}" font-weight="bold" fill="#ffffff" text-anchor="middle">${esc(l.text)}</text>`
-      );
-    })
-    .join('');
+  const f = (v: number): string => v.toFixed(1);
+  let under = '';
+  let over = '';
+  for (const l of labels) {
+    if (l.leader !== null) {
+      const { x1, y1, x2, y2 } = l.leader;
+      under += `<line x1="${f(x1)}" y1="${f(y1)}" x2="${f(x2)}" y2="${f(y2)}" stroke="${o.outlineHalo}" stroke-opacity="0.85" stroke-width="${f(unit * 1.1)}" stroke-linecap="round"/>`;
+      over += `<line x1="${f(x1)}" y1="${f(y1)}" x2="${f(x2)}" y2="${f(y2)}" stroke="#ffffff" stroke-width="${f(unit * 0.45)}" stroke-linecap="round"/>`;
+      over += `<circle cx="${f(l.anchor.x)}" cy="${f(l.anchor.y)}" r="${f(unit * 0.75)}" fill="#ffffff" stroke="${o.outlineHalo}" stroke-width="${f(unit * 0.4)}"/>`;
+    }
+  }
+  for (const l of labels) {
+    const r = l.height / 2;
+    over +=
+      `<rect x="${l.x}" y="${l.y}" width="${l.width}" height="${l.height}" rx="${r}" fill="${o.outlineHalo}" fill-opacity="0.9" stroke="${o.outline}" stroke-width="${f(unit * 0.45)}"/>` +
+      `<text x="${f(l.x + l.width / 2)}" y="${f(l.y + l.height / 2 + font * 0.36)}" font-family="${FONT}" font-size="${f(font)}" font-weight="bold" fill="#ffffff" text-anchor="middle">${esc(l.text)}</text>`;
+  }
+  return under + over;
 }
 
 /** The slide image resized to the figure and its colours muted (towards its own luma). */
@@ -267,8 +247,11 @@ async function underlay(thumbnail: RgbImage | null, width: number, height: numbe
   return { data, width, height };
 }
 
-/** The figure, its layout and where its labels went. */
-export async function overlayFigure(input: OverlayInput, options: Partial<OverlayOptions> = {}): Promise<{ png: Buffer; layout: OverlayLayout; labels: OverlayLabel[] }> {
+/** The figure, its layout, where its labels went and the ranks it could not number. */
+export async function overlayFigure(
+  input: OverlayInput,
+  options: Partial<OverlayOptions> = {},
+): Promise<{ png: Buffer; layout: OverlayLayout; labels: OverlayLabel[]; unnumbered: number[] }> {
   const o = checkOptions(options);
   const { meta, grid } = input.heatmap;
   if (grid.length !== meta.rows * meta.cols) throw new StoreArgumentError(`overlay: heatmap has ${grid.length} cells, expected rows x cols = ${meta.rows} x ${meta.cols}`);
@@ -286,7 +269,7 @@ export async function overlayFigure(input: OverlayInput, options: Partial<Overla
     },
     { overviewSide: o.longSide, opacityHot: o.opacityHot, opacityCold: o.opacityCold, opacityHotAlone: Math.max(o.opacityHot, 0.9), coldFade: o.coldFade },
   );
-  const groups = outlineRegions(image, input.regions, width / input.slideWidth, {
+  outlineRegions(image, input.regions, width / input.slideWidth, {
     gap: Math.max(2, unit * 0.8),
     width: Math.max(2, unit * 0.6),
     halo: Math.max(1, unit * 0.3),
@@ -295,9 +278,8 @@ export async function overlayFigure(input: OverlayInput, options: Partial<Overla
     haloColour: hex(o.outlineHalo),
     haloOpacity: 0.75,
   });
-  const labels = placeLabels(groups, width, height, unit, o.maxLabels);
-  const labelledRegions = labels.reduce((n, l) => n + l.ranks.length, 0);
-  const { layout, headerSvg: head, footerSvg: foot } = plan(input, o, labelledRegions);
+  const { labels, unnumbered } = labelPlan(input, o);
+  const { layout, headerSvg: head, footerSvg: foot } = plan(input, o, unnumbered);
   const { left, top } = layout.image;
   const { width: canvasW, height: canvasH } = layout.canvas;
   const svg =
@@ -314,7 +296,21 @@ export async function overlayFigure(input: OverlayInput, options: Partial<Overla
     .removeAlpha()
     .png({ compressionLevel: 6 })
     .toBuffer();
-  return { png, layout, labels: labels.map((l) => ({ ...l, x: l.x + left, y: l.y + top })) };
+  return {
+    png,
+    layout,
+    unnumbered,
+    labels: labels.map((l) => ({
+      text: l.text,
+      rank: l.rank,
+      x: l.x + left,
+      y: l.y + top,
+      width: l.width,
+      height: l.height,
+      anchor: { x: l.anchor.x + left, y: l.anchor.y + top },
+      leader: l.leader === null ? null : { x1: l.leader.x1 + left, y1: l.leader.y1 + top, x2: l.leader.x2 + left, y2: l.leader.y2 + top },
+    })),
+  };
 }
 
 /** The figure as a PNG. */

@@ -4,8 +4,9 @@
  * pixels or less than one. Tracing every cell's edge then hides what it marks, so the outline is
  * drawn around the regions instead: a ring `gap` pixels outside the regions closed over gaps
  * narrower than 2 x merge (distances to the nearest pixel, stamped from the shapes' edges), which
- * also keeps a sub-pixel region visible as a small ring. Regions whose rings touch form one group,
- * labelled once with all their ranks (overlay.ts).
+ * also keeps a sub-pixel region visible as a small ring. Regions whose rings touch form one group
+ * (one ring around them); each region is still numbered on its own, at its own innermost point
+ * (region-labels.ts).
  */
 import type { RgbImage } from '../slide/slide-source.js';
 import type { RankedRegion } from './result-types.js';
@@ -38,7 +39,7 @@ export interface RegionGroup {
  * Marks the pixels whose centres lie inside `rings` (even-odd, so holes stay open), figure
  * coordinates; returns how many were marked.
  */
-function fillRings(mask: Uint8Array, width: number, height: number, rings: readonly (readonly [number, number])[][]): number {
+export function fillRings(mask: Uint8Array, width: number, height: number, rings: readonly (readonly [number, number])[][]): number {
   const edges: number[] = [];
   let minY = Infinity;
   let maxY = -Infinity;
