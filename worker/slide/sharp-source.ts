@@ -5,7 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { completeJpeg } from './jpeg-tile.js';
+import { completeJpeg, entropyDamage } from './jpeg-tile.js';
 import { CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
 import { checkRegionRequest, padToRequest, type LevelWindow } from './region-bounds.js';
 import { MAX_REGION_PIXELS, type AssociatedImageName, type Mpp, type MppSource, type ReadRegionOptions, type RgbImage, type SlideLevel, type SlideSource } from './slide-source.js';
@@ -138,7 +138,9 @@ export class SharpSlideSource implements SlideSource {
    * Aperio SVS) into plausible garbage without a word, where OpenSlide refuses it, so one policy
    * for both backends is that a damaged tile fails the read, naming the tile; and each tile is
    * then decoded once, where checking before a libvips read decoded it twice (3.8x the read time
-   * of a mosaic's regions).
+   * of a mosaic's regions). libvips' own fail-on-warning misses damage that surfaces in a tile's
+   * last MCU row (jpeg-tile.ts says why), so each tile's entropy-coded data is also walked
+   * (entropyDamage), and a tile whose bytes run past the end of the file fails the read too.
    */
   private async readFromStoredTiles(level: number, win: LevelWindow, wanted: ReadRegionOptions['wanted']): Promise<Buffer | null> {
     const t = this.tiffLevels[level]?.jpegTiles;
@@ -188,23 +190,33 @@ export class SharpSlideSource implements SlideSource {
       return hit;
     }
     const t = this.tiffLevels[level]?.jpegTiles as NonNullable<TiffLevel['jpegTiles']>;
-    const tile = this.readStoredTile(level, col, row).then(async (jpeg) => {
+    const tile = this.storedJpeg(level, col, row).then(async (jpeg) => {
       if (jpeg === null) return null;
+      const where = `level ${level} tile (${col}, ${row}) at level pixels (${col * t.tileWidth}, ${row * t.tileHeight}) is damaged`;
+      if (typeof jpeg === 'string') throw new CorruptSlideError(this.path, `${where}: ${jpeg}`);
       try {
         // A stored tile decodes to one tile: a frame header claiming more is damage (or a
         // bomb), refused by sharp from the header before it allocates anything.
-        const { data, info } = await sharp(jpeg, { failOn: 'warning', limitInputPixels: t.tileWidth * t.tileHeight })
+        const decoding = sharp(jpeg, { failOn: 'warning', limitInputPixels: t.tileWidth * t.tileHeight })
           .removeAlpha()
           .toColourspace('srgb')
           .timeout({ seconds: READ_TIMEOUT_SECONDS })
           .raw()
           .toBuffer({ resolveWithObject: true });
+        // libvips drops a libjpeg warning from the tile's last MCU row (a zero run, a shortened
+        // segment: jpeg-tile.ts), so the entropy-coded data is walked here, while it decodes.
+        const damage = entropyDamage(jpeg, t.tileWidth * t.tileHeight);
+        if (damage !== null) {
+          decoding.catch(() => undefined);
+          throw new Error(damage);
+        }
+        const { data, info } = await decoding;
         if (info.width !== t.tileWidth || info.height !== t.tileHeight || info.channels !== 3) {
           throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, the level's tiles are ${t.tileWidth}x${t.tileHeight}x3`);
         }
         return data;
       } catch (err) {
-        throw new CorruptSlideError(this.path, `level ${level} tile (${col}, ${row}) at level pixels (${col * t.tileWidth}, ${row * t.tileHeight}) is damaged: its JPEG data does not decode cleanly (${firstLine(err)})`, err);
+        throw new CorruptSlideError(this.path, `${where}: its JPEG data does not decode cleanly (${firstLine(err)})`, err);
       }
     });
     this.decoded.set(key, tile);
@@ -220,6 +232,18 @@ export class SharpSlideSource implements SlideSource {
   }
 
   async readStoredTile(level: number, col: number, row: number): Promise<Buffer | null> {
+    const jpeg = await this.storedJpeg(level, col, row);
+    return typeof jpeg === 'string' ? null : jpeg;
+  }
+
+  /**
+   * A stored tile as a complete JPEG file; null when there is none to hand out (no such tile, too
+   * few or too many bytes to be one, or not a JPEG stream): then libvips reads the window; or why
+   * its bytes are damage: they run past the end of the file (a truncated file or a damaged byte
+   * count), which libtiff reads as a short tile that decodes to garbage without an error, and
+   * which OpenSlide refuses.
+   */
+  private async storedJpeg(level: number, col: number, row: number): Promise<Buffer | string | null> {
     const t = this.tiffLevels[level]?.jpegTiles;
     if (t === undefined || t === null || !Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col >= t.cols || row >= t.rows) return null;
     const i = row * t.cols + col;
@@ -230,7 +254,7 @@ export class SharpSlideSource implements SlideSource {
     const fh = await this.file;
     const data = Buffer.alloc(length);
     const { bytesRead } = await fh.read(data, 0, length, offset);
-    if (bytesRead !== length) return null;
+    if (bytesRead !== length) return `its ${length} bytes at byte ${offset} run past the end of the file (${bytesRead} there): the file is truncated or the byte count damaged`;
     return completeJpeg(data, t.tables, t.rgb);
   }
 
