@@ -24,6 +24,7 @@
         "src/array_binding.cc",
         "src/memory_binding.cc",
         "src/tissue_binding.cc",
+        "src/jpeg_check_binding.cc",
         "../kernels/engine/json.cpp",
         "../kernels/engine/safetensors.cpp",
         "../kernels/engine/vit_config.cpp",

@@ -4,6 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
+import { CMU } from './helpers.js';
 
 /** Offsets and byte counts of the tiles of a classic little-endian TIFF's first IFD. */
 function firstIfdTiles(bytes: Buffer): { offsets: number[]; counts: number[]; tileWidth: number; width: number } {
@@ -43,4 +44,38 @@ export async function writeSlideWithDamagedTiles(source: string, out: string, mp
     bytes.fill(0x5a, o, o + c);
   }
   writeFileSync(out, bytes);
+}
+
+/**
+ * How a tile is damaged. scrambled: the middle fifth of its bytes scrambled; zero-run: 64 bytes
+ * in its middle zeroed (the audit's case: libvips' check missed it); truncated: its entropy-coded
+ * segment ends (EOI) 200 bytes early and its byte count still points past that; past-eof: its
+ * byte count runs 1000 bytes past the end of the file.
+ */
+export type Damage = 'scrambled' | 'zero-run' | 'truncated' | 'past-eof';
+
+/** CMU-1 with the level-0 tiles under `points` damaged. */
+export function damagedCmu(path: string, points: readonly [number, number][], how: Damage = 'scrambled'): void {
+  const b = Buffer.from(readFileSync(CMU));
+  const ifd = b.readUInt32LE(4);
+  const tags = new Map<number, number[]>();
+  const at = new Map<number, number>();
+  for (let i = 0; i < b.readUInt16LE(ifd); i++) {
+    const e = ifd + 2 + i * 12;
+    const [tag, type, count] = [b.readUInt16LE(e), b.readUInt16LE(e + 2), b.readUInt32LE(e + 4)];
+    const size = type === 3 ? 2 : 4;
+    at.set(tag, count * size <= 4 ? e + 8 : b.readUInt32LE(e + 8));
+    tags.set(tag, Array.from({ length: count }, (_, k) => (size === 2 ? b.readUInt16LE(at.get(tag)! + k * 2) : b.readUInt32LE(at.get(tag)! + k * 4))));
+  }
+  const [offsets, counts, tile, width] = [tags.get(324)!, tags.get(325)!, tags.get(322)![0]!, tags.get(256)![0]!];
+  const across = Math.ceil(width / tile);
+  for (const [x, y] of points) {
+    const t = Math.floor(y / tile) * across + Math.floor(x / tile);
+    const [o, c] = [offsets[t]!, counts[t]!];
+    if (how === 'scrambled') for (let k = Math.floor(c * 0.4); k < Math.floor(c * 0.6); k++) b[o + k] = ((b[o + k] as number) * 7 + 13) & 0xff;
+    else if (how === 'zero-run') b.fill(0, o + Math.floor(c / 2), o + Math.floor(c / 2) + 64);
+    else if (how === 'truncated') b.set([0xff, 0xd9], o + c - 200);
+    else b.writeUInt32LE(b.length - o + 1000, at.get(325)! + t * 4);
+  }
+  writeFileSync(path, b);
 }

@@ -3,6 +3,7 @@
 
 #include "array_binding.h"
 #include "engine_binding.h"
+#include "jpeg_check_binding.h"
 #include "memory_binding.h"
 #include "openslide_binding.h"
 #include "score_binding.h"
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flashslide::InitArrays(env, exports);
   flashslide::InitMemory(env, exports);
   flashslide::InitTissue(env, exports);
+  flashslide::InitJpegCheck(env, exports);
   return exports;
 }
 }  // namespace

@@ -54,7 +54,9 @@ export function completeJpeg(tile: Buffer, tables: Buffer | null, rgb: boolean):
  * bad code as a zero without a warning, and it counts bytes before a restart marker only beyond
  * its bit buffer's read-ahead; here both are damage. Damage that leaves the decoder in
  * step (most single-bit flips, a changed magnitude bit) is invisible to both: the tile decodes
- * to slightly different pixels.
+ * to slightly different pixels. The sharp backend runs the C++ twin (native/src/
+ * jpeg_check_binding.cc, through worker/native/jpeg-kernels.ts) on the thread pool; this one is
+ * the reference, and a test holds the two to the same answers.
  */
 
 interface HuffTable {
@@ -225,14 +227,40 @@ function walkScan(b: Uint8Array, start: number, width: number, height: number, c
   const at = (mcu: number): string => `MCU ${mcu % mcusX},${Math.floor(mcu / mcusX)} of ${mcusX}x${mcusY}`;
 
   // The low `nbits` bits of `acc` are the next bits (negative: bits to skip in bytes not yet
-  // read). After the data ends (a marker, or the end of the bytes) zero bits follow, as libjpeg
-  // supplies them; `fake` counts those, so consuming one shows as nbits < fake.
+  // read, when a code's magnitude bits run past what was read). After the data ends (a marker,
+  // or the end of the bytes) zero bits follow, as libjpeg supplies them; `fake` counts those, so
+  // consuming one shows as nbits < fake.
   let pos = start;
   let acc = 0;
   let nbits = 0;
   let fake = 0;
   let ended = false;
   let rst = 0;
+  /** Reads bytes until more than 24 bits are buffered (zero bits once the data has ended). */
+  const fill = (): void => {
+    while (nbits <= 24) {
+      let byte = 0;
+      if (!ended) {
+        if (pos >= n) ended = true;
+        else {
+          byte = b[pos] as number;
+          if (byte !== 0xff) pos++;
+          else {
+            let q = pos + 1;
+            while (q < n && b[q] === 0xff) q++;
+            if (q < n && b[q] === 0) pos = q + 1;
+            else {
+              ended = true; // a marker: pos stays on it
+              byte = 0;
+            }
+          }
+        }
+      }
+      if (ended) fake += 8;
+      acc = (acc << 8) | byte;
+      nbits += 8;
+    }
+  };
   for (let mcu = 0; mcu < total; mcu++) {
     if (restartInterval > 0 && mcu > 0 && mcu % restartInterval === 0) {
       // libjpeg drops the rest of the byte and counts whole bytes before the marker as extraneous.
@@ -256,30 +284,7 @@ function walkScan(b: Uint8Array, start: number, width: number, height: number, c
     for (let blk = 0; blk < perMcu; blk++) {
       let t = dcs[blk] as HuffTable;
       for (let k = 0; k < 64; k++) {
-        if (nbits < 16) {
-          while (nbits <= 24) {
-            let byte = 0;
-            if (!ended) {
-              if (pos >= n) ended = true;
-              else {
-                byte = b[pos] as number;
-                if (byte !== 0xff) pos++;
-                else {
-                  let q = pos + 1;
-                  while (q < n && b[q] === 0xff) q++;
-                  if (q < n && b[q] === 0) pos = q + 1;
-                  else {
-                    ended = true; // a marker: pos stays on it
-                    byte = 0;
-                  }
-                }
-              }
-            }
-            if (ended) fake += 8;
-            acc = (acc << 8) | byte;
-            nbits += 8;
-          }
-        }
+        if (nbits < 16) fill();
         let e = t.fast[(acc >>> (nbits - FAST_BITS)) & FAST_MASK] as number;
         if (e === 0) {
           e = slowCode(t, acc, nbits);
@@ -297,6 +302,9 @@ function walkScan(b: Uint8Array, start: number, width: number, height: number, c
         else break; // end of block
       }
     }
+    // The last code's magnitude bits may run into bytes not read yet: they are data (and not
+    // extraneous before a restart marker) unless the data ends there.
+    if (nbits < 0) fill();
     if (nbits < fake) return `Corrupt JPEG data: premature end of data segment (${at(mcu)})`;
   }
   return null;

@@ -5,7 +5,8 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { completeJpeg, entropyDamage } from './jpeg-tile.js';
+import { completeJpeg } from './jpeg-tile.js';
+import { jpegEntropyDamage } from '../native/jpeg-kernels.js';
 import { CorruptSlideError, InvalidArgumentError, firstLine } from './errors.js';
 import { checkRegionRequest, padToRequest, type LevelWindow } from './region-bounds.js';
 import { MAX_REGION_PIXELS, type AssociatedImageName, type Mpp, type MppSource, type ReadRegionOptions, type RgbImage, type SlideLevel, type SlideSource } from './slide-source.js';
@@ -140,7 +141,8 @@ export class SharpSlideSource implements SlideSource {
    * then decoded once, where checking before a libvips read decoded it twice (3.8x the read time
    * of a mosaic's regions). libvips' own fail-on-warning misses damage that surfaces in a tile's
    * last MCU row (jpeg-tile.ts says why), so each tile's entropy-coded data is also walked
-   * (entropyDamage), and a tile whose bytes run past the end of the file fails the read too.
+   * (entropyDamage, on the thread pool: jpegEntropyDamage), and a tile whose bytes run past the
+   * end of the file fails the read too.
    */
   private async readFromStoredTiles(level: number, win: LevelWindow, wanted: ReadRegionOptions['wanted']): Promise<Buffer | null> {
     const t = this.tiffLevels[level]?.jpegTiles;
@@ -204,13 +206,19 @@ export class SharpSlideSource implements SlideSource {
           .raw()
           .toBuffer({ resolveWithObject: true });
         // libvips drops a libjpeg warning from the tile's last MCU row (a zero run, a shortened
-        // segment: jpeg-tile.ts), so the entropy-coded data is walked here, while it decodes.
-        const damage = entropyDamage(jpeg, t.tileWidth * t.tileHeight);
-        if (damage !== null) {
-          decoding.catch(() => undefined);
-          throw new Error(damage);
-        }
-        const { data, info } = await decoding;
+        // segment: jpeg-tile.ts), so the entropy-coded data is walked too, on the thread pool
+        // while it decodes (the event loop only queues it). Damage found there is the reason
+        // given, ahead of the decoder's own failure; either way the decode's outcome is handled.
+        const [damage, decoded] = await Promise.all([
+          jpegEntropyDamage(jpeg, t.tileWidth * t.tileHeight),
+          decoding.then(
+            (ok) => ({ ok }),
+            (err: unknown) => ({ err }),
+          ),
+        ]);
+        if (damage !== null) throw new Error(damage);
+        if ('err' in decoded) throw decoded.err;
+        const { data, info } = decoded.ok;
         if (info.width !== t.tileWidth || info.height !== t.tileHeight || info.channels !== 3) {
           throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, the level's tiles are ${t.tileWidth}x${t.tileHeight}x3`);
         }
