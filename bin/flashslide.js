@@ -21,3 +21,8 @@ if (!existsSync(entry)) {
 }
 const { main } = await import(pathToFileURL(entry).href);
 process.exitCode = await main(process.argv.slice(2));
+// Every command has finished its work (and closed what it opened) when main resolves; the process
+// ends then. Should anything still hold the event loop (a leak would be a bug), the command's exit
+// code stands and nobody is left waiting on a process that did its job: exit after a moment,
+// which lets stdout and stderr drain. unref: a process that ends by itself is not held by it.
+setTimeout(() => process.exit(), 2000).unref();

@@ -25,16 +25,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** `port`: a fixed port (a restart of the same server, as clients see it); default a free one. */
-export async function startRedis(policy = 'noeviction', fixedPort?: number): Promise<RedisHandle> {
+/**
+ * `port`: a fixed port (a restart of the same server, as clients see it); default a free one.
+ * `password`: the server requires it (requirepass); `url` then carries it.
+ */
+export async function startRedis(policy = 'noeviction', fixedPort?: number, options: { password?: string } = {}): Promise<RedisHandle> {
   const port = fixedPort ?? (await freePort());
-  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', policy], {
+  const auth = options.password === undefined ? [] : ['--requirepass', options.password];
+  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', policy, ...auth], {
     stdio: 'ignore',
   });
-  const url = `redis://127.0.0.1:${port}`;
+  const url = options.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, ...(options.password === undefined ? {} : { password: options.password }) });
     r.on('error', () => undefined);
     try {
       await r.connect();

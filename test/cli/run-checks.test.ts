@@ -5,9 +5,10 @@
  * The built CLI in real processes, real slides, a real Redis for the queue parts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
 import { progressBar } from '../../worker/pipeline/progress.js';
 import { MissingMppError } from '../../worker/slide/errors.js';
@@ -67,6 +68,102 @@ describe('run-wide option errors: once, before any slide is read, exit 2', () =>
   });
 });
 
+describe('score files checked before any work: exit 2, one line naming the file', () => {
+  const demoWeights = join(ROOT, 'models', `${DEMO_MODEL_SPEC.name}.safetensors`);
+  const timmModel = join(ROOT, 'test', 'fixtures', 'timm', 'uni_like_p16.safetensors');
+  beforeAll(async () => {
+    await resolveModelFiles('demo'); // written on first use
+  });
+
+  /** `analyze` of two slides: refused within seconds, one line, nothing analysed or left behind. */
+  function refusedBeforeAnyWork(flags: string[]): string {
+    const data = join(tempDir(), 'data');
+    const started = Date.now();
+    const r = cli(['analyze', CMU, TINY, '--data', data, '--device', 'cpu', ...flags]);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.stdout).not.toMatch(/FAILED|DONE/);
+    expect(existsSync(data) ? readdirSync(data) : []).toEqual([]);
+    return r.stderr;
+  }
+
+  it('head:<a model\'s weights> (not a linear head) with two slides: exit 2 at once, not an embedded slide and a hang', () => {
+    const stderr = refusedBeforeAnyWork(['--score', `head:${demoWeights}`]);
+    expect(stderr).toContain(`--score head:${demoWeights}: not a linear head`);
+    expect(stderr).toMatch(/it holds ViT model weights.*tensors "weight" \[C, 192\] and "bias" \[C\]/);
+    const sub = cli(['submit', CMU, '--score', `head:${demoWeights}`, '--redis', 'redis://127.0.0.1:1']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toContain(`--score head:${demoWeights}: not a linear head`);
+  });
+
+  it('a reference bank built with another model (same dim) is refused before any work, with the command that builds the right one', () => {
+    const dir = tempDir();
+    const bank = join(dir, 'uni-bank.safetensors');
+    const built = cli(['reference', 'build', CMU, '-o', bank, '--model', timmModel, '--region-size', '224', '--device', 'cpu', '--data', join(dir, 'ref-data')]);
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stdout).toMatch(/model uni_like_p16, dim 192/);
+    const stderr = refusedBeforeAnyWork(['--score', `reference:${bank}`]);
+    expect(stderr).toContain(`--score reference:${bank}: bank was built with model uni_like_p16, this is model ${DEMO_MODEL_SPEC.name}`);
+    expect(stderr).toMatch(/rebuild it for this model with `flashslide reference build <normal slides> -o <bank\.safetensors> --model demo`/);
+    const sub = cli(['submit', CMU, '--score', `reference:${bank}`, '--redis', 'redis://127.0.0.1:1']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toMatch(/bank was built with model uni_like_p16/);
+    // Other weights under the bank's model name: told apart by the fingerprint the bank records.
+    const impostor = join(dir, 'uni_like_p16.safetensors');
+    copyFileSync(join(ROOT, 'test', 'fixtures', 'timm', 'uni_like_p16_square.safetensors'), impostor);
+    copyFileSync(join(ROOT, 'test', 'fixtures', 'timm', 'uni_like_p16_square.json'), join(dir, 'uni_like_p16.json'));
+    expect(refusedBeforeAnyWork(['--score', `reference:${bank}`, '--model', impostor])).toMatch(/bank was built with other weights named uni_like_p16 \(fingerprint [0-9a-f]{12}, these are [0-9a-f]{12}\)/);
+  });
+
+  it('reference:<a model\'s weights> says it is not a reference bank (not "built before banks carried one")', () => {
+    const stderr = refusedBeforeAnyWork(['--score', `reference:${demoWeights}`]);
+    expect(stderr).toContain(`--score reference:${demoWeights}: not a flashslide reference bank (no tensor "bank"; it holds ViT model weights, not a score file)`);
+    expect(stderr).toMatch(/build one with `flashslide reference build <normal slides> -o <bank\.safetensors> --model demo`/);
+    expect(stderr).not.toMatch(/built before banks carried one/);
+  });
+
+  it('a run-aborting error mid-run ends a run of two slides at once: the other slide\'s scoring thread is ended, nothing keeps the process alive', async () => {
+    // A head replaced during the run (the CLI checked it before): slide 1's scoring refuses the
+    // file it finds, slide 2's finds a good one and waits for its batches. analyzeEmbedded must
+    // stop the slide in the engine, end every scoring thread and reject, so that the process
+    // ends by itself (it used to wait forever on slide 2's scoring thread after the error).
+    const { writeSafetensors } = await import('../../worker/infer/safetensors.js');
+    const dir = tempDir();
+    const head = join(dir, 'head.safetensors');
+    const good = join(dir, 'good-head.safetensors');
+    copyFileSync(demoWeights, head);
+    await writeSafetensors(good, { weight: { dtype: 'F32', shape: [1, 192], data: new Float32Array(192) }, bias: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }, { classes: '["tumor"]' });
+    const dist = (path: string): string => JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'worker', path)).href);
+    const script = `
+      import { copyFileSync } from 'node:fs';
+      const { analyzeEmbedded } = await import(${dist('pipeline/run-embedded.js')});
+      const { ScoreFileError } = await import(${dist('score/errors.js')});
+      let replaced = false;
+      // Once the first slide is embedded (its scoring has read the bad head), the good head.
+      const onProgress = (p) => {
+        if (replaced || p.stage !== 'embed' || p.regionsDone < p.regionsTotal) return;
+        replaced = true;
+        copyFileSync(${JSON.stringify(good)}, ${JSON.stringify(head)});
+      };
+      try {
+        await analyzeEmbedded(${JSON.stringify([CMU, TINY])}, { dataDir: ${JSON.stringify(join(dir, 'data'))}, device: 'cpu', scoreMethod: ${JSON.stringify(`head:${head}`)}, onProgress });
+        console.log('finished without the error');
+      } catch (err) {
+        console.log(\`\${err instanceof ScoreFileError ? 'typed' : 'untyped'} \${err.name}: \${err.message}\`);
+        process.exitCode = 7;
+      }`;
+    const file = join(dir, 'two-slides.mjs'); // a file, not -e: the scoring threads inherit the flags
+    writeFileSync(file, script);
+    const started = Date.now();
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 50_000, env: cliEnv() });
+    expect(r.status, `${r.stdout}${r.stderr}${r.signal ?? ''}`).toBe(7); // ended by itself, not killed at the timeout
+    expect(Date.now() - started).toBeLessThan(50_000);
+    expect(r.stdout).toMatch(/^typed ScoreFileError: .*head\.safetensors: not a linear head/m);
+  });
+});
+
 describe('workers that cannot work refuse to start', () => {
   it.skipIf(availableDevices().includes('cuda'))('worker --device cuda on a build without CUDA: exit 2 before connecting to any queue', () => {
     const r = cli(['worker', '--device', 'cuda', '--slides', SLIDES, '--redis', 'redis://127.0.0.1:1']);
@@ -116,10 +213,36 @@ describe('the queue knows where a slide goes', () => {
     const status = cli(['status', slide, '--redis', redis.url], dir);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^queued .*tiny\.svs/m);
-  });
+    // A slide already analysed into the data folder is labelled done, never queued.
+    const done = join(dir, 'done');
+    expect(cli(['analyze', slide, '--data', done]).code).toBe(0);
+    const finished = cli(['submit', slide, '--data', done, '--redis', redis.url]);
+    expect(finished.code).toBe(0);
+    expect(finished.stdout).toMatch(/^done .*tiny\.svs .*\[already done: not run again \(--force reruns\)\]$/m);
+    expect(finished.stdout).not.toMatch(/queued/);
+  }, 120_000);
 });
 
 describe('ids, hints and polish', () => {
+  it('a user-given mpp that makes the slide implausibly small or large is reported by inspect and analyze; a plausible one is not', () => {
+    const data = tempDir();
+    // The kidney strip carries no mpp; at 0.5 µm/px it would be 0.75 mm long and its overview a
+    // few pixels wide, so no tissue is found. At 4 µm/px (its real scale) it is 6 mm.
+    const small = cli(['inspect', KIDNEY, '--mpp', '0.5', '--data', data]);
+    expect(small.code).toBe(0);
+    expect(small.stdout).toMatch(/^warning +with --mpp 0\.5 the slide measures 0\.75 x 0\.45 mm, smaller than tissue on a glass slide usually is.*scanner's magnification/m);
+    expect(small.stdout).toMatch(/no tissue found: .*or its mpp is wrong/);
+    const right = cli(['inspect', KIDNEY, '--mpp', '4', '--data', data]);
+    expect(right.stdout).not.toMatch(/the slide measures/);
+    const huge = cli(['inspect', CMU, '--mpp', '40', '--data', data]);
+    expect(huge.stdout).toMatch(/with --mpp 40 the slide measures 88\.80 x 118\.68 mm, longer than a glass slide/);
+    // CMU-1's own mpp (0.499, vendor) is never second-guessed, even though the crop is small.
+    expect(cli(['inspect', CMU, '--data', data]).stdout).not.toMatch(/the slide measures/);
+    const analysed = cli(['analyze', KIDNEY, '--fallback-mpp', '0.5', '--data', join(data, 'a')]);
+    expect(analysed.code).toBe(0);
+    expect(analysed.stdout).toMatch(/^DONE .*kidney-he-strip\.tif: no tissue.*\(with --fallback-mpp 0\.5 the slide measures 0\.75 x 0\.45 mm/m);
+  }, 120_000);
+
   it('--fallback-mpp leaves the analysis id of a slide with its own mpp alone, and changes it for one without', async () => {
     const data = tempDir();
     const own = await describeAnalysis(CMU, { dataDir: data });

@@ -1,5 +1,6 @@
 /** Flag parsing shared by the subcommands (node:util parseArgs, strict). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { printable } from '../util/printable.js';
 
 /** Bad command-line usage: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -14,7 +15,7 @@ export function parse(args: string[], options: ParseArgsConfig['options']): Pars
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     return { values: values as Record<string, unknown>, positionals };
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new UsageError(printable(err instanceof Error ? err.message : String(err)));
   }
 }
 
@@ -22,7 +23,7 @@ export function numberFlag(values: Record<string, unknown>, name: string): numbe
   const raw = values[name];
   if (raw === undefined) return undefined;
   const v = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--${name} expects a number, got "${String(raw)}"`);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--${name} expects a number, got "${printable(String(raw))}"`);
   return v;
 }
 
@@ -33,6 +34,6 @@ export function stringFlag(values: Record<string, unknown>, name: string): strin
 
 export function choiceFlag<T extends string>(values: Record<string, unknown>, name: string, choices: readonly T[], fallback: T): T {
   const raw = stringFlag(values, name) ?? fallback;
-  if (!(choices as readonly string[]).includes(raw)) throw new UsageError(`--${name} must be ${choices.join(', ')}; got "${raw}"`);
+  if (!(choices as readonly string[]).includes(raw)) throw new UsageError(`--${name} must be ${choices.join(', ')}; got "${printable(raw)}"`);
   return raw as T;
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { choiceFlag, numberFlag, parse, UsageError } from './args.js';
 import { formatInspectReport, inspectSlide } from './inspect.js';
 import type { BackendName } from '../slide/slide-source.js';
+import { printable } from '../util/printable.js';
 
 const INSPECT_HELP = `usage: flashslide inspect <slide> [options]
 
@@ -47,7 +48,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
   try {
     await mkdir(outDir, { recursive: true });
   } catch (err) {
-    throw new UsageError(`--out ${outDir}: cannot be used as the folder for the tissue mask (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); name a folder`);
+    throw new UsageError(`--out ${printable(outDir)}: cannot be used as the folder for the tissue mask (${printable((err as NodeJS.ErrnoException).code ?? (err as Error).message)}); name a folder`);
   }
   const report = await inspectSlide(positionals[0] as string, { mpp: numberFlag(values, 'mpp'), backend, outDir, regions });
   process.stdout.write(values['json'] ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspectReport(report)}\n`);

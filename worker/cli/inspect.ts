@@ -8,6 +8,8 @@ import { MissingMppError } from '../slide/errors.js';
 import { findTissue } from '../tissue/tissue-map.js';
 import { planRegions, validateRegionOptions, type RegionPlanOptions } from '../regions/region-plan.js';
 import type { BackendName, MppSource } from '../slide/slide-source.js';
+import { implausibleMppWarning } from '../slide/mpp-plausibility.js';
+import { printable } from '../util/printable.js';
 
 export interface InspectOptions {
   mpp?: number | undefined;
@@ -71,7 +73,9 @@ export async function inspectSlide(path: string, options: InspectOptions): Promi
       if (!(err instanceof MissingMppError)) throw err;
       warnings.push(`regions not planned: ${err.message}`);
     }
-    if (tissue.tissueFraction === 0) warnings.push('no tissue found: the slide looks like empty glass');
+    const implausible = source.mppSource === 'override' && source.mpp !== null ? implausibleMppWarning(source.width, source.height, (source.mpp.x + source.mpp.y) / 2, '--mpp') : null;
+    if (implausible !== null) warnings.push(implausible);
+    if (tissue.tissueFraction === 0) warnings.push(implausible === null ? 'no tissue found: the slide looks like empty glass' : 'no tissue found: the slide looks like empty glass, or its mpp is wrong (above)');
 
     return {
       path: source.path,
@@ -116,6 +120,7 @@ export async function inspectSlide(path: string, options: InspectOptions): Promi
   }
 }
 
+/** The report as text, one line per field; control characters in any of them escaped. */
 export function formatInspectReport(r: InspectReport): string {
   const mpp =
     r.mpp === null
@@ -140,5 +145,7 @@ export function formatInspectReport(r: InspectReport): string {
     lines.push('regions      not planned (no mpp)');
   }
   for (const w of r.warnings) lines.push(`warning      ${w}`);
-  return lines.join('\n');
+  // Names come from outside (the slide's file name, its mask's, the names and notes the file
+  // carries): a newline in one would forge a line of this report, so each line is made one line.
+  return lines.map((line) => printable(line)).join('\n');
 }

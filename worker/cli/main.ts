@@ -8,6 +8,7 @@ import { SlideError } from '../slide/errors.js';
 import { EngineError } from '../infer/vit-engine.js';
 import { SafetensorsError } from '../infer/safetensors.js';
 import { UsageError } from './args.js';
+import { AnalysisOptionError } from '../pipeline/check-analysis.js';
 import { printable } from '../util/printable.js';
 import { FLASHSLIDE_VERSION } from '../util/version.js';
 import { inspectCommand } from './inspect-command.js';
@@ -70,11 +71,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const run = COMMANDS[command];
   try {
-    if (run === undefined) throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+    if (run === undefined) throw new UsageError(`unknown command "${printable(command)}"\n${USAGE}`);
     return await run(rest);
   } catch (err) {
     if (process.env['FLASHSLIDE_DEBUG']) console.error(err);
-    if (err instanceof UsageError) {
+    // A run-wide option (a score file included) that cannot work: exit 2, before any work.
+    if (err instanceof UsageError || err instanceof AnalysisOptionError) {
       process.stderr.write(`flashslide: ${printable(err.message, { newlines: true })}\n`);
       return 2;
     }
@@ -83,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
       return 3;
     }
     const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`flashslide: internal error: ${msg.split('\n')[0]} (set FLASHSLIDE_DEBUG=1 for details)\n`);
+    process.stderr.write(`flashslide: internal error: ${printable(msg.split('\n')[0] ?? '')} (set FLASHSLIDE_DEBUG=1 for details)\n`);
     return 1;
   }
 }

@@ -3,6 +3,8 @@
  * They share the analysis flags, parsed once here.
  */
 import { printable } from '../util/printable.js';
+import { readAnalysisRecord } from '../store/analysis-record.js';
+import { implausibleMppWarning } from '../slide/mpp-plausibility.js';
 import { choiceFlag, numberFlag, parse, stringFlag, UsageError, type Parsed } from './args.js';
 import { DEFAULT_ANALYSIS_OPTIONS, describeAnalysis, type AnalysisOptions, type EmbeddingsPolicy, type TokenMode } from '../pipeline/analysis-spec.js';
 import { analyzeEmbedded, type SlideOutcome } from '../pipeline/run-embedded.js';
@@ -26,7 +28,7 @@ async function checkDataFolder(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     await access(dir, constants.W_OK);
   } catch (err) {
-    throw new UsageError(`--data ${dir}: not a writable folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); mount the shared results folder here`);
+    throw new UsageError(`--data ${printable(dir)}: not a writable folder (${printable((err as NodeJS.ErrnoException).code ?? (err as Error).message)}); mount the shared results folder here`);
   }
 }
 
@@ -121,12 +123,20 @@ export function helpRequested(p: Parsed, text: string): boolean {
   return true;
 }
 
-function outcomeLine(o: SlideOutcome, options: Partial<AnalysisOptions>): string {
+async function outcomeLine(o: SlideOutcome, options: Partial<AnalysisOptions>): Promise<string> {
   if (o.status === 'failed') return `FAILED  ${printable(o.slidePath)}: ${printable(o.reason ?? '')}`;
   const score = o.slideScore === undefined ? '' : ` ${scoreText(o.slideScore)},`;
-  // Tissue is found with sizes in µm: a wrong --mpp can make a slide full of tissue look empty.
   const given = options.mpp ?? options.fallbackMpp;
-  const suspicious = o.slideScore === null && given !== undefined ? ` (no tissue found with ${options.mpp !== undefined ? '--mpp' : '--fallback-mpp'} ${given}: if the slide has tissue, that mpp is probably wrong; check the scanner's magnification)` : '';
+  const flag = options.mpp !== undefined ? '--mpp' : '--fallback-mpp';
+  let suspicious = '';
+  if (given !== undefined && o.resultDir !== null) {
+    // A wrong mpp does not fail: the tissue overview and the regions are scaled by it, so it
+    // shows as no tissue, or as a slide of implausible physical size (see mpp-plausibility.ts).
+    const slide = (await readAnalysisRecord(o.resultDir).catch(() => null))?.slide;
+    const warning = slide !== undefined && slide.mppSource === 'override' && slide.width !== null && slide.height !== null && slide.mpp !== null ? implausibleMppWarning(slide.width, slide.height, slide.mpp, flag) : null;
+    if (warning !== null) suspicious = ` (${warning})`;
+    else if (o.slideScore === null) suspicious = ` (no tissue found with ${flag} ${given}: if the slide has tissue, that mpp is probably wrong; check the scanner's magnification)`;
+  }
   return `${o.status === 'cached' ? 'CACHED' : 'DONE  '}  ${printable(o.slidePath)}:${score} ${o.anomalousRegions ?? 0} anomalous regions -> ${printable(o.resultDir ?? '')}${suspicious}`;
 }
 
@@ -135,7 +145,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
   if (helpRequested(p, `usage: flashslide analyze <slides or folders...> [--force] [--json]\n\n${ANALYSIS_HELP}`)) return 0;
   if (p.positionals.length === 0) throw new UsageError('analyze needs at least one slide or folder');
   const slides = await findSlides(p.positionals);
-  if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
+  if (slides.length === 0) throw new UsageError(`no slide files found in ${printable(p.positionals.join(', '))}`);
   const options = await checkedAnalysisOptions(p.values, { device: true });
   // The model once, before any slide: damaged weights (NaN, Inf) fail here with one line.
   const files = await resolveModelFiles(options.model ?? DEFAULT_ANALYSIS_OPTIONS.model, options.modelConfig);
@@ -155,7 +165,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     bar.end();
     process.removeListener('SIGINT', interrupted);
   }
-  process.stdout.write(p.values['json'] ? `${JSON.stringify(outcomes, null, 2)}\n` : `${outcomes.map((o) => outcomeLine(o, options)).join('\n')}\n`);
+  process.stdout.write(p.values['json'] ? `${JSON.stringify(outcomes, null, 2)}\n` : `${(await Promise.all(outcomes.map((o) => outcomeLine(o, options)))).join('\n')}\n`);
   return outcomes.some((o) => o.status === 'failed') ? 3 : 0;
 }
 
@@ -208,7 +218,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   await checkDataFolder(data);
   const modelRoots = (p.values['models'] as string[] | undefined) ?? [];
   for (const [flag, dirs] of [['--slides', slideRoots], ['--models', modelRoots]] as const) {
-    for (const dir of dirs) if (!(await isFolder(dir))) throw new UsageError(`${flag} ${dir}: no such folder`);
+    for (const dir of dirs) if (!(await isFolder(dir))) throw new UsageError(`${flag} ${printable(dir)}: no such folder`);
   }
   await resolveModelFiles('demo'); // the bundled demo model exists before any job asks for it
   const roots = await resolveRoots({ dataDir: data, slideRoots, modelRoots });
@@ -281,7 +291,7 @@ export async function submitCommand(args: string[]): Promise<number> {
   if (helpRequested(p, `usage: flashslide submit <slides or folders...> [--wait] [--priority N] [--force] [--redis URL] [--json]\n\n${ANALYSIS_HELP}`)) return 0;
   if (p.positionals.length === 0) throw new UsageError('submit needs at least one slide or folder');
   const slides = await findSlides(p.positionals);
-  if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
+  if (slides.length === 0) throw new UsageError(`no slide files found in ${printable(p.positionals.join(', '))}`);
   const url = redisUrl(stringFlag(p.values, 'redis'));
   const options = await checkedAnalysisOptions(p.values, { device: false });
   const submitted = await submitSlides(slides, { ...options, redisUrl: url, priority: numberFlag(p.values, 'priority'), force: Boolean(p.values['force']) });
@@ -332,7 +342,7 @@ export async function referenceCommand(args: string[]): Promise<number> {
   if (out === undefined) throw new UsageError('reference build needs -o <bank.safetensors>');
   if (p.positionals.length === 0) throw new UsageError('reference build needs at least one normal slide or folder');
   const slides = await findSlides(p.positionals);
-  if (slides.length === 0) throw new UsageError(`no slide files found in ${p.positionals.join(', ')}`);
+  if (slides.length === 0) throw new UsageError(`no slide files found in ${printable(p.positionals.join(', '))}`);
   const maxSize = numberFlag(p.values, 'max-size');
   const options = await checkedAnalysisOptions(p.values, { device: true });
   const bar = progressBar();
@@ -342,6 +352,6 @@ export async function referenceCommand(args: string[]): Promise<number> {
   } finally {
     bar.end();
   }
-  process.stdout.write(`${out}: ${bank.size} of ${bank.sourcePatches} tissue patches from ${slides.length} slide(s), model ${bank.model}, dim ${bank.dim}\n`);
+  process.stdout.write(`${printable(out)}: ${bank.size} of ${bank.sourcePatches} tissue patches from ${slides.length} slide(s), model ${bank.model}, dim ${bank.dim}\n`);
   return 0;
 }

@@ -42,7 +42,7 @@ async function folderAge(dir: string): Promise<{ newestMs: number; bytes: number
 export async function pruneCommand(args: string[]): Promise<number> {
   const p = parse(args, { 'data': { type: 'string' }, 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' }, 'help': { type: 'boolean', short: 'h' } });
   if (helpRequested(p, USAGE)) return 0;
-  if (p.positionals.length > 0) throw new UsageError(`prune takes no positional arguments (got ${p.positionals.join(' ')})`);
+  if (p.positionals.length > 0) throw new UsageError(`prune takes no positional arguments (got ${printable(p.positionals.join(' '))})`);
   const days = numberFlag(p.values, 'older-than') ?? 30;
   if (!(days >= 0)) throw new UsageError('--older-than must be a number of days >= 0');
   const root = join(resolve(stringFlag(p.values, 'data') ?? 'data'), EMBEDDINGS_FOLDER);

@@ -48,7 +48,7 @@ export async function reportCommand(args: string[]): Promise<number> {
   const all = Boolean(p.values['all']);
   if (stringFlag(p.values, 'format') === undefined) throw new UsageError(`report needs --format ${REPORT_FORMATS.join('|')}\n${USAGE}`);
   if (!all && p.positionals.length === 0) throw new UsageError(`name the slides to report (files, analysis ids or result folders), or pass --all\n${USAGE}`);
-  if (all && p.positionals.length > 0) throw new UsageError(`--all reports every slide; it takes no names (got ${p.positionals.join(' ')})`);
+  if (all && p.positionals.length > 0) throw new UsageError(`--all reports every slide; it takes no names (got ${printable(p.positionals.join(' '))})`);
   const top = numberFlag(p.values, 'top') ?? DEFAULT_REPORT_OPTIONS.topRegions;
   if (!Number.isInteger(top) || top < 0 || top > MAX_TOP_REGIONS) throw new UsageError(`--top must be an integer from 0 to ${MAX_TOP_REGIONS}`);
   const options = reportOptions({
@@ -57,7 +57,7 @@ export async function reportCommand(args: string[]): Promise<number> {
     topRegions: top,
   });
   const dataDir = resolve(stringFlag(p.values, 'data') ?? 'data');
-  if (!existsSync(dataDir)) throw new UsageError(`--data ${dataDir} does not exist (pass the folder the slides were analysed into)`);
+  if (!existsSync(dataDir)) throw new UsageError(`--data ${printable(dataDir)} does not exist (pass the folder the slides were analysed into)`);
   const redisFlag = stringFlag(p.values, 'redis') ?? process.env['FLASHSLIDE_REDIS'];
   const redisUrl = redisFlag === undefined ? undefined : resolveRedisUrl(redisFlag);
   if (redisUrl !== undefined) await checkRedis(redisUrl);
@@ -76,7 +76,7 @@ export async function reportCommand(args: string[]): Promise<number> {
     if (single) return await reportOne(subjects[0] as Extract<ReportSubject, { kind: 'result' }>, options, out);
     if (out === '-') throw new UsageError('--out - (stdout) takes one slide; a batch needs a folder');
     const outDir = resolve(out ?? 'flashslide-reports');
-    if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new UsageError(`--out ${outDir} is a file; a batch of ${subjects.length} slides needs a folder`);
+    if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new UsageError(`--out ${printable(outDir)} is a file; a batch of ${subjects.length} slides needs a folder`);
     const { rows, summaryFiles } = await writeBatchFolder(subjects, options, outDir, (row, file) => {
       const what = row.status === 'done' ? `${row.anomalous_regions ?? 0} region(s), review ${row.review_state}` : row.status === 'failed' ? `FAILED: ${firstLine(row.reason)}` : `${row.status.toUpperCase()}: no report yet`;
       process.stdout.write(`${file === null ? 'SKIPPED' : 'WROTE  '} ${printable(row.slide)}: ${printable(what)}${file === null ? '' : ` -> ${printable(file)}`}\n`);
@@ -101,7 +101,7 @@ async function reportOne(subject: Extract<ReportSubject, { kind: 'result' }>, op
   }
   let file = resolve(out ?? reportFileName(subject.resultDir, options.format));
   if (existsSync(file) && statSync(file).isDirectory()) file = join(file, reportFileName(subject.resultDir, options.format));
-  if (!existsSync(dirname(file))) throw new UsageError(`--out: folder ${dirname(file)} does not exist`);
+  if (!existsSync(dirname(file))) throw new UsageError(`--out: folder ${printable(dirname(file))} does not exist`);
   await writeStreamAtomic(file, (stream) => writeSlideReport(report, options, stream));
   const what = report.status === 'failed' ? `failed slide: ${firstLine(report.failure?.reason ?? '')}` : `${report.regions.length} region(s), review ${report.review.state}`;
   process.stdout.write(`WROTE   ${printable(basename(report.slidePath))} (${printable(what)}) -> ${printable(file)}\n`);

@@ -11,6 +11,7 @@ import { ANALYSIS_FLAGS, ANALYSIS_HELP, checkedAnalysisOptions, helpRequested } 
 import { DEFAULT_SERVE_OPTIONS, DEFAULT_TOKEN_USER, type AuthMode } from '../../viewer/server/options.js';
 import { InsecureBindError, checkBind, isLoopbackHost } from '../../viewer/server/auth/host.js';
 import { UsersFileError, userNameProblem } from '../../viewer/server/auth/users-file.js';
+import { printable } from '../util/printable.js';
 
 /** Shorter shared tokens could be guessed; 32 characters of base64 are 192 bits. */
 const MIN_TOKEN_LENGTH = 32;
@@ -34,9 +35,9 @@ async function authFromFlags(values: Record<string, unknown>): Promise<AuthMode>
       info = await stat(tokenFile);
       token = (await readFile(tokenFile, 'utf8')).trim();
     } catch (err) {
-      throw new UsageError(`cannot read --auth-token-file ${tokenFile}: ${(err as Error).message}`);
+      throw new UsageError(`cannot read --auth-token-file ${printable(tokenFile)}: ${printable((err as Error).message)}`);
     }
-    if ((info.mode & 0o077) !== 0) process.stderr.write(`flashslide serve: warning: ${tokenFile} is readable by other users of this machine (chmod 600 ${tokenFile})\n`);
+    if ((info.mode & 0o077) !== 0) process.stderr.write(`flashslide serve: warning: ${printable(tokenFile)} is readable by other users of this machine (chmod 600 ${printable(tokenFile)})\n`);
   } else {
     const env = process.env['FLASHSLIDE_SERVE_TOKEN'];
     if (env !== undefined && env !== '') token = env.trim();
@@ -47,13 +48,13 @@ async function authFromFlags(values: Record<string, unknown>): Promise<AuthMode>
   }
   const from = tokenFile ?? 'FLASHSLIDE_SERVE_TOKEN';
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new UsageError(`the access token in ${from} must be at least ${MIN_TOKEN_LENGTH} characters without spaces: make one with openssl rand -base64 32`);
+    throw new UsageError(`the access token in ${printable(from)} must be at least ${MIN_TOKEN_LENGTH} characters without spaces: make one with openssl rand -base64 32`);
   }
   return { mode: 'token', token, tokenUser };
 }
 
 function describeAuth(auth: AuthMode): string {
-  if (auth.mode === 'users') return `accounts from ${auth.usersFile}`;
+  if (auth.mode === 'users') return `accounts from ${printable(auth.usersFile)}`;
   if (auth.mode === 'token') return `access token (verdicts recorded as "${auth.tokenUser}")`;
   return 'none (this machine only)';
 }
@@ -118,7 +119,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     'help': { type: 'boolean', short: 'h' },
   });
   if (helpRequested(p, USAGE)) return 0;
-  if (p.positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got ${p.positionals.join(' ')}); slide folders go in --slides`);
+  if (p.positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got ${printable(p.positionals.join(' '))}); slide folders go in --slides`);
   const port = numberFlag(p.values, 'port') ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be an integer in 0..65535');
   const jpegQuality = numberFlag(p.values, 'jpeg-quality') ?? 80;
@@ -181,7 +182,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const base = address.replace('://[::1]', '://localhost');
   const slides = (await server.context.catalog.list()).length;
-  process.stdout.write(`flashslide serve: ${base}/  (${slides} slide(s) in ${dataDir}; queue: ${redisUrl === undefined ? 'none, browsing results only' : redactUrl(redisUrl)})\n`);
+  process.stdout.write(`flashslide serve: ${base}/  (${slides} slide(s) in ${printable(dataDir)}; queue: ${redisUrl === undefined ? 'none, browsing results only' : redactUrl(redisUrl)})\n`);
   process.stdout.write(`flashslide serve: sign-in: ${describeAuth(auth)}\n`);
   if (!isLoopbackHost(host) && !p.values['behind-tls']) {
     process.stdout.write(`flashslide serve: listening on ${host} over plain http: passwords and session cookies cross the network unencrypted; put a TLS-terminating reverse proxy in front and pass --behind-tls\n`);
@@ -190,7 +191,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   if (show !== undefined) {
     const wanted = resolve(show);
     const entry = (await server.context.catalog.list()).find((e) => e.slidePath === wanted);
-    process.stdout.write(entry === undefined ? `flashslide serve: no result for ${show} in ${dataDir} yet\n` : `review ${entry.name}: ${base}/slides/${entry.id}\n`);
+    process.stdout.write(entry === undefined ? `flashslide serve: no result for ${printable(show)} in ${printable(dataDir)} yet\n` : `review ${printable(entry.name)}: ${base}/slides/${entry.id}\n`);
   }
   process.stdout.write('Ctrl-C stops the server.\n');
   await new Promise<void>((done) => {

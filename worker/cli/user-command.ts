@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { UsageError, parse, stringFlag } from './args.js';
 import { hashPassword, passwordProblem } from '../../viewer/server/auth/passwords.js';
 import { parseUsers, readUsersText, userNameProblem, userNames, withUser, withoutUser, writeUsersText, UsersFileError } from '../../viewer/server/auth/users-file.js';
+import { printable } from '../util/printable.js';
 
 const USAGE = `usage: flashslide serve-user add|remove NAME --users FILE
        flashslide serve-user list --users FILE
@@ -40,7 +41,7 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   const [action, name, ...extra] = p.positionals;
   if (action === undefined) throw new UsageError(`serve-user needs an action\n${USAGE}`);
-  if (extra.length > 0) throw new UsageError(`serve-user ${action}: unexpected ${extra.join(' ')} (one NAME at a time)`);
+  if (extra.length > 0) throw new UsageError(`serve-user ${printable(action)}: unexpected ${printable(extra.join(' '))} (one NAME at a time)`);
   const usersFlag = stringFlag(p.values, 'users');
 
   const needName = (): string => {
@@ -73,16 +74,16 @@ export async function userCommand(args: string[]): Promise<number> {
       const existed = userNames(text).some((n) => n.toLowerCase() === user.toLowerCase());
       const password = await readNewPassword(user);
       await writeUsersText(file, withUser(text, user, await hashPassword(password)));
-      process.stdout.write(`${existed ? 'changed the password of' : 'added'} ${user} in ${file}\n`);
+      process.stdout.write(`${existed ? 'changed the password of' : 'added'} ${user} in ${printable(file)}\n`);
       return 0;
     }
     case 'remove': {
       const user = needName();
       const file = needFile();
       const next = withoutUser(await current(file), user);
-      if (next === null) throw new UsageError(`${file} has no user ${user}`);
+      if (next === null) throw new UsageError(`${printable(file)} has no user ${user}`);
       await writeUsersText(file, next);
-      process.stdout.write(`removed ${user} from ${file}\n`);
+      process.stdout.write(`removed ${user} from ${printable(file)}\n`);
       return 0;
     }
     case 'list': {
@@ -98,7 +99,7 @@ export async function userCommand(args: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown serve-user action "${action}"\n${USAGE}`);
+      throw new UsageError(`unknown serve-user action "${printable(action)}"\n${USAGE}`);
   }
 }
 

@@ -41,10 +41,16 @@ if (input.mode === 'parts') {
 } else {
   const { plan } = input;
   const run = ScoringRun.start(plan, { onFitted: () => port?.postMessage({ fitted: true }) });
-  run.catch(() => undefined); // reported with the first message handled
   // Messages are handled one after another; the first error ends the scoring.
   let chain: Promise<unknown> = run;
   let failed = false;
+  // A scoring that cannot start (a score file it cannot use) says so at once, not when the first
+  // batch arrives: the embedding stops, and a slide that sends no batch is not waited on forever.
+  run.catch((err: unknown) => {
+    if (failed) return;
+    failed = true;
+    reply(errorReply(err));
+  });
   port?.on('message', (m: ScoringStreamMessage) => {
     chain = chain
       .then(async () => {

@@ -13,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AggregateTimings } from './aggregate-stage.js';
 import { PartFileError, StorageError } from './errors.js';
+import { ModelMismatchError, ScoreConfigError, ScoreError, ScoreFileError, ScoreInputError } from '../score/errors.js';
 import type { SlidePlan } from './plan-stage.js';
 import type { SlideSummary } from '../store/summary.js';
 
@@ -60,12 +61,20 @@ export class ScoringThreadFailure extends Error {
   }
 }
 
+const SCORE_ERRORS: Readonly<Record<string, { prototype: ScoreError }>> = { ScoreError, ScoreConfigError, ScoreInputError, ScoreFileError, ModelMismatchError };
+
 /** Rebuilds the error the scoring thread reported, as the class the main thread expects. */
 export function errorFromThread(e: ThreadError): Error {
   if (e.name === 'StorageError' && e.code !== undefined) return new StorageError(e.code, e.message);
   // The message already carries PartFileError's advice: rebuilt without its constructor.
   if (e.name === 'PartFileError') return Object.assign(Object.create(PartFileError.prototype) as PartFileError, { name: e.name, message: e.message });
   if (e.slideFailure) return new ScoringThreadFailure(e.name, e.message);
+  // A score file that became unusable during the run (checked before it; replaced since): the
+  // class the CLI reports as one line, not as an internal error.
+  const scoreClass = Object.hasOwn(SCORE_ERRORS, e.name) ? SCORE_ERRORS[e.name] : undefined;
+  if (scoreClass !== undefined) {
+    return Object.assign(Object.create(scoreClass.prototype) as ScoreError, { name: e.name, message: e.message, stack: e.stack, code: e.code, path: e.path });
+  }
   const err = new Error(e.message);
   err.name = e.name;
   if (e.stack !== undefined) err.stack = e.stack;
@@ -190,6 +199,14 @@ export class ScoringStream {
     const message: ScoringStreamMessage = { type: 'end', timings, batchesComputed };
     this.thread.postMessage(message);
     return this.reply;
+  }
+
+  /**
+   * Calls `listener` with the scoring's error if it fails, which it reports as soon as it knows
+   * (a score file it cannot use: before the first batch), not only when finish() is awaited.
+   */
+  onFailure(listener: (err: unknown) => void): void {
+    this.reply.catch(listener);
   }
 
   /** The slide failed before its end: the thread is stopped, nothing is filed. */

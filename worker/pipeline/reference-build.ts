@@ -50,10 +50,12 @@ export async function buildReferenceFromSlides(slides: readonly string[], out: s
   const heldOut: PatchEmbeddings[] = [];
   const heldOutPerSlide = Math.max(1, Math.floor(sampling.maxHeldOut / Math.max(1, slides.length)));
   let model = '';
+  let modelFingerprint = '';
   for (const [i, slide] of slides.entries()) {
     // Only the embeddings matter here; they are shared with every analysis of the slide, whatever its score.
     const spec = await describeAnalysis(slide, { ...options, scoreMethod: 'self' });
     model = spec.modelName;
+    modelFingerprint = spec.modelFingerprint;
     const { plan } = await embedSlide(spec, options);
     const layout = await tissueLayout(plan);
     const rows =
@@ -69,7 +71,7 @@ export async function buildReferenceFromSlides(slides: readonly string[], out: s
     sets.push({ count: bankRows.length, dim: layout.dim, data: await gatherRows(plan, layout, bankRows) });
     if (heldRows.length > 0) heldOut.push({ count: heldRows.length, dim: layout.dim, data: await gatherRows(plan, layout, heldRows) });
   }
-  const bank = buildReferenceBank(sets, { model, ...(options.maxSize === undefined ? {} : { maxSize: options.maxSize }) });
+  const bank = buildReferenceBank(sets, { model, modelFingerprint, ...(options.maxSize === undefined ? {} : { maxSize: options.maxSize }) });
   const calibration = concatEmbeddings(heldOut, bank.dim);
   const device = nearestNeighbourDevice(options.device ?? 'auto');
   const calibrated = await calibrateReferenceBank(bank, calibration, { quantile: sampling.thresholdQuantile, device });

@@ -132,9 +132,10 @@ async function discardPrepared(p: PreparedSlide): Promise<void> {
 
 /**
  * Stage 2 of a prepared slide: embed every batch not yet on disk, handing each to `scoring` once
- * its part file is written. Closes the slide.
+ * its part file is written. Closes the slide. `signal` stops it between batches (what is in
+ * flight settles first) and rejects with the signal's reason.
  */
-async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOptions, scoring: ScoringStream | null = null): Promise<EmbeddedSlide> {
+async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOptions, scoring: ScoringStream | null = null, signal?: AbortSignal): Promise<EmbeddedSlide> {
   const { spec, plan, source, todo, reads } = prepared;
   const engine = await getEngine(spec.modelWeights, spec.modelConfig, spec.device);
   const progress = progressOf(spec, options);
@@ -178,10 +179,13 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
     await writes.shift();
   };
   try {
+    signal?.throwIfAborted();
     launch(0);
     launch(1);
     for (let k = 0; k < todo.length; k++) {
       const forwarded = await (forwards[k] as Promise<ForwardedBatch>);
+      // Stopped (the run ended, or this slide's scoring failed): no further batch is started.
+      signal?.throwIfAborted();
       forwards[k] = undefined;
       reads[k] = undefined;
       launch(k + 2);
@@ -206,6 +210,7 @@ async function embedPrepared(prepared: PreparedSlide, options: EmbeddedRunOption
       if (writes.length >= WRITES_IN_FLIGHT) await finishWrite();
     }
     while (writes.length > 0) await finishWrite();
+    signal?.throwIfAborted();
     timings.engineIdle = engineIdle(readDone, forwardEnd, forwardMs, performance.now() - embedStart);
   } finally {
     // After a failure, let what is still running settle before the slide is closed under it.
@@ -249,10 +254,20 @@ export async function analyzeOne(spec: AnalysisSpec, options: EmbeddedRunOptions
  * plan nor for a scoring between slides. Memory: one embed stage, one prepared slide and two
  * scoring threads. A slide listed twice is analysed once. Outcomes come back in the order of
  * `slides`.
+ *
+ * An error that is not one slide's failure (a score file that became unusable, a bug) ends the
+ * run: the slide in the engine stops at its next batch, its scoring thread is ended, the previous
+ * slide's scoring and the next slide's preparation settle, and only then does the error come
+ * back, so that nothing of the run is left running (a scoring thread left waiting for batches
+ * kept the process alive after the error was reported).
  */
 export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOptions = {}): Promise<SlideOutcome[]> {
   const outcomes: SlideOutcome[] = [];
   let scoring: Promise<void> = Promise.resolve();
+  // Aborted, with the error, when the run ends early: the embedding of the slide in the engine stops.
+  const run = new AbortController();
+  // The scoring thread of the slide being embedded, until its scoring is finished or abandoned.
+  let unfinished: ScoringStream | null = null;
   // A slide that cannot be analysed is recorded and the batch goes on; anything else is a bug.
   // A full or read-only data folder fails the slide with its cause too: the next slide is still
   // tried (space may have been freed), and the failure is recorded where it can be.
@@ -312,15 +327,31 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
         await discardPrepared(current.ready);
         throw err;
       }
-      const embedding = embedPrepared(current.ready, options, stream);
-      embedding.catch(() => void stream.abandon()); // the failure itself is awaited below
+      unfinished = stream;
+      // A scoring that fails while its slide is embedded (its score file cannot be used, say)
+      // stops the embedding: the slide cannot be finished, and its error is known now.
+      const scoringFailed = new AbortController();
+      stream.onFailure((err) => scoringFailed.abort(err));
+      const embedding = embedPrepared(current.ready, options, stream, AbortSignal.any([run.signal, scoringFailed.signal]));
+      embedding.catch(() => {
+        if (unfinished === stream) unfinished = null;
+        void stream.abandon();
+      }); // the failure itself is awaited below
       if (index + 1 < slides.length) next = prepare(index + 1);
       try {
         const embedded = await embedding;
         await scoring; // the previous slide's scoring: one at a time
+        unfinished = null;
         scoring = aggregateEmbedded(spec, embedded, options).then(
           (o) => void (outcomes[index] = o),
-          async (err: unknown) => void (outcomes[index] = await recordFailure(slidePath, spec, err)),
+          async (err: unknown) => {
+            try {
+              outcomes[index] = await recordFailure(slidePath, spec, err);
+            } catch (fatal) {
+              run.abort(fatal); // not this slide's failure: the run ends, the slide in the engine stops
+              throw fatal;
+            }
+          },
         );
         // Marked handled now; a non-slide error still surfaces where `scoring` is awaited next.
         scoring.catch(() => undefined);
@@ -334,8 +365,16 @@ export async function analyzeEmbedded(slides: string[], options: EmbeddedRunOpti
       const o = outcomes[first] as SlideOutcome;
       outcomes[index] = { ...o, slidePath: resolve(slides[index] as string), status: o.status === 'failed' ? 'failed' : 'cached' };
     }
+  } catch (err) {
+    run.abort(err);
+    throw err;
   } finally {
-    // A bug ended the run early: close the slide prepared ahead.
+    // The run ended early: nothing of it may keep running (or keep the process alive) after
+    // the error is reported. The scoring thread of a slide embedded but not yet handed to its
+    // scoring ends; the previous slide's scoring finishes or fails; the slide prepared ahead is closed.
+    const stream = unfinished as ScoringStream | null;
+    if (stream !== null) await stream.abandon();
+    await scoring.catch(() => undefined);
     const pending = await (next as Promise<Prepared> | null)?.catch(() => null);
     if (pending !== null && pending !== undefined && 'ready' in pending) await discardPrepared(pending.ready);
   }

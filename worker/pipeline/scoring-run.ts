@@ -90,7 +90,7 @@ export class ScoringRun {
     const layout = await cachedTissueLayout(plan);
     const layoutMs = performance.now() - t0;
     const { spec } = plan;
-    const scorer = await parseScoreMethod(spec.scoreMethod, { dim: layout.dim, model: spec.modelName, device: nearestNeighbourDevice(spec.device) });
+    const scorer = await parseScoreMethod(spec.scoreMethod, { dim: layout.dim, model: spec.modelName, modelFingerprint: spec.modelFingerprint, device: nearestNeighbourDevice(spec.device) });
     const fitBatches = fitBatchesOf(plan);
     const universe = fitUniverse(plan, layout);
     const fitRows = Int32Array.from(scorer.fitRows(universe.length), (i) => universe[i] as number);

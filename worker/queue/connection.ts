@@ -55,11 +55,13 @@ function baseOptions(url: string): RedisOptions {
     throw new QueueConfigError(`"${redactUrl(url)}" is not a Redis URL (expected redis://[:password@]host:port[/db])`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new QueueConfigError(`"${redactUrl(url)}" is not a redis:// URL`);
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  const path = u.pathname.replace(/\/$/, '');
+  if (path !== '' && !/^\/\d{1,9}$/.test(path)) throw new QueueConfigError(`"${redactUrl(url)}": "${path.slice(1)}" is not a database index (expected redis://[:password@]host:port[/db], db a number such as 0)`);
+  const db = path === '' ? 0 : Number(path.slice(1));
   return {
     host: u.hostname || '127.0.0.1',
     port: u.port ? Number(u.port) : 6379,
-    db: Number.isInteger(db) ? db : 0,
+    db,
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
@@ -82,22 +84,67 @@ export function readerConnectionOptions(url: string): RedisOptions {
   return { ...baseOptions(url), maxRetriesPerRequest: 1, connectTimeout: 5000, retryStrategy: (times: number) => Math.min(times * 500, 5000) };
 }
 
-/** Connects once, checks reachability and the eviction policy, and closes. */
+/** Why Redis refused a connection, as one line; null when `reply` is not a refusal of the credentials. */
+function refusal(reply: Error, url: string): QueueConfigError | null {
+  const where = `Redis at ${redactUrl(url)}`;
+  const said = redactText(reply.message, url).replace(/^Ready check failed: /, '');
+  if (/^NOAUTH\b/.test(said)) {
+    return new QueueConfigError(`${where} needs a password (${said}): give it in the URL, redis://:PASSWORD@host:port, with --redis or FLASHSLIDE_REDIS`);
+  }
+  if (/^WRONGPASS\b|^ERR invalid (username-)?password|^ERR AUTH\b|^ERR Client sent AUTH/i.test(said)) {
+    return new QueueConfigError(`${where} refused the user name or password (${said}): check the credentials in --redis or FLASHSLIDE_REDIS`);
+  }
+  if (/^NOPERM\b/.test(said)) return new QueueConfigError(`${where} does not allow this user what flashslide needs (${said}): grant it in the server's ACL`);
+  return null;
+}
+
+/**
+ * Connects once, checks that Redis takes the credentials and the database index, and the
+ * eviction policy, and closes. Every command that uses the queue calls this first, so a Redis
+ * that refuses it is one line (QueueConfigError, exit 3) before anything else connects: ioredis
+ * reports a refused password only as "Connection is closed." and a missing database only as
+ * 'error' events, which each later connection would repeat forever.
+ */
 export async function checkRedis(url: string): Promise<void> {
-  const redis = new Redis({ ...producerConnectionOptions(url), lazyConnect: true } as IoRedisOptions);
-  redis.on('error', () => undefined); // reported through the rejected connect below
+  const options = producerConnectionOptions(url);
+  // disconnectTimeout: after a refused AUTH the socket may never report 'close', and ioredis's
+  // 2 s timer to destroy it would hold the command's exit that long.
+  const redis = new Redis({ ...options, lazyConnect: true, disconnectTimeout: 200 } as IoRedisOptions);
+  let refused: QueueConfigError | null = null;
+  // Connection errors surface through the rejected connect below; the server's own refusals
+  // (AUTH, the ready check) only come as events.
+  redis.on('error', (err: Error) => {
+    refused ??= refusal(err, url);
+  });
   try {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new QueueConfigError(`cannot reach Redis at ${redactUrl(url)}: ${redactText((err as Error).message, url)} (start it, or pass --redis / set FLASHSLIDE_REDIS)`);
+    throw refused ?? refusal(err as Error, url) ?? new QueueConfigError(`cannot reach Redis at ${redactUrl(url)}: ${redactText((err as Error).message, url)} (start it, or pass --redis / set FLASHSLIDE_REDIS)`);
   }
   try {
+    if (refused !== null) throw refused;
+    const db = options.db ?? 0;
+    if (db !== 0) {
+      // Selected again here for its reply: the one ioredis sends on connect fails only as an event.
+      try {
+        await redis.select(db);
+      } catch (err) {
+        const count = await redis.config('GET', 'databases').then((r) => Number((r as string[])[1]), () => NaN);
+        const has = Number.isInteger(count) && count > 0 ? `; it has ${count}, 0..${count - 1}` : '';
+        throw (
+          refusal(err as Error, url) ??
+          new QueueConfigError(`Redis at ${redactUrl(url)} has no database ${db} (${redactText((err as Error).message, url)}${has}): use one it has as the URL's /DB in --redis or FLASHSLIDE_REDIS`)
+        );
+      }
+    }
     let policy: string | undefined;
     try {
       const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
       policy = reply[1];
-    } catch {
+    } catch (err) {
+      const denied = refusal(err as Error, url);
+      if (denied !== null && !/^NOPERM\b/.test((err as Error).message)) throw denied;
       // Managed Redis services often disable CONFIG; they must then be configured by their console.
       policy = undefined;
     }

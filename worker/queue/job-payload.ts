@@ -14,8 +14,14 @@ import { DEFAULT_ANALYSIS_OPTIONS, type AnalysisSpec } from '../pipeline/analysi
 export const PAYLOAD_VERSION = 1;
 
 const Hex = (n: number): ReturnType<typeof Type.String> => Type.String({ pattern: `^[0-9a-f]{${n}}$` });
-/** An absolute path without NUL or line breaks (they have no business in a file name we open). */
-const AbsolutePath = Type.String({ minLength: 2, maxLength: 4096, pattern: '^/[^\\u0000\\n\\r]*$' });
+/**
+ * An absolute path without NUL (no file can have one in its name, and Node refuses it). Any other
+ * character is allowed, line breaks included: `analyze` reads such a slide, and a lab cannot
+ * always rename what a scanner wrote. A path in a job is only a request: the worker opens it
+ * after resolving it and checking it lies under its own roots (job-trust.ts), and every line that
+ * prints a path escapes its control characters (util/printable.ts).
+ */
+const AbsolutePath = Type.String({ minLength: 2, maxLength: 4096, pattern: '^/[^\\u0000]*$' });
 const Positive = Type.Number({ exclusiveMinimum: 0, maximum: 1000 });
 
 export const AnalysisRequestSchema = Type.Object(
@@ -35,7 +41,7 @@ export const AnalysisRequestSchema = Type.Object(
     regionSize: Type.Union([Type.Integer({ minimum: 16, maximum: 65536 }), Type.Null()]),
     overlap: Type.Integer({ minimum: 0, maximum: 65536 }),
     batchSize: Type.Integer({ minimum: 1, maximum: 4096 }),
-    scoreMethod: Type.String({ minLength: 1, maxLength: 4200, pattern: '^(self|(reference|head):/[^\\u0000\\n\\r]*)$' }),
+    scoreMethod: Type.String({ minLength: 1, maxLength: 4200, pattern: '^(self|(reference|head):/[^\\u0000]*)$' }),
     mpp: Type.Union([Positive, Type.Null()]),
     fallbackMpp: Type.Union([Positive, Type.Null()]),
     tokens: Type.Union([Type.Literal('all'), Type.Literal('tissue')]),

@@ -82,7 +82,7 @@ class RedisLinkReporter {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     const isLink = /^E(CONN|HOST|NET|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN)/.test(code) || /Connection is closed|connect E|ECONNREFUSED|ECONNRESET|Socket closed/i.test(err.message);
     if (!isLink) {
-      this.log(`flashslide worker: error: ${redactText(err.message, this.url)}`);
+      this.log(`flashslide worker: error: ${printable(redactText(err.message, this.url))}`);
       return;
     }
     if (!this.connected) return;
@@ -138,7 +138,7 @@ export class SlideWorker {
     await checkRedis(o.redisUrl);
     const w = new SlideWorker(o);
     await Promise.all(w.workers.map((x) => x.waitUntilReady()));
-    o.log(`flashslide worker: listening on ${redactUrl(o.redisUrl)} (embed concurrency ${o.concurrency}; data ${o.roots.dataDir}; slides from ${o.roots.slideRoots.join(', ')})`);
+    o.log(`flashslide worker: listening on ${redactUrl(o.redisUrl)} (embed concurrency ${o.concurrency}; data ${printable(o.roots.dataDir)}; slides from ${printable(o.roots.slideRoots.join(', '))})`);
     return w;
   }
 

@@ -11,6 +11,7 @@
  */
 import { SafetensorsError, SafetensorsFile } from '../infer/safetensors.js';
 import { ModelMismatchError, ScoreFileError } from './errors.js';
+import { modelWeightsHint, readScoreFileHeader } from './score-file.js';
 import { dot } from './linalg.js';
 import { checkEmbeddings, checkFitInput, type FitStatistics, type FittedScorer, type PatchEmbeddings, type Scorer } from './types.js';
 
@@ -48,19 +49,17 @@ function parseClasses(path: string, raw: string | undefined, c: number): string[
   return parsed;
 }
 
-export async function readLinearHead(path: string, expected?: HeadExpectation): Promise<LinearHead> {
-  let file: SafetensorsFile;
-  try {
-    file = await SafetensorsFile.read(path);
-  } catch (err) {
-    if (err instanceof SafetensorsError) throw new ScoreFileError(path, `cannot read the head: ${err.message}`, err);
-    throw err;
-  }
+/**
+ * A head's header checked (tensors, shapes, classes, target) against the model it is to be used
+ * with; its data not read. readLinearHead does this first.
+ */
+export async function checkLinearHead(path: string, expected?: HeadExpectation): Promise<Omit<LinearHead, 'weight' | 'bias'>> {
+  const file = await readScoreFileHeader(path, 'head');
   const fail = (reason: string): never => {
     throw new ScoreFileError(path, reason);
   };
-  const w = file.tensors.get('weight') ?? fail('no tensor "weight" [C, D]: not a linear head');
-  const b = file.tensors.get('bias') ?? fail('no tensor "bias" [C]: not a linear head');
+  const w = file.tensors.get('weight') ?? fail(`not a linear head (no tensor "weight" [C, D]${modelWeightsHint(file.tensors.keys())})`);
+  const b = file.tensors.get('bias') ?? fail('not a linear head (no tensor "bias" [C])');
   if (w.shape.length !== 2) fail(`tensor "weight" must be 2-D [C, D], it is ${JSON.stringify(w.shape)}`);
   const [c, d] = w.shape as [number, number];
   if (c < 1 || d < 1) fail(`tensor "weight" is empty (${c} x ${d})`);
@@ -78,6 +77,18 @@ export async function readLinearHead(path: string, expected?: HeadExpectation): 
       throw new ModelMismatchError(path, `head was trained on model ${model}, this is model ${expected.model} (both dim ${d}, but different embedding spaces); use a head trained on this model`);
     }
   }
+  return { classes, targetIndex, dim: d, model };
+}
+
+export async function readLinearHead(path: string, expected?: HeadExpectation): Promise<LinearHead> {
+  const head = await checkLinearHead(path, expected);
+  let file: SafetensorsFile;
+  try {
+    file = await SafetensorsFile.read(path);
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw new ScoreFileError(path, `cannot read the head: ${err.message}`, err);
+    throw err;
+  }
   let weight: Float32Array;
   let bias: Float32Array;
   try {
@@ -86,8 +97,8 @@ export async function readLinearHead(path: string, expected?: HeadExpectation): 
   } catch (err) {
     throw new ScoreFileError(path, (err as Error).message, err);
   }
-  if (![...weight, ...bias].every(Number.isFinite)) fail('"weight" or "bias" contains NaN or infinite values');
-  return { classes, targetIndex, dim: d, weight, bias, model };
+  if (![...weight, ...bias].every(Number.isFinite)) throw new ScoreFileError(path, '"weight" or "bias" contains NaN or infinite values');
+  return { ...head, weight, bias };
 }
 
 export class HeadScorer implements Scorer {

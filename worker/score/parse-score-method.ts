@@ -22,6 +22,8 @@ export interface ScoreMethodContext {
   dim: number;
   /** Name of the model in use, checked against what banks and heads were built with. */
   model: string;
+  /** Fingerprint of the model's weights, checked against the one a bank records. */
+  modelFingerprint?: string;
   /** Where a reference bank is searched (see nearestNeighbourDevice); the scorer's default (cpu) when absent. */
   device?: DeviceName;
 }
@@ -40,7 +42,7 @@ export async function parseScoreMethod(spec: string, ctx: ScoreMethodContext): P
       return new SelfScorer();
     case 'reference': {
       if (arg === null || arg === '') throw new ScoreConfigError(`score method 'reference' needs a bank file: 'reference:<bank.safetensors>'`);
-      const bank = await readReferenceBank(arg, { dim: ctx.dim, model: ctx.model });
+      const bank = await readReferenceBank(arg, { dim: ctx.dim, model: ctx.model, ...(ctx.modelFingerprint === undefined ? {} : { modelFingerprint: ctx.modelFingerprint }) });
       return new ReferenceScorer(bank, { bankPath: arg, ...(ctx.device === undefined ? {} : { device: ctx.device }) });
     }
     case 'head': {

@@ -3,7 +3,7 @@
  * Stored as safetensors so the same file can be read by the engine or by Python:
  *
  *   tensor `bank`  F32 [M, D]
- *   metadata       { format: 'flashslide-reference-bank', model, dim, source_patches,
+ *   metadata       { format: 'flashslide-reference-bank', model, model_fingerprint, dim, source_patches,
  *                    method: 'k-center coreset', threshold, threshold_quantile,
  *                    threshold_sample, threshold_median, threshold_max, threshold_basis }
  *
@@ -13,6 +13,7 @@
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../infer/safetensors.js';
 import { kCenterCoreset } from './coreset.js';
 import { ModelMismatchError, ScoreConfigError, ScoreFileError } from './errors.js';
+import { modelWeightsHint, readScoreFileHeader } from './score-file.js';
 import { checkEmbeddings, type PatchEmbeddings } from './types.js';
 
 export const REFERENCE_BANK_FORMAT = 'flashslide-reference-bank';
@@ -21,6 +22,8 @@ export const REFERENCE_BANK_METHOD = 'k-center coreset';
 export interface ReferenceBank {
   /** Name of the model whose embeddings these are. */
   readonly model: string;
+  /** Content fingerprint of that model's weights (fingerprint.ts); null in banks made before it was recorded. */
+  readonly modelFingerprint: string | null;
   readonly dim: number;
   /** Rows in the bank. */
   readonly size: number;
@@ -49,6 +52,8 @@ export const THRESHOLD_BASIS = 'nearest-bank distances of held-out normal patche
 export interface BuildReferenceBankOptions {
   /** Name of the model that produced the embeddings; recorded so a bank is never used with another. */
   model: string;
+  /** Fingerprint of that model's weights: two weights files of the same name are told apart. */
+  modelFingerprint?: string;
   maxSize: number;
   /** Dimension of the random projection the coreset distances are computed on. */
   projectionDim: number;
@@ -60,6 +65,7 @@ export const REFERENCE_BANK_DEFAULTS = { maxSize: 20_000, projectionDim: 128, se
 /** Selects up to `maxSize` representative patches from all `embeddings` (e.g. one set per normal slide). */
 export function buildReferenceBank(embeddings: readonly PatchEmbeddings[], options: Partial<BuildReferenceBankOptions> & { model: string }): ReferenceBank {
   const o: BuildReferenceBankOptions = { ...REFERENCE_BANK_DEFAULTS, ...options };
+  const modelFingerprint = o.modelFingerprint ?? null;
   if (o.model.trim() === '') throw new ScoreConfigError('reference bank: model name must not be empty (it guards against using the bank with another model)');
   if (!Number.isInteger(o.maxSize) || o.maxSize < 1) throw new ScoreConfigError(`reference bank: maxSize must be a positive integer, got ${o.maxSize}`);
   if (!Number.isInteger(o.projectionDim) || o.projectionDim < 1) throw new ScoreConfigError(`reference bank: projectionDim must be a positive integer, got ${o.projectionDim}`);
@@ -89,7 +95,7 @@ export function buildReferenceBank(embeddings: readonly PatchEmbeddings[], optio
     const local = g - (starts[s] as number);
     data.set(set.data.subarray(local * dim, (local + 1) * dim), row * dim);
   });
-  return { model: o.model, dim, size: picked.length, data, sourcePatches: total, method: REFERENCE_BANK_METHOD, threshold: null };
+  return { model: o.model, modelFingerprint, dim, size: picked.length, data, sourcePatches: total, method: REFERENCE_BANK_METHOD, threshold: null };
 }
 
 export async function writeReferenceBank(path: string, bank: ReferenceBank): Promise<void> {
@@ -99,6 +105,7 @@ export async function writeReferenceBank(path: string, bank: ReferenceBank): Pro
     {
       format: REFERENCE_BANK_FORMAT,
       model: bank.model,
+      ...(bank.modelFingerprint === null ? {} : { model_fingerprint: bank.modelFingerprint }),
       dim: String(bank.dim),
       source_patches: String(bank.sourcePatches),
       method: bank.method,
@@ -121,43 +128,46 @@ export interface ReferenceBankExpectation {
   dim: number;
   /** When given, a bank built with another model name is refused even if the dims agree. */
   model?: string;
+  /** When given, a bank that records another fingerprint of its model's weights is refused too. */
+  modelFingerprint?: string;
+  /** The model as the command line names it (`demo` or its weights), for the build command the messages suggest. */
+  modelArg?: string;
 }
 
-export async function readReferenceBank(path: string, expected?: ReferenceBankExpectation): Promise<ReferenceBank> {
-  let file: SafetensorsFile;
-  try {
-    file = await SafetensorsFile.read(path);
-  } catch (err) {
-    if (err instanceof SafetensorsError) throw new ScoreFileError(path, `cannot read the reference bank: ${err.message}`, err);
-    throw err;
-  }
+/** The command that builds a bank for the model in use. */
+function buildCommand(out: string, modelArg: string | undefined): string {
+  return `\`flashslide reference build <normal slides> -o ${out} --model ${modelArg ?? '<the model you analyse with>'}\``;
+}
+
+/**
+ * A bank's header checked (its format marker, tensor, model, dim, threshold) against the model it
+ * is to be used with; its rows not read. readReferenceBank does this first.
+ */
+export async function checkReferenceBank(path: string, expected?: ReferenceBankExpectation): Promise<Omit<ReferenceBank, 'data'>> {
+  const file = await readScoreFileHeader(path, 'reference bank');
   const fail = (reason: string): never => {
-    throw new ScoreFileError(path, `${reason}; build banks with buildReferenceBank/writeReferenceBank`);
+    throw new ScoreFileError(path, `${reason}; build one with ${buildCommand('<bank.safetensors>', expected?.modelArg)}`);
   };
-  const info = file.tensors.get('bank') ?? fail('no tensor "bank": not a flashslide reference bank');
+  const info = file.tensors.get('bank') ?? fail(`not a flashslide reference bank (no tensor "bank"${modelWeightsHint(file.tensors.keys())})`);
   if (info.shape.length !== 2) fail(`tensor "bank" must be 2-D [M, D], it is ${JSON.stringify(info.shape)}`);
   const [size, dim] = info.shape as [number, number];
   if (size < 1 || dim < 1) fail(`tensor "bank" is empty (${size} x ${dim})`);
   const meta = file.metadata;
   const model = meta['model'];
   if (typeof model !== 'string' || model === '') fail('metadata has no "model": cannot tell which model the bank belongs to');
+  if (meta['format'] !== REFERENCE_BANK_FORMAT) fail(`not a flashslide reference bank (metadata "format" is ${meta['format'] === undefined ? 'missing' : JSON.stringify(meta['format'])}, not "${REFERENCE_BANK_FORMAT}")`);
+  const modelFingerprint = meta['model_fingerprint'] ?? null;
   if (meta['dim'] !== undefined && Number(meta['dim']) !== dim) fail(`metadata says dim ${meta['dim']} but tensor "bank" has ${dim} columns`);
   if (expected !== undefined) {
     if (expected.dim !== dim) {
-      throw new ModelMismatchError(path, `bank was built with model ${model} dim ${dim}, this model gives ${expected.dim}; build a bank with this model`);
+      throw new ModelMismatchError(path, `bank was built with model ${model} dim ${dim}, this model gives ${expected.dim}; rebuild it for this model with ${buildCommand('<bank.safetensors>', expected.modelArg)}`);
     }
     if (expected.model !== undefined && expected.model !== model) {
-      throw new ModelMismatchError(path, `bank was built with model ${model}, this is model ${expected.model} (both dim ${dim}, but different embedding spaces); build a bank with this model`);
+      throw new ModelMismatchError(path, `bank was built with model ${model}, this is model ${expected.model} (both dim ${dim}, but different embedding spaces); rebuild it for this model with ${buildCommand('<bank.safetensors>', expected.modelArg)}`);
     }
-  }
-  let data: Float32Array;
-  try {
-    data = file.float32('bank');
-  } catch (err) {
-    throw new ScoreFileError(path, `tensor "bank": ${(err as Error).message}`, err);
-  }
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i] as number)) fail(`tensor "bank" has a non-finite value in row ${Math.floor(i / dim)}`);
+    if (expected.modelFingerprint !== undefined && modelFingerprint !== null && modelFingerprint !== expected.modelFingerprint) {
+      throw new ModelMismatchError(path, `bank was built with other weights named ${model} (fingerprint ${modelFingerprint.slice(0, 12)}, these are ${expected.modelFingerprint.slice(0, 12)}): different embedding spaces; rebuild it for this model with ${buildCommand('<bank.safetensors>', expected.modelArg)}`);
+    }
   }
   const sourcePatches = Number(meta['source_patches'] ?? size);
   let threshold: ReferenceThreshold | null = null;
@@ -168,5 +178,28 @@ export async function readReferenceBank(path: string, expected?: ReferenceBankEx
     };
     threshold = { value: num('threshold'), quantile: num('threshold_quantile'), sample: num('threshold_sample'), median: num('threshold_median'), max: num('threshold_max') };
   }
-  return { model: model as string, dim, size, data, sourcePatches: Number.isFinite(sourcePatches) ? sourcePatches : size, method: meta['method'] ?? REFERENCE_BANK_METHOD, threshold };
+  return { model: model as string, modelFingerprint, dim, size, sourcePatches: Number.isFinite(sourcePatches) ? sourcePatches : size, method: meta['method'] ?? REFERENCE_BANK_METHOD, threshold };
+}
+
+export async function readReferenceBank(path: string, expected?: ReferenceBankExpectation): Promise<ReferenceBank> {
+  const bank = await checkReferenceBank(path, expected);
+  let file: SafetensorsFile;
+  try {
+    file = await SafetensorsFile.read(path);
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw new ScoreFileError(path, `cannot read the reference bank: ${err.message}`, err);
+    throw err;
+  }
+  let data: Float32Array;
+  try {
+    data = file.float32('bank');
+  } catch (err) {
+    throw new ScoreFileError(path, `tensor "bank": ${(err as Error).message}`, err);
+  }
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i] as number)) {
+      throw new ScoreFileError(path, `tensor "bank" has a non-finite value in row ${Math.floor(i / bank.dim)}; rebuild it with ${buildCommand(path, expected?.modelArg)}`);
+    }
+  }
+  return { ...bank, data };
 }

@@ -9,7 +9,8 @@
 import type { DeviceName } from '../infer/vit-engine.js';
 import type { NearestNeighbourSearch } from './nearest-neighbour.js';
 import { defaultNearestNeighbourSearch } from './native-nearest-neighbour.js';
-import type { ReferenceBank } from './reference-bank.js';
+import type { ReferenceBank, ReferenceThreshold } from './reference-bank.js';
+import { DEMO_MODEL_SPEC } from '../infer/demo-model.js';
 import { ScoreFileError } from './errors.js';
 import { checkEmbeddings, checkFitInput, type FitStatistics, type FittedScorer, type PatchEmbeddings, type Scorer } from './types.js';
 
@@ -24,6 +25,15 @@ export interface ReferenceScorerOptions {
 
 export const REFERENCE_SCORER_DEFAULTS = { search: null, device: 'cpu' } as const;
 
+/** The bank's own threshold; a bank without one is refused (a threshold from the scored slide would mislead). */
+export function bankThreshold(bank: Pick<ReferenceBank, 'threshold' | 'model'>, bankPath: string): ReferenceThreshold {
+  if (bank.threshold !== null) return bank.threshold;
+  throw new ScoreFileError(
+    bankPath,
+    `this reference bank has no threshold of its own (it was built before banks carried one, and a threshold from the scored slide would mislead): rebuild it with \`flashslide reference build <normal slides> -o ${bankPath} --model ${bank.model === DEMO_MODEL_SPEC.name ? 'demo' : `<${bank.model}.safetensors>`}\``,
+  );
+}
+
 export class ReferenceScorer implements Scorer {
   readonly method: string;
   readonly params: Readonly<Record<string, unknown>>;
@@ -35,13 +45,7 @@ export class ReferenceScorer implements Scorer {
     options: Partial<ReferenceScorerOptions> & { bankPath: string },
   ) {
     const o: ReferenceScorerOptions = { ...REFERENCE_SCORER_DEFAULTS, ...options };
-    const t = bank.threshold;
-    if (t === null) {
-      throw new ScoreFileError(
-        o.bankPath,
-        'this reference bank has no threshold of its own (it was built before banks carried one, and a threshold from the scored slide would mislead): rebuild it with `flashslide reference build <normal slides> -o <bank>`',
-      );
-    }
+    const t = bankThreshold(bank, o.bankPath);
     this.method = `reference:${o.bankPath}`;
     this.search = o.search ?? defaultNearestNeighbourSearch(bank, o.device);
     this.params = {
