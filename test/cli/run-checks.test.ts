@@ -344,6 +344,16 @@ describe('damaged model weights', () => {
     expect(r.stderr).toMatch(/damaged\.safetensors: tensor "blocks\.1\.mlp\.fc1\.weight" holds NaN at element \d+: the checkpoint is damaged/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(existsSync(data) ? readdirSync(data).filter((d) => d !== 'embeddings') : []).toEqual([]);
+    // An infinite value (here -Inf, in the first layer's norm) the same way.
+    const inf = SafetensorsFile.parse(files.weights, readFileSync(files.weights)).info('blocks.0.norm1.weight');
+    const bytes2 = readFileSync(files.weights);
+    if (inf.dtype === 'F32') bytes2.writeUInt32LE(0xff800000, inf.begin);
+    else bytes2.writeUInt16LE(0xff80, inf.begin);
+    writeFileSync(weights, bytes2);
+    const r2 = cli(['analyze', CMU, TINY, '--data', data, '--model', weights, '--device', 'cpu']);
+    expect(r2.code).toBe(3);
+    expect(r2.stderr).toMatch(/damaged\.safetensors: tensor "blocks\.0\.norm1\.weight" holds an infinite value at element 0: the checkpoint is damaged/);
+    expect(r2.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
 
