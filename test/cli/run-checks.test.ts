@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describeAnalysis } from '../../worker/pipeline/analysis-spec.js';
@@ -169,6 +169,19 @@ describe('workers that cannot work refuse to start', () => {
     const r = cli(['worker', '--device', 'cuda', '--slides', SLIDES, '--redis', 'redis://127.0.0.1:1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--device cuda: this build has no CUDA backend/);
+  });
+
+  it('a worker whose build has no engine (the addon not built) refuses to start instead of failing every job it takes', () => {
+    // The checkout's CLI without native/build: what a worker sees after a failed or skipped build.
+    const root = tempDir();
+    for (const d of ['bin', 'dist']) cpSync(join(ROOT, d), join(root, d), { recursive: true });
+    copyFileSync(join(ROOT, 'package.json'), join(root, 'package.json'));
+    mkdirSync(join(root, 'native'));
+    symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'flashslide.js'), 'worker', '--slides', SLIDES, '--redis', 'redis://127.0.0.1:1'], { encoding: 'utf8', env: cliEnv() });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^flashslide: this worker cannot run models: the native addon is not built .*run npm run build:native$/m);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('worker --data is accepted, and a folder it cannot write is refused', () => {
