@@ -4,6 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
+import type { SlideSource } from '../worker/slide/slide-source.js';
 import { CMU } from './helpers.js';
 
 /** Offsets and byte counts of the tiles of a classic little-endian TIFF's first IFD. */
@@ -78,4 +79,20 @@ export function damagedCmu(path: string, points: readonly [number, number][], ho
     else b.writeUInt32LE(b.length - o + 1000, at.get(325)! + t * 4);
   }
   writeFileSync(path, b);
+}
+
+/** Every stored JPEG tile of a slide (complete JPEG files), level 0 first. */
+export async function storedTiles(s: SlideSource): Promise<{ where: string; jpeg: Buffer; maxPixels: number }[]> {
+  const out: { where: string; jpeg: Buffer; maxPixels: number }[] = [];
+  for (const [level, { width, height }] of s.levels.entries()) {
+    const size = s.storedTileSize?.(level);
+    if (size === null || size === undefined) continue;
+    for (let row = 0; row * size.height < height; row++) {
+      for (let col = 0; col * size.width < width; col++) {
+        const jpeg = await s.readStoredTile?.(level, col, row);
+        if (jpeg !== null && jpeg !== undefined) out.push({ where: `level ${level} tile (${col}, ${row})`, jpeg, maxPixels: size.width * size.height });
+      }
+    }
+  }
+  return out;
 }

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { headerOnlyPng } from '../header-only-png.js';
 import { openSlide } from '../../worker/slide/open-slide.js';
 import { CorruptSlideError, TooLargeSlideError } from '../../worker/slide/errors.js';
 import { DECODE_LIMITS, distinctStoredBytes } from '../../worker/slide/decode-bounds.js';
@@ -93,20 +93,8 @@ describe('decompression bombs are refused before decoding', () => {
 
   it('a PNG that decodes to more than one read may (12000^2 px of one colour): every region read would decode it from the top', async () => {
     // The header is what counts: the pixel data is a few bytes.
-    const chunk = (type: string, data: Buffer): Buffer => {
-      const head = Buffer.alloc(4);
-      head.writeUInt32BE(data.length);
-      const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-      const crc = Buffer.alloc(4);
-      crc.writeUInt32BE(crc32(body));
-      return Buffer.concat([head, body, crc]);
-    };
-    const ihdr = Buffer.alloc(13);
-    ihdr.writeUInt32BE(12000, 0);
-    ihdr.writeUInt32BE(12000, 4);
-    ihdr.set([8, 2, 0, 0, 0], 8);
     const path = join(tempDir(), 'flat.png');
-    writeFileSync(path, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]));
+    writeFileSync(path, headerOnlyPng(12000, 12000));
     const { err, ms } = await refusal(path);
     expect(err).toBeInstanceOf(TooLargeSlideError);
     expect((err as Error).message).toMatch(/a PNG image of 12000 x 12000 px \(412 MiB decoded\) is decoded from its first row for every region read; larger than 256 MiB/);

@@ -11,26 +11,10 @@ import { jpegEntropyDamage, jpegKernels, type JpegKernels } from '../../worker/n
 import { openSlide } from '../../worker/slide/open-slide.js';
 import type { SlideSource } from '../../worker/slide/slide-source.js';
 import { seededRng, type Rng } from '../../worker/util/random.js';
-import { damagedCmu, type Damage } from '../damaged-slide.js';
+import { damagedCmu, storedTiles, type Damage } from '../damaged-slide.js';
 import { CMU, tempDir } from '../helpers.js';
 
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
-
-/** Every stored JPEG tile of a slide (complete JPEG files), level 0 first. */
-async function storedTiles(s: SlideSource): Promise<{ where: string; jpeg: Buffer; maxPixels: number }[]> {
-  const out: { where: string; jpeg: Buffer; maxPixels: number }[] = [];
-  for (const [level, { width, height }] of s.levels.entries()) {
-    const size = s.storedTileSize?.(level);
-    if (size === null || size === undefined) continue;
-    for (let row = 0; row * size.height < height; row++) {
-      for (let col = 0; col * size.width < width; col++) {
-        const jpeg = await s.readStoredTile?.(level, col, row);
-        if (jpeg !== null && jpeg !== undefined) out.push({ where: `level ${level} tile (${col}, ${row})`, jpeg, maxPixels: size.width * size.height });
-      }
-    }
-  }
-  return out;
-}
 
 /** Where the entropy-coded data starts (after the first SOS segment), or the length when none is found. */
 function scanStart(jpeg: Uint8Array): number {

@@ -23,7 +23,7 @@ import type { ColormapName } from './colormap.js';
 import { StoreArgumentError } from './errors.js';
 import { FIGURE_DEFAULTS, heatmapColouring, overviewPixels, type Heatmap } from './heatmap-figure.js';
 import { esc, fitText, FONT, footer, INK, INK_SOFT, textWidth, wrapParts } from './overlay-legend.js';
-import { placeRegionLabels, type LabelPlan } from './region-labels.js';
+import { placeRegionLabels, type LabelPlan, type PlacedLabel } from './region-labels.js';
 import { outlineRegions } from './region-outline.js';
 import type { RankedRegion } from './result-types.js';
 
@@ -93,20 +93,8 @@ export interface OverlayLayout {
   bar: { x: number; y: number; width: number; height: number } | null;
 }
 
-/** A region's number on the figure, canvas pixels. */
-export interface OverlayLabel {
-  text: string;
-  rank: number;
-  /** The label's box. */
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  /** The region's innermost point, which the label marks. */
-  anchor: { x: number; y: number };
-  /** The line from a dot at the anchor to the label, when the label sits beside its region; null when it sits on it. */
-  leader: { x1: number; y1: number; x2: number; y2: number } | null;
-}
+/** A region's number on the figure, canvas pixels (placed by region-labels.ts). */
+export type OverlayLabel = PlacedLabel;
 
 const hex = (c: string): [number, number, number] => [parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16)];
 
